@@ -268,6 +268,318 @@ def demo(ctx: Context, size: str, seed: int, reset: bool) -> None:
 # --- kpi-red match / repair-origin / cycle (matcher) ------------------------------------
 # (implemented by the matcher: matcher/match.py, matcher/db.py, matcher/report.py)
 
+CYCLE_BUSY_EXIT = 75  # EX_TEMPFAIL: another cycle is running; try again later
+
+
+@main.command("match")
+@connection_options
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=1000,
+    show_default=True,
+    help="Most leads to claim in this run (0: the whole eligible backlog).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=500,
+    show_default=True,
+    help="Leads per transaction.",
+)
+@click.option("--dry-run", is_flag=True, help="Decide and report, write nothing.")
+@click.option(
+    "--name-threshold",
+    type=click.FloatRange(0, 100),
+    default=85.0,
+    show_default=True,
+    help="Least name score (0-100) for a lone phone or email to link.",
+)
+@json_option
+@click.pass_obj
+@handle_errors
+def match_command(
+    ctx: Context,
+    limit: int,
+    batch_size: int,
+    dry_run: bool,
+    name_threshold: float,
+    as_json: bool,
+) -> None:
+    """Link eligible backlog leads to registry persons; log every attempt.
+
+    Claims leads from ops.v_cabinet_kpi_red_backlog (oldest first, batches under
+    advisory locks, so several matchers can run at once), decides per lead
+    (document, two agreeing keys, or a lone phone/email whose name agrees) and writes
+    links, missing origin rows and one attempts-log row per lead, a transaction per
+    batch. Run `dbt build` first. --json prints: run_id, dry_run, claimed, matched,
+    matched_by_rule, failed, failed_by_reason, skipped_locked, skipped_changed,
+    links_written, origins_written, batches, seconds, leads_per_s.
+
+    Example: kpi-red match --limit 5000 --batch-size 1000
+    """
+    import sys
+
+    from matcher import db as database
+    from matcher import report
+    from matcher.run import MatchOptions, run_match
+
+    options = MatchOptions(
+        limit=limit or None,
+        batch_size=batch_size,
+        dry_run=dry_run,
+        name_threshold=name_threshold,
+    )
+    conninfo = ctx.connection.conninfo
+    if not sys.stderr.isatty():
+        summary = run_match(conninfo, settings=ctx.settings, options=options)
+    else:
+        with database.connect(conninfo) as conn:
+            eligible = database.count_eligible(conn)
+        total = min(eligible, limit) if limit else eligible
+        with click.progressbar(length=total, label="matching", file=sys.stderr) as bar:
+            summary = run_match(
+                conninfo, settings=ctx.settings, options=options, progress=bar.update
+            )
+    if as_json:
+        echo_json(summary.to_json())
+    else:
+        click.echo(report.render(summary))
+
+
+@main.command("repair-origin")
+@connection_options
+@click.option("--dry-run", is_flag=True, help="Count the ORIGIN_MISSING persons, write nothing.")
+@json_option
+@click.pass_obj
+@handle_errors
+def repair_origin(ctx: Context, dry_run: bool, as_json: bool) -> None:
+    """Add an origin row for every linked person without one (ORIGIN_MISSING).
+
+    Whoever linked them: the origin is the person's earliest link (for a cabinet lead,
+    origin_tag 'cabinet_lead' and the lead's creation time). One statement; idempotent.
+
+    Example: kpi-red repair-origin --dry-run
+    """
+    from matcher import db as database
+
+    with database.connect(ctx.connection.conninfo) as conn:
+        added = database.repair_origin(conn, tables=ctx.settings.tables, dry_run=dry_run)
+    if as_json:
+        echo_json({"origins_added": added, "dry_run": dry_run})
+    elif dry_run:
+        click.echo(f"{added} ORIGIN_MISSING persons would get an origin row (dry run)")
+    else:
+        click.echo(f"added {added} origin rows")
+
+
+@main.command()
+@connection_options
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Most leads the match step claims (0: the whole eligible backlog).",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=500,
+    show_default=True,
+    help="Leads per transaction.",
+)
+@click.option("--full-refresh", is_flag=True, help="Rebuild dbt's incremental models first.")
+@json_option
+@click.pass_obj
+@handle_errors
+def cycle(ctx: Context, limit: int, batch_size: int, full_refresh: bool, as_json: bool) -> None:
+    """One scheduled step: init, dbt build, match, dbt build.
+
+    Guarded by a PostgreSQL advisory lock: a second cycle on the same database exits at
+    once with code 75. dbt uses the same profile and target as kpi-red; with --dsn (or
+    KPI_RED_DSN) a temporary profile is made from the DSN, its password passed in
+    DBT_ENV_SECRET_PGPASSWORD, never written to a file.
+
+    \b
+    cron:  17 * * * *  cd /srv/kpi-red && .venv/bin/kpi-red cycle --json >> cycle.log
+    Example: kpi-red cycle --limit 20000
+    """
+    import contextlib
+    import os
+    import sys
+
+    from matcher import cycle as cycles
+    from matcher import report
+    from matcher.run import MatchOptions
+
+    conninfo = ctx.connection.conninfo
+    profile = config.profiles_dir_for(ctx.settings.project_dir, ctx.profiles_dir) / "profiles.yml"
+    uses_dsn = bool(ctx.dsn or os.environ.get("KPI_RED_DSN"))
+    with contextlib.ExitStack() as stack:
+        if uses_dsn or not profile.is_file():
+            target = stack.enter_context(cycles.dbt_profile_from_dsn(conninfo))
+        else:
+            target = cycles.DbtTarget(profiles_dir=profile.parent, target=ctx.target)
+        on_step = None if as_json else (lambda name: click.echo(f"-> {name}", err=True))
+        try:
+            result = cycles.run_cycle(
+                conninfo,
+                settings=ctx.settings,
+                dbt_target=target,
+                options=MatchOptions(limit=limit or None, batch_size=batch_size),
+                full_refresh=full_refresh,
+                on_step=on_step,
+            )
+        except cycles.CycleBusyError as exc:
+            click.echo(f"Error: {exc}; exiting (code {CYCLE_BUSY_EXIT})", err=True)
+            sys.exit(CYCLE_BUSY_EXIT)
+    if as_json:
+        echo_json(result.to_json())
+        return
+    for name, seconds in result.steps:
+        click.echo(f"{name:<10} {seconds:8.2f} s")
+    if result.summary is not None:
+        click.echo(report.render(result.summary))
+
+
+@main.command()
+@click.option("--matcher-role", default="kpi_red_matcher", show_default=True)
+@click.option("--reader-role", default="kpi_red_reader", show_default=True)
+@click.option("--project-dir", type=click.Path(file_okay=False, exists=True), hidden=True)
+def grants(matcher_role: str, reader_role: str, project_dir: str | None) -> None:
+    """Print the GRANT statements for a least-privilege matcher role and a read-only
+    panel role (names from dbt_project.yml vars, quoted as identifiers).
+
+    Run them as the role dbt builds with; `kpi-red match` then runs as the matcher role
+    (`kpi-red cycle`, which runs dbt, needs dbt's role).
+
+    Example: kpi-red grants --matcher-role matcher | psql "$DATABASE_URL"
+    """
+    from matcher import db as database
+
+    settings = config.load_settings(Path(project_dir).resolve() if project_dir else None)
+    statements = database.grant_statements(
+        settings.tables, matcher_role=matcher_role, reader_role=reader_role
+    )
+    click.echo(statements, nl=False)
+
 
 # --- kpi-red metrics / serve (panel) ----------------------------------------------------
 # (implemented by the panel: matcher/panel.py, matcher/web.py, matcher/db.py)
+
+
+def _metrics_time_zone(ctx: Context) -> str:
+    return str(ctx.settings.vars.get("metrics_time_zone") or "UTC")
+
+
+@main.command()
+@connection_options
+@json_option
+@click.option(
+    "--watch",
+    type=click.IntRange(min=1),
+    metavar="SECONDS",
+    help="Redraw every SECONDS until Ctrl-C (with --json: one JSON line each time).",
+)
+@click.option(
+    "--days",
+    type=click.IntRange(1, 366),
+    default=7,
+    show_default=True,
+    help="Days in the trend (--json adds last_<N>_days when N is not 7).",
+)
+@click.pass_obj
+@handle_errors
+def metrics(ctx: Context, as_json: bool, watch: int | None, days: int) -> None:
+    """Is the red backlog draining? Today's numbers, the trend and the alerts.
+
+    Reads only the dbt models ops.v_cabinet_kpi_red_recovery_metrics_daily and
+    ops.v_cabinet_kpi_red_backlog (a read-only role suffices): run `dbt build` first.
+    "Today" is the newest day the metrics model holds. --json prints
+    {"today", "yesterday", "last_7_days", "current_backlog"}; a day without a row in the
+    model has null numbers.
+
+    Example: kpi-red metrics --watch 60
+    """
+    import json as json_module
+
+    from matcher import panel
+
+    conninfo = ctx.connection.conninfo
+    time_zone = _metrics_time_zone(ctx)
+
+    def show() -> None:
+        payload = panel.load_payload(conninfo, days=days, time_zone=time_zone)
+        if as_json and watch:
+            click.echo(json_module.dumps(payload, ensure_ascii=False))
+        elif as_json:
+            echo_json(payload)
+        else:
+            click.echo(panel.render(payload, days=days, time_zone=time_zone))
+
+    if watch is None:
+        show()
+    else:
+        _watch(show, seconds=watch, clear=not as_json)
+
+
+def _watch(show: Callable[[], None], *, seconds: int, clear: bool) -> None:
+    """Call ``show`` every ``seconds`` until Ctrl-C (exit 0). The first failure is fatal;
+    later database errors are shown and retried, so a restart of PostgreSQL is survived."""
+    import time
+    from datetime import datetime
+
+    from matcher.db import DatabaseError
+
+    first = True
+    try:
+        while True:
+            if clear:
+                click.clear()
+            try:
+                show()
+            except DatabaseError as exc:
+                if first:
+                    raise
+                click.echo(click.style(f"error: {exc} (retrying)", fg="red"), err=True)
+            first = False
+            if clear:
+                stamp = datetime.now().strftime("%H:%M:%S")
+                click.echo(
+                    click.style(f"\nupdated {stamp}; every {seconds}s; Ctrl-C to stop", dim=True)
+                )
+            time.sleep(seconds)
+    except KeyboardInterrupt:
+        return
+
+
+@main.command()
+@connection_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port."
+)
+@click.pass_obj
+@handle_errors
+def serve(ctx: Context, host: str, port: int) -> None:
+    """Serve the panel: a web page and its JSON API (read-only; no authentication).
+
+    \b
+    GET /   the panel and a 14-day chart, refreshing every 60 s
+    GET /api/v1/ops/payments/cabinet-financial-14d/kpi-red-recovery-metrics[?days=14]
+            the same JSON as `kpi-red metrics --json`; 503 when the database is not ready
+
+    Example: kpi-red serve --port 8000
+    """
+    try:
+        import uvicorn
+
+        from matcher import web
+    except ImportError:
+        raise click.ClickException(
+            "kpi-red serve needs the serve extra: pip install 'kpi-red-recovery[serve]'"
+        ) from None
+    app = web.create_app(conninfo=ctx.connection.conninfo, time_zone=_metrics_time_zone(ctx))
+    click.echo(f"the recovery panel: http://{host}:{port}/  (Ctrl-C to stop)")
+    uvicorn.run(app, host=host, port=port, log_level="info")

@@ -1,0 +1,99 @@
+"""``python -m bench --size small|medium|large`` (``make bench SIZE=...``).
+
+Example: python -m bench --sizes small,medium --batch-sizes 500,1000,2000
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bench import report
+from bench.run import SIZES, Options, run
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(",") if part.strip())
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--size",
+    type=click.Choice(list(SIZES)),
+    help="One size: demo 3k leads/12k persons, small 10k/50k, medium 100k/500k, large 500k/2M.",
+)
+@click.option("--sizes", help="Several sizes, comma-separated, to see how each step grows.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--batch-sizes",
+    default="1000",
+    show_default=True,
+    help="Matcher --batch-size; several (comma-separated) are tried, each on a copy, "
+    "and the fastest drains.",
+)
+@click.option("--naive-sample", type=int, default=2000, show_default=True)
+@click.option("--trace-batches", type=int, default=3, show_default=True)
+@click.option(
+    "--incremental/--no-incremental",
+    default=True,
+    show_default=True,
+    help="Measure the rebuild after the drain, 1% new leads and the incremental dbt build.",
+)
+@click.option("--keep", is_flag=True, help="Keep the benchmark databases (default: dropped).")
+@click.option(
+    "--out-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=RESULTS_DIR,
+    show_default=True,
+)
+def main(
+    size: str | None,
+    sizes: str | None,
+    seed: int,
+    batch_sizes: str,
+    naive_sample: int,
+    trace_batches: int,
+    incremental: bool,
+    keep: bool,
+    out_dir: Path,
+) -> None:
+    """Benchmark the schedule (dbt build -> kpi-red match -> dbt build) at a size.
+
+    Example: python -m bench --size small --batch-sizes 250,500,1000,2000
+    """
+    chosen = [part.strip() for part in (sizes or size or "small").split(",") if part.strip()]
+    unknown = [name for name in chosen if name not in SIZES]
+    if unknown:
+        raise click.BadParameter(f"unknown size(s): {', '.join(unknown)}", param_hint="--sizes")
+    outcomes = []
+    for name in chosen:
+        click.echo(f"== {name} ==")
+        outcome = run(
+            Options(
+                size=name,
+                seed=seed,
+                batch_sizes=_ints(batch_sizes),
+                naive_sample=naive_sample,
+                trace_batches=trace_batches,
+                incremental=incremental,
+                keep=keep,
+            )
+        )
+        path = report.write_json(outcome.record, outcome.steps, out_dir=out_dir)
+        click.echo("")
+        click.echo(report.table(name, outcome.steps, outcome.record))
+        click.echo("")
+        click.echo(report.verdict(outcome.record))
+        click.echo(f"\nwrote {path}\n")
+        outcomes.append((name, outcome.steps, outcome.record))
+    if len(outcomes) > 1:
+        click.echo(report.growth(outcomes))
+    if any("error" in record for _, _, record in outcomes):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Throwaway benchmark databases on the embedded server, and dbt run as a child process."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from bench.measure import ChildResult, run_child
+from matcher import config, db, server
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+BIN_DIR = Path(sys.executable).parent
+
+PROFILE_TEMPLATE = """
+kpi_red_recovery:
+  target: bench
+  outputs:
+    bench:
+      type: postgres
+      host: "{host}"
+      port: 5432
+      user: postgres
+      password: ""
+      dbname: "{dbname}"
+      schema: analytics
+      threads: {threads}
+"""
+
+
+def socket_dir() -> Path:
+    """The running embedded server's socket directory (started if it is not running)."""
+    data_dir = config.embedded_data_dir(PROJECT_DIR)
+    current = server.status(data_dir)
+    if current.is_running and current.socket_dir is not None:
+        return current.socket_dir
+    return server.start(data_dir)
+
+
+@dataclass(frozen=True)
+class BenchDatabase:
+    """One database of the benchmark and the dbt profile pointing at it."""
+
+    name: str
+    socket: Path
+    home: Path
+
+    @property
+    def conninfo(self) -> str:
+        return server.conninfo(self.socket, self.name)
+
+    @property
+    def profiles_dir(self) -> Path:
+        return self.home / "profiles"
+
+    @property
+    def target_path(self) -> Path:
+        return self.home / "target"
+
+    def connect(self, **kwargs: Any) -> psycopg.Connection:
+        return psycopg.connect(self.conninfo, application_name="kpi-red-bench", **kwargs)
+
+    def scalar(self, statement: str, params: Any = None) -> Any:
+        with self.connect() as conn:
+            row = conn.execute(statement, params).fetchone()
+            return row[0] if row else None
+
+    def execute(self, statement: str, params: Any = None, *, autocommit: bool = False) -> None:
+        with self.connect(autocommit=autocommit) as conn:
+            conn.execute(statement, params)
+
+    def cli_env(self) -> dict[str, str]:
+        return {"KPI_RED_DSN": self.conninfo, "KPI_RED_PROJECT_DIR": str(PROJECT_DIR)}
+
+    def write_profile(self, *, threads: int = 4) -> None:
+        self.profiles_dir.mkdir(parents=True, exist_ok=True)
+        (self.profiles_dir / "profiles.yml").write_text(
+            PROFILE_TEMPLATE.format(host=self.socket, dbname=self.name, threads=threads)
+        )
+
+    def dbt(self, *args: str) -> DbtRun:
+        """``dbt <args>`` as a child process (its own memory), with its run_results.
+
+        ``build`` excludes unit tests, as a production schedule does: they test the
+        models' logic on fixed rows, not the data, and cost the same at every size.
+        """
+        self.write_profile()
+        if args and args[0] == "build":
+            args = (*args, "--exclude-resource-type", "unit_test")
+        argv = [
+            str(BIN_DIR / "dbt"),
+            "--no-use-colors",
+            *args,
+            "--project-dir",
+            str(PROJECT_DIR),
+            "--profiles-dir",
+            str(self.profiles_dir),
+            "--target",
+            "bench",
+            "--target-path",
+            str(self.target_path),
+            "--log-path",
+            str(self.target_path / "logs"),
+        ]
+        child = run_child(argv, cwd=PROJECT_DIR, env={"DBT_SEND_ANONYMOUS_USAGE_STATS": "false"})
+        child.check()
+        return DbtRun(child=child, nodes=_node_timings(self.target_path / "run_results.json"))
+
+
+@dataclass(frozen=True)
+class DbtRun:
+    child: ChildResult
+    nodes: list[dict[str, Any]]
+
+    @property
+    def node_seconds(self) -> float:
+        return sum(node["seconds"] for node in self.nodes)
+
+    def slowest(self, count: int = 6) -> list[dict[str, Any]]:
+        return sorted(self.nodes, key=lambda node: -node["seconds"])[:count]
+
+
+def _node_timings(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    results = json.loads(path.read_text()).get("results", [])
+    return [
+        {
+            "node": result["unique_id"].split(".", 2)[-1],
+            "kind": result["unique_id"].split(".", 1)[0],
+            "status": result.get("status"),
+            "seconds": round(float(result.get("execution_time") or 0.0), 3),
+        }
+        for result in results
+    ]
+
+
+def create(name: str, *, home: Path, init: bool = True) -> BenchDatabase:
+    socket = socket_dir()
+    server.drop_database(socket, name)
+    server.create_database(socket, name)
+    database = BenchDatabase(name=name, socket=socket, home=home)
+    if init:
+        with db.connect(database.conninfo) as conn:
+            db.init_schema(conn, config.load_settings(PROJECT_DIR).tables)
+    return database
+
+
+def clone(source: BenchDatabase, name: str) -> BenchDatabase:
+    """An identical copy (``create database ... template``): the same state, other files.
+
+    ``file_copy`` copies the files after a checkpoint; much faster than the default
+    ``wal_log`` strategy for a database of hundreds of megabytes.
+    """
+    with psycopg.connect(server.conninfo(source.socket, "postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
+        conn.execute(
+            sql.SQL("create database {} template {} strategy file_copy").format(
+                sql.Identifier(name), sql.Identifier(source.name)
+            )
+        )
+    home = source.home.parent / name
+    home.mkdir(parents=True, exist_ok=True)
+    return BenchDatabase(name=name, socket=source.socket, home=home)
+
+
+def drop(database: BenchDatabase) -> None:
+    server.drop_database(database.socket, database.name)
+
+
+def database_size_mb(database: BenchDatabase) -> float:
+    return float(database.scalar("select pg_database_size(current_database())")) / 2**20
+
+
+def bench_name(size: str) -> str:
+    return f"kpi_red_bench_{size}_{os.getpid()}"

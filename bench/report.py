@@ -1,0 +1,140 @@
+"""The table on the terminal, the JSON file, and how each step grows across sizes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.measure import Step
+
+HEADER = ("size", "step", "seconds", "rows", "rows/s", "peak MB", "x naive", "note")
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.{digits}f}"
+
+
+def table(size: str, steps: Sequence[Step], record: dict[str, Any]) -> str:
+    naive = record.get("naive_leads_per_s") or 0.0
+    rows = []
+    for step in steps:
+        speed = step.rows_per_s
+        leads_step = step.name.startswith(("naive", "bound", "kpi-red match drain"))
+        ratio = f"{speed / naive:.1f}x" if leads_step and speed and naive else ""
+        rows.append(
+            (
+                size,
+                step.name,
+                f"{step.seconds:.3f}" if step.seconds < 1 else f"{step.seconds:.1f}",
+                _number(step.rows),
+                _number(speed),
+                _number(step.peak_rss_mb, 1),
+                ratio,
+                step.note,
+            )
+        )
+    return _grid([HEADER, *rows])
+
+
+def _grid(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(row[column])) for row in rows) for column in range(len(rows[0]))]
+    numeric = {2, 3, 4, 5, 6}
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [
+            str(cell).rjust(width) if column in numeric else str(cell).ljust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def verdict(record: dict[str, Any]) -> str:
+    """The targets of issue 6, checked (they are meant for ``large``)."""
+    checks = [
+        ("matcher >= 0.8x bound", record.get("ratio_to_bound"), 0.8, ">="),
+        ("matcher >= 8x naive", record.get("ratio_to_naive"), 8.0, ">="),
+        ("peak RSS < 200 MB", record.get("peak_rss_mb"), 200.0, "<"),
+        ("dbt incremental <= 20% of full", record.get("dbt_incremental_ratio"), 0.2, "<="),
+        ("panel < 50 ms", record.get("panel_ms"), 50.0, "<"),
+    ]
+    lines = []
+    for label, value, limit, sign in checks:
+        if value is None:
+            lines.append(f"  ?    {label}: not measured")
+            continue
+        passed = {">=": value >= limit, "<": value < limit, "<=": value <= limit}[sign]
+        lines.append(f"  {'ok ' if passed else 'MISS'} {label}: {value}")
+    return "\n".join(lines)
+
+
+def write_json(record: dict[str, Any], steps: Sequence[Step], *, out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = out_dir / f"{stamp}-{record['size']}.json"
+    payload = {
+        **record,
+        "steps": [
+            {
+                "step": step.name,
+                "seconds": round(step.seconds, 4),
+                "rows": step.rows,
+                "rows_per_s": round(step.rows_per_s, 1) if step.rows_per_s else None,
+                "peak_rss_mb": round(step.peak_rss_mb, 1) if step.peak_rss_mb else None,
+                "note": step.note,
+            }
+            for step in steps
+        ],
+    }
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    return path
+
+
+def growth(outcomes: Sequence[tuple[str, Sequence[Step], dict[str, Any]]]) -> str:
+    """Seconds per 1,000 leads of each step, per size: flat across a row means linear."""
+    sizes = [size for size, _, _ in outcomes]
+    names: list[str] = []
+    for _, steps, _ in outcomes:
+        for step in steps:
+            key = _growth_key(step.name)
+            if key not in names:
+                names.append(key)
+    header = ("step (s per 1k leads)", *sizes, "growth")
+    rows: list[tuple[str, ...]] = [header]
+    for name in names:
+        values: list[float | None] = []
+        for _, steps, record in outcomes:
+            found = [step for step in steps if _growth_key(step.name) == name]
+            leads = record.get("leads") or 0
+            values.append(found[0].seconds / leads * 1000 if found and leads else None)
+        known = [value for value in values if value]
+        trend = f"{known[-1] / known[0]:.2f}x" if len(known) > 1 else ""
+        rows.append(
+            (name, *[f"{value:.4f}" if value is not None else "" for value in values], trend)
+        )
+    return _grid_plain(rows)
+
+
+def _growth_key(name: str) -> str:
+    return name.split(" (batch")[0]
+
+
+def _grid_plain(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(row[column])) for row in rows) for column in range(len(rows[0]))]
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [
+            str(cell).ljust(width) if column == 0 else str(cell).rjust(width)
+            for column, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    return "\n".join(lines)

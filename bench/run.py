@@ -1,0 +1,394 @@
+"""One benchmark run at one size, on fresh databases: every step, in one place.
+
+Order (all on the same generated data):
+
+1. a fresh database; ``demo.load`` generates the data inside PostgreSQL;
+2. ``dbt parse`` (not timed: dbt's fixed start-up cost), then ``dbt build`` (full);
+3. an identical copy of that state (``create database ... template``) for the references:
+   the naive loop on a sample (rolled back), a traced in-process matcher run for a few
+   batches (its slowest statement explained), then the one-statement bound on the rest;
+4. optional batch-size trials, each on its own copy;
+5. ``kpi-red match`` draining the whole backlog on the original, as a child process;
+6. ``dbt build`` after the drain; 1% new leads (one statement); the matcher on them;
+   ``dbt build`` again: the incremental build, compared with the full one;
+7. the panel's metrics read, median of 5.
+"""
+
+from __future__ import annotations
+
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import bound, database, match_child, naive, trace, workload
+from bench.measure import Clock, Step, median_ms
+from matcher import config
+
+SIZES = {
+    "demo": (3_000, 12_000),
+    "small": (10_000, 50_000),
+    "medium": (100_000, 500_000),
+    "large": (500_000, 2_000_000),
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    size: str
+    seed: int = 42
+    batch_sizes: tuple[int, ...] = (1000,)
+    naive_sample: int = 2000
+    trace_batches: int = 3
+    new_share: float = 0.01
+    incremental: bool = True
+    keep: bool = False
+    workdir: Path | None = None
+
+
+@dataclass
+class Outcome:
+    """What one size produced: the table rows and the JSON record."""
+
+    steps: list[Step] = field(default_factory=list)
+    record: dict[str, Any] = field(default_factory=dict)
+    slowest: trace.Statement | None = None
+    """The matcher's slowest statement, explained again in the hourly steady state."""
+
+
+def log(message: str) -> None:
+    print(f"  [{datetime.now():%H:%M:%S}] {message}", flush=True)
+
+
+def run(options: Options) -> Outcome:
+    settings = config.load_settings(database.PROJECT_DIR)
+    workdir = options.workdir or Path(tempfile.mkdtemp(prefix="kpi-red-bench-"))
+    name = database.bench_name(options.size)
+    outcome = Outcome()
+    steps = outcome.steps
+    record = outcome.record
+    record.update(
+        size=options.size,
+        seed=options.seed,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        machine=machine(),
+    )
+    log(f"database {name}")
+    main_db = database.create(name, home=workdir / name)
+    created = [main_db]
+    try:
+        generate(main_db, settings, options, outcome)
+        leads = record["leads"]
+
+        log("dbt parse (not timed) and dbt build (full)")
+        main_db.dbt("parse")
+        full = main_db.dbt("build")
+        steps.append(
+            Step(
+                "dbt build full", full.child.seconds, rows=leads, peak_rss_mb=full.child.peak_rss_mb
+            )
+        )
+        record["dbt_full_s"] = round(full.child.seconds, 2)
+        record["dbt_full_node_s"] = round(full.node_seconds, 2)
+        record["dbt_full_slowest_nodes"] = full.slowest()
+        before = workload.counts(main_db, settings)
+        record["backlog"] = before["backlog"]
+        record["eligible"] = before["eligible"]
+        record["database_mb"] = round(database.database_size_mb(main_db), 1)
+
+        reference = database.clone(main_db, f"{name}_ref")
+        created.append(reference)
+        references(reference, settings, options, outcome)
+        database.drop(reference)
+        created.remove(reference)
+
+        best = (
+            batch_trials(main_db, settings, options, outcome)
+            if len(options.batch_sizes) > 1
+            else (options.batch_sizes[0])
+        )
+        drain(main_db, settings, best, outcome)
+
+        if options.incremental:
+            incremental(main_db, settings, options, best, outcome)
+        panel(main_db, settings, outcome)
+    except Exception as exc:  # report what was measured, and what stopped the run
+        record["error"] = f"{exc.__class__.__name__}: {exc}"
+        log(f"STOPPED: {record['error']}")
+    finally:
+        ratios(record)
+        for made in created:
+            if options.keep:
+                log(f"kept database {made.name}")
+            else:
+                database.drop(made)
+    return outcome
+
+
+def generate(
+    main_db: database.BenchDatabase, settings: config.Settings, options: Options, outcome: Outcome
+) -> None:
+    from matcher import demo
+
+    log(f"generating {options.size} data inside PostgreSQL")
+    clock = Clock()
+    with clock.timing():
+        demo.load(main_db.conninfo, settings, size=options.size, seed=options.seed, reset=False)
+    counted = workload.counts_sources(main_db, settings)
+    outcome.record.update(
+        leads=counted["leads"], persons=counted["persons"], generate_s=round(clock.seconds, 2)
+    )
+    outcome.steps.append(
+        Step("generate data (SQL)", clock.seconds, rows=counted["leads"] + counted["persons"])
+    )
+
+
+def references(
+    reference: database.BenchDatabase,
+    settings: config.Settings,
+    options: Options,
+    outcome: Outcome,
+) -> None:
+    """Naive loop, traced matcher batches and the bound, on the copy, in that order."""
+    record = outcome.record
+    log(f"naive loop on {options.naive_sample} leads (rolled back)")
+    naive_result = naive.run(reference.conninfo, settings, sample=options.naive_sample)
+    record["naive_leads"] = naive_result.leads
+    record["naive_leads_per_s"] = round(naive_result.leads_per_s, 1)
+    record["naive_statements_per_lead"] = round(
+        naive_result.statements / max(1, naive_result.leads), 2
+    )
+    outcome.steps.append(
+        Step(
+            "naive per-lead loop (sample)",
+            naive_result.seconds,
+            rows=naive_result.leads,
+            note=f"{record['naive_statements_per_lead']} statements/lead",
+        )
+    )
+
+    batch_size = options.batch_sizes[0]
+    log(f"traced matcher: {options.trace_batches} batches of {batch_size} in-process")
+    record["matcher_trace"] = trace_matcher(
+        reference,
+        settings,
+        batch_size=batch_size,
+        batches=options.trace_batches,
+        eligible=record["eligible"],
+        outcome=outcome,
+    )
+
+    log("the bound: one statement for the rest of the backlog")
+    bound_result = bound.run(reference, settings)
+    record["bound_leads"] = bound_result.leads
+    record["bound_matched"] = bound_result.matched
+    record["bound_leads_per_s"] = round(bound_result.leads_per_s, 1)
+    outcome.steps.append(
+        Step("bound: one SQL statement", bound_result.seconds, rows=bound_result.leads)
+    )
+
+
+def trace_matcher(
+    reference: database.BenchDatabase,
+    settings: config.Settings,
+    *,
+    batch_size: int,
+    batches: int,
+    eligible: int,
+    outcome: Outcome,
+) -> dict[str, Any]:
+    """A few batches (at most a tenth of the backlog, so the bound keeps most of it)."""
+    from matcher.run import MatchOptions, run_match
+
+    limit = max(1, min(batch_size * batches, eligible // 10))
+
+    def action() -> Any:
+        return run_match(
+            reference.conninfo,
+            settings=settings,
+            options=MatchOptions(limit=limit, batch_size=batch_size),
+        )
+
+    recorded, summary = trace.run_traced(action, env=reference.cli_env())
+    found = trace.slowest_explainable(recorded)
+    if found is not None:
+        outcome.slowest = found[0]
+    statements = trace.summarize(recorded)
+    result: dict[str, Any] = {
+        "batch_size": batch_size,
+        "claimed": summary.claimed,
+        "seconds": round(summary.seconds, 3),
+        "statements": [{**entry, "sql": entry["sql"][:300]} for entry in statements[:8]],
+    }
+    if found is not None:
+        statement, total, calls = found
+        log("EXPLAIN ANALYZE of the slowest matcher statement")
+        result["slowest"] = {
+            "sql": " ".join(statement.text.split()),
+            "calls": calls,
+            "total_s": round(total, 3),
+            "slowest_call_s": round(statement.seconds, 3),
+            "explain_analyze": trace.explain_analyze(reference.conninfo, statement),
+        }
+    return result
+
+
+def batch_trials(
+    main_db: database.BenchDatabase,
+    settings: config.Settings,
+    options: Options,
+    outcome: Outcome,
+) -> int:
+    """Drain an identical copy once per batch size; the fastest size wins."""
+    trials = []
+    eligible = outcome.record["eligible"]
+    for batch_size in options.batch_sizes:
+        copy = database.clone(main_db, f"{main_db.name}_b{batch_size}")
+        try:
+            log(f"batch-size trial: {batch_size}")
+            child, summary = match_child.run(copy, limit=eligible, batch_size=batch_size)
+        finally:
+            database.drop(copy)
+        trials.append(
+            {
+                "batch_size": batch_size,
+                "seconds": round(child.seconds, 3),
+                "leads": summary.get("claimed"),
+                "leads_per_s": round((summary.get("claimed") or 0) / child.seconds, 1),
+                "peak_rss_mb": round(child.peak_rss_mb, 1),
+            }
+        )
+    outcome.record["batch_trials"] = trials
+    best = max(trials, key=lambda trial: trial["leads_per_s"])
+    return int(best["batch_size"])
+
+
+def drain(
+    main_db: database.BenchDatabase, settings: config.Settings, batch_size: int, outcome: Outcome
+) -> None:
+    record = outcome.record
+    log(f"kpi-red match: drain {record['eligible']} eligible leads, batch {batch_size}")
+    child, summary = match_child.run(main_db, limit=record["eligible"], batch_size=batch_size)
+    claimed = int(summary.get("claimed") or 0)
+    record.update(
+        batch_size=batch_size,
+        matcher_leads=claimed,
+        matcher_matched=summary.get("matched"),
+        matcher_failed_by_reason=summary.get("failed_by_reason"),
+        matcher_matched_by_rule=summary.get("matched_by_rule"),
+        matcher_seconds=round(child.seconds, 3),
+        matcher_reported_leads_per_s=summary.get("leads_per_s"),
+        leads_per_s=round(claimed / child.seconds, 1) if child.seconds else 0.0,
+        peak_rss_mb=round(child.peak_rss_mb, 1),
+    )
+    outcome.steps.append(
+        Step(
+            f"kpi-red match drain (batch {batch_size})",
+            child.seconds,
+            rows=claimed,
+            peak_rss_mb=child.peak_rss_mb,
+            note=f"matched {summary.get('matched')}",
+        )
+    )
+
+
+def incremental(
+    main_db: database.BenchDatabase,
+    settings: config.Settings,
+    options: Options,
+    batch_size: int,
+    outcome: Outcome,
+) -> None:
+    record = outcome.record
+    log("dbt build after the drain")
+    after = main_db.dbt("build")
+    record["dbt_after_drain_s"] = round(after.child.seconds, 2)
+    outcome.steps.append(
+        Step(
+            "dbt build after drain",
+            after.child.seconds,
+            rows=record["leads"],
+            peak_rss_mb=after.child.peak_rss_mb,
+        )
+    )
+
+    log(f"adding {options.new_share:.0%} new leads (one statement)")
+    clock = Clock()
+    with clock.timing():
+        added = workload.add_new_leads(
+            main_db, settings, share=options.new_share, seed=options.seed
+        )
+    record["new_leads"] = added
+    outcome.steps.append(
+        Step(f"add {options.new_share:.0%} new leads (SQL)", clock.seconds, rows=added)
+    )
+
+    eligible = workload.counts(main_db, settings)["eligible"]
+    if outcome.slowest is not None:
+        log("EXPLAIN ANALYZE of that statement again, in the hourly steady state")
+        record["steady_state_explain"] = trace.explain_analyze(
+            main_db.conninfo, outcome.slowest, timeout_s=180
+        )
+    child, summary = match_child.run(main_db, limit=max(eligible, 1), batch_size=batch_size)
+    record["match_new_s"] = round(child.seconds, 3)
+    record["match_new_leads"] = summary.get("claimed")
+    outcome.steps.append(
+        Step(
+            "kpi-red match new leads",
+            child.seconds,
+            rows=summary.get("claimed"),
+            peak_rss_mb=child.peak_rss_mb,
+        )
+    )
+
+    log("dbt build (incremental, after 1% new leads and a matcher run)")
+    later = main_db.dbt("build")
+    record["dbt_incremental_s"] = round(later.child.seconds, 2)
+    record["dbt_incremental_node_s"] = round(later.node_seconds, 2)
+    record["dbt_incremental_slowest_nodes"] = later.slowest()
+    record["dbt_incremental_ratio"] = round(later.child.seconds / record["dbt_full_s"], 3)
+    outcome.steps.append(
+        Step(
+            "dbt build incremental (1%)",
+            later.child.seconds,
+            rows=added,
+            peak_rss_mb=later.child.peak_rss_mb,
+            note=f"{record['dbt_incremental_ratio']:.0%} of full",
+        )
+    )
+
+
+def panel(main_db: database.BenchDatabase, settings: config.Settings, outcome: Outcome) -> None:
+    log("panel metrics read, median of 5")
+    workload.read_panel(main_db, settings)  # a first read: connection and catalog warm-up
+    median, runs = median_ms(lambda: workload.read_panel(main_db, settings), repeat=5)
+    outcome.record["panel_ms"] = round(median, 1)
+    outcome.record["panel_runs_ms"] = [round(value, 1) for value in runs]
+    outcome.steps.append(
+        Step("panel metrics read (median of 5)", median / 1000, note=f"{median:.1f} ms")
+    )
+    parts = workload.panel_parts(main_db)
+    outcome.record["panel_parts_ms"] = parts["ms"]
+    outcome.record["panel_backlog_count_explain"] = parts["explain"]
+
+
+def ratios(record: dict[str, Any]) -> None:
+    speed = record.get("leads_per_s") or 0.0
+    record["ratio_to_bound"] = (
+        round(speed / record["bound_leads_per_s"], 3) if record.get("bound_leads_per_s") else None
+    )
+    record["ratio_to_naive"] = (
+        round(speed / record["naive_leads_per_s"], 2) if record.get("naive_leads_per_s") else None
+    )
+
+
+def machine() -> dict[str, Any]:
+    import os
+
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+    }

@@ -1,0 +1,19 @@
+-- Least privilege for kpi-red (`kpi-red grants` prints this with the names filled in).
+-- Run as the owner of the tables (the role dbt builds with). Identifiers are quoted by
+-- psycopg.sql, never spliced in as text.
+
+-- The matcher role: reads the dbt relations it claims from (the backlog view, the
+-- candidate and junk tables) and the leads (repair-origin), writes its three tables
+-- (links, origin, attempts log) and nothing else. The registry and claims it never reads:
+-- the view does, with its owner's rights.
+grant usage on schema {matcher_schemas} to {matcher_role};
+grant select on {leads} to {matcher_role};
+grant select, insert, update on {links}, {origin}, {attempts} to {matcher_role};
+grant select on {backlog}, {person_identifiers}, {junk} to {matcher_role};
+-- dbt re-creates its tables on every build: let the new ones carry the grant.
+alter default privileges in schema {dbt_schemas} grant select on tables to {matcher_role};
+
+-- The panel role (`kpi-red metrics`, `kpi-red serve`, BI tools): read-only on the marts.
+grant usage on schema {ops_schema} to {reader_role};
+grant select on all tables in schema {ops_schema} to {reader_role};
+alter default privileges in schema {ops_schema} grant select on tables to {reader_role};

@@ -1,0 +1,63 @@
+"""`kpi-red cycle`: init, dbt build, match, dbt build under an advisory lock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import Database
+
+from matcher import db
+from matcher.cli import CYCLE_BUSY_EXIT, main
+
+
+@pytest.fixture(scope="module")
+def demo_copy(make_database: Callable[..., Database]) -> Database:
+    from matcher import demo
+
+    database = make_database()
+    demo.load(database.conninfo, database.settings, size="demo", seed=42)
+    return database
+
+
+def cycle_env(database: Database, tmp_path: Path) -> dict[str, str]:
+    # dbt's artifacts go to a private target path: tests run side by side on one tree
+    return {
+        **database.cli_env(),
+        "DBT_TARGET_PATH": str(tmp_path / "target"),
+        "DBT_LOG_PATH": str(tmp_path / "logs"),
+    }
+
+
+def test_cycle_runs_green_and_drains_the_eligible_backlog(
+    demo_copy: Database, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(main, ["cycle", "--json"], env=cycle_env(demo_copy, tmp_path))
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert [step["step"] for step in report["steps"]] == ["init", "dbt build", "match", "dbt build"]
+    assert report["match"]["claimed"] > 0 and report["match"]["matched"] > 0
+    eligible = demo_copy.scalar(
+        "select count(*) from ops.v_cabinet_kpi_red_backlog where is_eligible"
+    )
+    assert eligible == 0
+    # the second build folded the attempts into the queue
+    attempted = demo_copy.scalar(
+        "select count(*) from ops.cabinet_kpi_red_recovery_queue where attempt_count > 0"
+    )
+    assert attempted == report["match"]["claimed"]
+    # no password ever reached a file: the temporary profile is gone with the run
+    assert not list(tmp_path.glob("**/profiles.yml"))
+
+
+def test_a_second_cycle_exits_at_once_with_75(demo_copy: Database, tmp_path: Path) -> None:
+    with db.connect(demo_copy.conninfo, autocommit=True) as holder:
+        assert db.try_cycle_lock(holder)  # a cycle is "running"
+        result = CliRunner().invoke(main, ["cycle"], env=cycle_env(demo_copy, tmp_path))
+        db.release_cycle_lock(holder)
+    assert result.exit_code == CYCLE_BUSY_EXIT == 75
+    assert "another kpi-red cycle is running" in result.output
+    assert len(result.output.strip().splitlines()) == 1

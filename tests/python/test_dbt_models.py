@@ -1,0 +1,295 @@
+"""The dbt models over simulated days: the backlog, its history, the queue and the metrics.
+
+One throwaway database lives through four days (D-3 .. D, America/Lima). Days D-3 .. D-1
+are loaded and built with ``as_of = D-1``; day D is added and built again (incremental);
+a third build with no new data and a ``--full-refresh`` must give the same rows.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from conftest import Database
+from psycopg import sql
+
+LIMA = ZoneInfo("America/Lima")
+DAY = date(2024, 5, 10)
+MARTS = {
+    "queue": ("ops.cabinet_kpi_red_recovery_queue", "lead_source_pk"),
+    "metrics": ("ops.v_cabinet_kpi_red_recovery_metrics_daily", "metric_date"),
+    "intervals": ("kpi_red_intermediate.int_backlog_intervals", "lead_source_pk, interval_number"),
+}
+
+SOURCE_DDL = """
+create schema if not exists cabinet;
+create schema if not exists claims;
+create table cabinet.leads (
+    lead_id text primary key, created_at timestamptz not null, updated_at timestamptz,
+    full_name text, phone text, document_type text, document_number text, email text
+);
+create table canon.identity_registry (
+    person_key text primary key, full_name text, phone text, document_type text,
+    document_number text, email text, created_at timestamptz, updated_at timestamptz
+);
+create table claims.lead_claims (claim_id text primary key, lead_id text, claimed_at timestamptz);
+"""
+
+IDENTIFIERS_HASH = """md5(concat_ws(chr(31), coalesce(full_name, ''), coalesce(phone, ''),
+    coalesce(document_type, ''), coalesce(document_number, ''), coalesce(email, '')))"""
+
+
+def at(day_offset: int, hour: int) -> datetime:
+    """An instant on day D+day_offset, local (Lima) time."""
+    return datetime.combine(DAY + timedelta(days=day_offset), time(hour), tzinfo=LIMA)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    database: Database
+
+    def lead(self, lead_id: str, created_at: datetime, *, phone: str | None = None) -> None:
+        number = lead_id[1:].zfill(8)
+        self.database.execute(
+            "insert into cabinet.leads (lead_id, created_at, full_name, phone, document_type,"
+            " document_number, email) values (%s, %s, %s, %s, 'DNI', %s, %s)",
+            (lead_id, created_at, f"Lead {lead_id}", phone or f"98765{number[-4:]}", number, None),
+        )
+
+    def junk_lead(self, lead_id: str, created_at: datetime) -> None:
+        self.database.execute(
+            "insert into cabinet.leads (lead_id, created_at, full_name, phone, email)"
+            " values (%s, %s, 'Nadie', '999999999', 'test@test.com')",
+            (lead_id, created_at),
+        )
+
+    def attempt(self, lead_id: str, when: datetime, *, fail_reason: str | None = None) -> None:
+        outcome = "failed" if fail_reason else "matched"
+        person = None if fail_reason else f"P{lead_id[1:]}"
+        self.database.execute(
+            f"""insert into kpi_red.match_attempts (run_id, lead_source_pk, outcome, fail_reason,
+                match_rule, match_score, person_key, identifiers_hash, started_at, attempted_at)
+            select %s, lead_id, %s, %s, %s, %s, %s, {IDENTIFIERS_HASH}, %s, %s
+            from cabinet.leads where lead_id = %s""",  # noqa: S608 (a constant)
+            (
+                f"run-{when:%m%d}",
+                outcome,
+                fail_reason,
+                None if fail_reason else "document",
+                None if fail_reason else 100,
+                person,
+                when - timedelta(minutes=1),
+                when,
+                lead_id,
+            ),
+        )
+        if person:
+            self.link(lead_id, when, person=person, linked_by="kpi-red")
+
+    def link(self, lead_id: str, when: datetime, *, person: str, linked_by: str) -> None:
+        self.database.execute(
+            "insert into canon.identity_links (source_table, source_pk, person_key, match_rule,"
+            " match_score, linked_at, linked_by, run_id)"
+            " values ('cabinet_leads', %s, %s, 'document', 100, %s, %s, 'r')",
+            (lead_id, person, when, linked_by),
+        )
+
+    def claim(self, lead_id: str, when: datetime) -> None:
+        self.database.execute(
+            "insert into claims.lead_claims values (%s, %s, %s)", (f"C-{lead_id}", lead_id, when)
+        )
+
+    def build(self, *args: str, as_of: date, command: str = "build") -> None:
+        self.database.dbt(command, *args, dbt_vars={"as_of": as_of.isoformat()})
+
+    def metrics(self) -> list[tuple[object, ...]]:
+        return self.database.query(
+            "select metric_date, backlog_start, new_backlog_in, matched_out, other_out,"
+            " backlog_end from ops.v_cabinet_kpi_red_recovery_metrics_daily order by metric_date"
+        )
+
+    def checksums(self) -> dict[str, str]:
+        statement = sql.SQL(
+            "select md5(coalesce(string_agg(t::text, '|' order by {order}), '')) from {table} as t"
+        )
+        return {
+            name: self.database.scalar(statement.format(order=sql.SQL(order), table=sql.SQL(table)))
+            for name, (table, order) in MARTS.items()
+        }
+
+    def queue_row_versions(self) -> dict[str, str]:
+        rows = self.database.query(
+            "select lead_source_pk, xmin::text from ops.cabinet_kpi_red_recovery_queue"
+        )
+        return dict(rows)  # type: ignore[arg-type]
+
+
+def load_days_before(scenario: Scenario) -> None:
+    """D-3: 10 leads. D-2: 2 leads, the matcher links 5 and fails 3. D-1: 6 leads, a claim
+    and someone else's link."""
+    for number in range(1, 11):
+        if number == 7:
+            scenario.junk_lead("L07", at(-3, 9))
+        else:
+            scenario.lead(f"L{number:02d}", at(-3, 9))
+    for number in (11, 12):
+        scenario.lead(f"L{number}", at(-2, 8))
+    for number in range(1, 6):
+        scenario.attempt(f"L{number:02d}", at(-2, 12))
+    scenario.attempt("L06", at(-2, 12), fail_reason="no_match")
+    scenario.attempt("L07", at(-2, 12), fail_reason="missing_identifiers")
+    scenario.attempt("L08", at(-2, 12), fail_reason="conflict")
+    for number in range(13, 19):
+        scenario.lead(f"L{number}", at(-1, 9))
+    scenario.claim("L09", at(-1, 9))
+    scenario.link("L10", at(-1, 11), person="P10", linked_by="crm-sync")
+
+
+def load_day(scenario: Scenario) -> None:
+    """D: 1 lead, the matcher links 3 and fails 1; L06 gets a new phone; L01's link is
+    removed (it matched on D-2)."""
+    scenario.lead("L19", at(0, 9))
+    for number in (11, 12, 13):
+        scenario.attempt(f"L{number}", at(0, 12))
+    scenario.attempt("L14", at(0, 12), fail_reason="low_confidence")
+    scenario.database.execute(
+        "update cabinet.leads set phone = '912 345 670', updated_at = %s where lead_id = 'L06'",
+        (at(0, 8),),
+    )
+    scenario.database.execute("delete from canon.identity_links where source_pk = 'L01'")
+
+
+@pytest.fixture(scope="module")
+def scenario(make_database: Callable[..., Database]) -> Iterator[Scenario]:
+    database = make_database()
+    database.execute(SOURCE_DDL)
+    yield Scenario(database)
+
+
+@pytest.fixture(scope="module")
+def built_days(scenario: Scenario) -> dict[str, object]:
+    """Build after D-1 and after D; remember what the tests compare."""
+    load_days_before(scenario)
+    scenario.build(as_of=DAY - timedelta(days=1))
+    before = {
+        "metrics": scenario.metrics(),
+        "backlog": scenario.database.scalar("select count(*) from ops.v_cabinet_kpi_red_backlog"),
+        "versions": scenario.queue_row_versions(),
+    }
+    load_day(scenario)
+    scenario.build(as_of=DAY)
+    return {"before": before, "versions": scenario.queue_row_versions()}
+
+
+def test_backlog_rises_when_inflow_exceeds_recovery_and_falls_when_not(
+    scenario: Scenario, built_days: dict[str, object]
+) -> None:
+    before = built_days["before"]
+    assert isinstance(before, dict)
+    # metric_date, backlog_start, new_backlog_in, matched_out, other_out, backlog_end
+    assert before["metrics"] == [
+        (DAY - timedelta(days=3), 0, 10, 0, 0, 10),
+        (DAY - timedelta(days=2), 10, 2, 5, 0, 7),  # recovery beats inflow: falls
+        (DAY - timedelta(days=1), 7, 6, 0, 2, 11),  # inflow beats recovery: rises
+    ]
+    assert before["backlog"] == 11
+    # after day D: L01's removed link makes it leave (matched) and come back on D-2
+    assert scenario.metrics() == [
+        (DAY - timedelta(days=3), 0, 10, 0, 0, 10),
+        (DAY - timedelta(days=2), 10, 3, 5, 0, 8),
+        (DAY - timedelta(days=1), 8, 6, 0, 2, 12),
+        (DAY, 12, 1, 3, 0, 10),
+    ]
+    flags = scenario.database.query(
+        "select metric_date, is_inflow_exceeding_recovery, top_fail_reason, attempts,"
+        " failed_attempts, has_conflicts from ops.v_cabinet_kpi_red_recovery_metrics_daily"
+        " order by metric_date"
+    )
+    assert flags == [
+        (DAY - timedelta(days=3), True, None, 0, 0, False),
+        (DAY - timedelta(days=2), False, "conflict", 8, 3, True),  # 3 reasons tie: by name
+        (DAY - timedelta(days=1), True, None, 0, 0, False),
+        (DAY, False, "low_confidence", 4, 1, False),
+    ]
+
+
+def test_backlog_view_reasons_and_queue_statuses(
+    scenario: Scenario, built_days: dict[str, object]
+) -> None:
+    buckets = dict(
+        scenario.database.query(
+            "select lead_source_pk, reason_bucket from ops.v_cabinet_kpi_red_backlog"
+        )
+    )
+    assert buckets == {
+        "L01": "pending_match",  # its match was undone
+        "L06": "pending_match",  # new phone since the failed attempt
+        "L07": "missing_identifiers",  # junk values only
+        "L08": "conflict",
+        "L14": "low_confidence",
+        **{f"L{number}": "pending_match" for number in range(15, 20)},
+    }
+    statuses = dict(
+        scenario.database.query(
+            "select lead_source_pk, status || coalesce(':' || fail_reason, '')"
+            " from ops.cabinet_kpi_red_recovery_queue"
+        )
+    )
+    assert statuses == {
+        "L01": "pending",
+        **{f"L{number:02d}": "matched" for number in (2, 3, 4, 5, 11, 12, 13)},
+        "L06": "pending",
+        "L07": "failed:missing_identifiers",
+        "L08": "failed:conflict",
+        "L09": "resolved_elsewhere",
+        "L10": "resolved_elsewhere",
+        "L14": "failed:low_confidence",
+        **{f"L{number}": "pending" for number in range(15, 20)},
+    }
+
+
+def test_incremental_queue_rewrites_only_changed_leads(built_days: dict[str, object]) -> None:
+    before = built_days["before"]
+    assert isinstance(before, dict)
+    old, new = before["versions"], built_days["versions"]
+    assert isinstance(old, dict) and isinstance(new, dict)
+    rewritten = {lead for lead, version in new.items() if old.get(lead) != version}
+    # D's changes, plus L10 whose link (D-1 11:00) set the previous watermark: a run
+    # re-reads `queue_lookback_minutes` before it
+    assert rewritten == {"L01", "L06", "L11", "L12", "L13", "L14", "L19", "L10"}
+
+
+def test_rebuild_and_full_refresh_change_no_row(
+    scenario: Scenario, built_days: dict[str, object]
+) -> None:
+    # the second build already ran every test; `run` is the part that writes
+    first = scenario.checksums()
+    scenario.build(as_of=DAY, command="run")
+    assert scenario.checksums() == first
+    scenario.build("--full-refresh", as_of=DAY, command="run")
+    assert scenario.checksums() == first
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("matcher.demo") is None, reason="matcher/demo.py not there yet"
+)
+def test_demo_data_builds_with_every_dbt_test_passing(
+    make_database: Callable[..., Database],
+) -> None:
+    # its own database: demo_db is shared read-only, and dbt build writes
+    from matcher import demo
+
+    database = make_database()
+    demo.load(database.conninfo, database.settings, size="demo", seed=42, reset=False)
+    result = database.dbt("build")
+    assert result.succeeded and not result.failures
+    backlog = database.scalar("select count(*) from ops.v_cabinet_kpi_red_backlog")
+    today = database.scalar(
+        "select backlog_end from ops.v_cabinet_kpi_red_recovery_metrics_daily"
+        " order by metric_date desc limit 1"
+    )
+    assert backlog == today > 0

@@ -1,0 +1,263 @@
+"""The matcher end to end on the demo data: dbt build -> match -> dbt build, on a real
+PostgreSQL, through the CLI (CliRunner) where it matters."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+from click.testing import CliRunner
+from conftest import Database
+
+from matcher import db, match, run
+from matcher.cli import main
+
+CHECKSUM = """
+    select count(*), coalesce(md5(string_agg(row_text, ',' order by row_text)), '')
+    from (select source_rows::text as row_text from {table} as source_rows) as rows_as_text
+"""
+
+
+def checksum(database: Database, table: str) -> tuple[int, str]:
+    return tuple(database.query(CHECKSUM.format(table=table))[0])  # type: ignore[return-value]
+
+
+def state(database: Database) -> dict[str, tuple[int, str]]:
+    return {
+        table: checksum(database, table)
+        for table in ("canon.identity_links", "canon.identity_origin", "kpi_red.match_attempts")
+    }
+
+
+def backlog(database: Database) -> int:
+    return int(database.scalar("select count(*) from ops.v_cabinet_kpi_red_backlog"))
+
+
+def kpi_red(database: Database, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), env=database.cli_env())
+    return result.exit_code, result.output
+
+
+@pytest.fixture(scope="module")
+def built(make_database: Callable[..., Database]) -> Database:
+    """A fresh database with the demo data and a first dbt build (before any match)."""
+    from matcher import demo
+
+    database = make_database()
+    demo.load(database.conninfo, database.settings, size="demo", seed=42)
+    database.dbt("build")
+    return database
+
+
+@pytest.fixture(scope="module")
+def first_run(built: Database) -> dict[str, object]:
+    """Dry run first (must write nothing), then the real run, then dbt build."""
+    before = state(built)
+    backlog_before = backlog(built)
+    code, output = kpi_red(built, "match", "--limit", "0", "--dry-run", "--json")
+    assert code == 0, output
+    dry = json.loads(output)
+    dry_state = state(built)
+
+    code, output = kpi_red(built, "match", "--limit", "0", "--batch-size", "250", "--json")
+    assert code == 0, output
+    summary = json.loads(output)
+    backlog_live = backlog(built)
+    built.dbt("build")
+    return {
+        "before": before,
+        "dry": dry,
+        "dry_state": dry_state,
+        "summary": summary,
+        "backlog_before": backlog_before,
+        "backlog_live": backlog_live,
+        "backlog_after_build": backlog(built),
+    }
+
+
+def test_dry_run_decides_but_writes_nothing(first_run: dict[str, object]) -> None:
+    dry = first_run["dry"]
+    assert first_run["dry_state"] == first_run["before"]
+    assert dry["dry_run"] is True and dry["claimed"] > 0  # type: ignore[index]
+    assert dry["links_written"] == dry["origins_written"] == 0  # type: ignore[index]
+    # the real run decides the same
+    summary = first_run["summary"]
+    for key in ("claimed", "matched_by_rule", "failed_by_reason"):
+        assert dry[key] == summary[key]  # type: ignore[index]
+
+
+def test_backlog_falls_by_exactly_the_matched_leads(first_run: dict[str, object]) -> None:
+    summary = first_run["summary"]
+    matched = summary["matched"]  # type: ignore[index]
+    assert matched > 0 and summary["failed"] > 0  # type: ignore[index]
+    assert summary["links_written"] == matched  # type: ignore[index]
+    assert first_run["backlog_before"] - first_run["backlog_live"] == matched  # type: ignore[operator]
+    assert first_run["backlog_after_build"] == first_run["backlog_live"]
+
+
+def test_every_rule_and_reason_shows_on_demo_data(first_run: dict[str, object]) -> None:
+    summary = first_run["summary"]
+    assert set(summary["matched_by_rule"]) >= {"document", "phone+email", "phone+name"}  # type: ignore[index]
+    assert set(summary["failed_by_reason"]) >= {  # type: ignore[index]
+        "missing_identifiers",
+        "no_match",
+        "conflict",
+        "low_confidence",
+    }
+
+
+def test_no_wrong_link(built: Database, first_run: dict[str, object]) -> None:
+    wrong = built.query(
+        """
+        select links.source_pk, links.person_key, truth.person_key, truth.scenario
+        from canon.identity_links as links
+        inner join kpi_red_demo.lead_truth as truth
+            on truth.lead_id = links.source_pk
+        where links.linked_by = 'kpi-red'
+            and links.person_key is distinct from truth.person_key
+        """
+    )
+    assert wrong == []
+
+
+def test_one_attempt_per_claimed_lead_with_evidence(
+    built: Database, first_run: dict[str, object]
+) -> None:
+    run_id = first_run["summary"]["run_id"]  # type: ignore[index]
+    rows = built.query(
+        """
+        select count(*), count(distinct lead_source_pk),
+            count(*) filter (where outcome = 'matched' and match_score is null),
+            count(*) filter (where outcome = 'matched' and evidence ? 'name_score'),
+            count(*) filter (where outcome = 'matched')
+        from kpi_red.match_attempts
+        where run_id = %s
+        """,
+        (run_id,),
+    )
+    attempts, leads, matched_without_score, with_name_score, matched = rows[0]
+    assert attempts == leads == first_run["summary"]["claimed"]  # type: ignore[index]
+    assert matched_without_score == 0
+    assert with_name_score == matched
+
+
+def test_origin_missing_is_zero_for_matched_persons(
+    built: Database, first_run: dict[str, object]
+) -> None:
+    missing = built.scalar(
+        """
+        select count(*)
+        from canon.identity_links as links
+        left join canon.identity_origin as origin
+            on origin.person_key = links.person_key
+        where links.linked_by = 'kpi-red' and origin.person_key is null
+        """
+    )
+    assert missing == 0
+
+
+def test_a_second_match_changes_nothing(built: Database, first_run: dict[str, object]) -> None:
+    before = state(built)
+    code, output = kpi_red(built, "match", "--limit", "0", "--json")
+    assert code == 0, output
+    assert json.loads(output)["claimed"] == 0
+    assert state(built) == before
+
+
+def test_repair_origin_is_set_based_and_idempotent(
+    built: Database, first_run: dict[str, object]
+) -> None:
+    missing = built.scalar("select count(*) from ops.v_identity_origin_missing")
+    assert missing > 0  # the demo has persons linked by other systems without origin
+    code, output = kpi_red(built, "repair-origin", "--dry-run", "--json")
+    assert (code, json.loads(output)) == (0, {"origins_added": missing, "dry_run": True})
+    code, output = kpi_red(built, "repair-origin")
+    assert (code, output) == (0, f"added {missing} origin rows\n")
+    assert built.scalar("select count(*) from ops.v_identity_origin_missing") == 0
+    before = state(built)
+    assert kpi_red(built, "repair-origin") == (0, "added 0 origin rows\n")
+    assert state(built) == before
+
+
+def test_a_lead_linked_elsewhere_meanwhile_is_left_alone_and_reported(
+    built: Database, first_run: dict[str, object]
+) -> None:
+    """The write path on its own: a decision for a lead that someone else linked between
+    the stream and the write."""
+    lead_pk, created_at, hash_ = built.query(
+        """
+        select attempts.lead_source_pk, leads.created_at, attempts.identifiers_hash
+        from kpi_red.match_attempts as attempts
+        inner join cabinet.leads as leads on leads.lead_id = attempts.lead_source_pk
+        where attempts.outcome = 'failed' and attempts.fail_reason = 'no_match'
+        order by attempts.lead_source_pk
+        limit 1
+        """
+    )[0]
+    built.execute(
+        "insert into canon.identity_links (source_table, source_pk, person_key, linked_by)"
+        " values ('cabinet_leads', %s, 'P-SOMEONE-ELSE', 'backoffice')",
+        (lead_pk,),
+    )
+    decided = match.Decision(
+        lead=match.Lead(
+            lead_source_pk=lead_pk, created_at=created_at, identifiers_hash=hash_, full_name=None
+        ),
+        outcome="matched",
+        match_rule="document",
+        match_score=100.0,
+        person_key="P-DECIDED",
+        evidence={"document": {"value": "DNI:1", "person_keys": ["P-DECIDED"]}},
+    )
+    run_id = "test-conflict"
+    with db.connect(built.conninfo) as conn, conn.transaction():
+        final, links_written, _ = run.write_decisions(
+            conn,
+            [decided],
+            settings=built.settings,
+            run_id=run_id,
+            started_at=datetime.now(UTC),
+        )
+    assert links_written == 0
+    assert (final[0].outcome, final[0].fail_reason) == ("failed", "conflict")
+    assert built.query(
+        "select person_key, linked_by from canon.identity_links where source_pk = %s", (lead_pk,)
+    ) == [("P-SOMEONE-ELSE", "backoffice")]
+    outcome, reason, evidence = built.query(
+        "select outcome, fail_reason, evidence from kpi_red.match_attempts where run_id = %s",
+        (run_id,),
+    )[0]
+    assert (outcome, reason) == ("failed", "conflict")
+    assert evidence["already_linked_elsewhere"] == "P-SOMEONE-ELSE"
+    assert (
+        built.scalar("select count(*) from canon.identity_origin where person_key = 'P-DECIDED'")
+        == 0
+    )
+
+
+def test_missing_models_are_one_line_and_non_zero(make_database: Callable[..., Database]) -> None:
+    empty = make_database()
+    code, output = kpi_red(empty, "match")
+    assert code == 1
+    assert output.startswith("Error: ") and "dbt build" in output
+    assert len(output.strip().splitlines()) == 1
+
+
+def test_a_bad_connection_never_prints_the_password() -> None:
+    env = {"KPI_RED_DSN": "host=127.0.0.1 port=1 user=matcher password=s3cr3t-pw dbname=nope"}
+    result = CliRunner().invoke(main, ["match", "--json"], env=env)
+    assert result.exit_code == 1
+    assert "s3cr3t-pw" not in result.output
+    assert result.output.startswith("Error: cannot connect to PostgreSQL")
+
+
+def test_grants_quote_identifiers() -> None:
+    result = CliRunner().invoke(main, ["grants", "--matcher-role", 'odd"role'])
+    assert result.exit_code == 0, result.output
+    assert 'to "odd""role"' in result.output
+    assert (
+        'grant select, insert, update on "canon"."identity_links", "canon"."identity_origin",'
+        ' "kpi_red"."match_attempts" to "odd""role"' in result.output
+    )
