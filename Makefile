@@ -21,8 +21,8 @@ demo: $(STAMP)  ## embedded PostgreSQL, demo data, dbt build -> match -> dbt bui
 	$(BIN)/kpi-red cycle
 	$(BIN)/kpi-red metrics
 
-test: $(STAMP)  ## the whole suite, on a throwaway database of the embedded server
-	$(BIN)/pytest
+test: $(STAMP)  ## the whole suite, on throwaway databases of the embedded server
+	$(BIN)/pytest -m "not browser"
 
 test-browser: $(STAMP)  ## the served page in Debian's headless Chromium
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \

@@ -188,6 +188,29 @@ def _mask(match: re.Match[str]) -> str:
     return match.group(2) + "***@"
 
 
+_PASSWORD_PATTERNS = (
+    re.compile(r"://[^:/?#@]*:(.*)@"),  # URI userinfo, up to the last @
+    re.compile(r"(?i)[?&]password=([^&#]*)"),  # URI query parameter
+    re.compile(r"(?i)\bpassword\s*=\s*'((?:\\.|[^'])*)'?"),  # key='quoted value'
+    re.compile(r"(?i)\bpassword\s*=\s*([^'\s]\S*)"),  # key=value
+)
+
+
+def password_candidates(conninfo: str) -> list[str]:
+    """Whatever looks like a password in a connection string, even one libpq cannot
+    parse (its error messages may quote any part of it), raw and percent-decoded."""
+    from urllib.parse import unquote
+
+    found = {
+        text
+        for pattern in _PASSWORD_PATTERNS
+        for match in pattern.finditer(conninfo)
+        for text in (match.group(1), unquote(match.group(1)))
+        if text
+    }
+    return sorted(found, key=len, reverse=True)
+
+
 def resolve_connection(
     *,
     settings: Settings,

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict
 
 from matcher import db
@@ -61,10 +62,17 @@ PASSWORD_ENV = "DBT_ENV_SECRET_PGPASSWORD"
 @contextmanager
 def dbt_profile_from_dsn(conninfo: str) -> Iterator[DbtTarget]:
     """A temporary profiles.yml for the DSN; the password only in ``DBT_ENV_SECRET_*``."""
-    parts = conninfo_to_dict(conninfo)
+    try:
+        parts = conninfo_to_dict(conninfo)
+        port = int(parts.get("port") or os.environ.get("PGPORT") or 5432)
+    except (ProgrammingError, ValueError):
+        # the same one-line error, without secrets, that a connection attempt gives
+        with db.connect(conninfo):
+            pass
+        raise db.DatabaseError("invalid connection string: the port must be a number") from None
     values = {
         "host": parts.get("host") or os.environ.get("PGHOST") or "localhost",
-        "port": int(parts.get("port") or os.environ.get("PGPORT") or 5432),
+        "port": port,
         "user": parts.get("user") or os.environ.get("PGUSER") or getpass.getuser(),
         "dbname": parts.get("dbname") or os.environ.get("PGDATABASE") or "postgres",
         "schema": os.environ.get("KPI_RED_SCHEMA", "analytics"),

@@ -622,10 +622,13 @@ joined as (
     from base
     inner join demo_persons as person
         on person.person_n = base.person_n
+        and person.is_complete
     inner join demo_persons as other
         on other.person_n = base.other_n
+        and other.is_complete
     inner join demo_persons as ghost
         on ghost.person_n = base.ghost_n
+        and not ghost.is_registered
     left join demo_typos as typos
         on typos.lead_n = base.lead_n
 ),
@@ -808,12 +811,14 @@ select
     end as email,
     created_at,
     case
-        when style / 100000 % 10 < 3
-            then created_at + (style_2 / 10000 % 20000) * interval '1 hour'
+        -- edited some time after creation, never later than a day before the first lead
+        when style / 100000 % 10 < 3 then greatest(created_at, least(
+            created_at + (style_2 / 10000 % 20000) * interval '1 hour',
+            (select anchor_at from demo_params) - interval '31 days'
+        ))
     end as updated_at
 from demo_persons
-where is_registered
-order by person_n;
+where is_registered;
 
 insert into {leads} (
     lead_id, created_at, updated_at, full_name, phone, document_type, document_number, email
@@ -827,8 +832,7 @@ select
     document_type,
     document_number,
     email
-from demo_leads
-order by lead_n;
+from demo_leads;
 
 -- Leads linked by other systems, and persons linked from other sources.
 insert into {links} (
@@ -865,8 +869,7 @@ select
     lead_id,
     handled_at as claimed_at
 from demo_leads
-where scenario = 'claimed'
-order by lead_n;
+where scenario = 'claimed';
 
 -- Origins for most persons; a linked person without one is ORIGIN_MISSING.
 insert into {origin} (person_key, origin_tag, origin_source_pk, origin_created_at, recorded_at)
@@ -878,16 +881,14 @@ select
     created_at as origin_created_at,
     created_at + (origin_roll / 400 % 600) * interval '1 minute' as recorded_at
 from demo_persons
-where is_registered and origin_roll % 100 < 85
-order by person_n;
+where is_registered and origin_roll % 100 < 85;
 
 insert into kpi_red_demo.lead_truth (lead_id, person_key, scenario)
 select
     lead_id,
     truth_person_key as person_key,
     scenario
-from demo_leads
-order by lead_n;
+from demo_leads;
 
 -- name: record
 insert into kpi_red_demo.loaded (

@@ -1,0 +1,380 @@
+"""Helpers for the reliability tests (``tests/python/test_reliability_*.py``, issue 7).
+
+- ``golden``: one demo database (size ``demo``, seed 42) with dbt's models built, made
+  once per session and never written to; tests work on ``cloned`` copies of it (``create
+  database ... template``: a quarter of a second instead of a load and a build).
+- ``reference_state``: what one uninterrupted matcher run makes of it, the yardstick for
+  concurrent, killed and disconnected runs.
+- the matcher as a subprocess, paused mid-batch with the test hook of ``matcher/run.py``
+  (``KPI_RED_TEST_PAUSE_AFTER_WRITES``), and a way to see which leads it holds.
+- table checksums, integrity checks, a private embedded server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from conftest import PROFILE_TEMPLATE, PROJECT_DIR, Database
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from matcher import config, db, demo, server
+from matcher.run import TEST_PAUSE_ENV, MatchOptions, run_match
+
+KPI_RED = str(Path(sys.executable).with_name("kpi-red"))
+BATCH_SIZE = 100
+MATCH_ARGS = ("match", "--limit", "0", "--batch-size", str(BATCH_SIZE), "--json")
+LOCK_CLASSID = db.LOCK_NAMESPACE
+
+_session: dict[str, Any] = {}
+
+
+# --- databases ------------------------------------------------------------------------
+
+
+def golden(make_database: Callable[..., Database]) -> Database:
+    """The session's demo database, loaded and built once (``dbt run``: models only; the
+    data tests belong to test_dbt_models). Clone it; never write to it."""
+    if "golden" not in _session:
+        database = make_database()
+        demo.load(database.conninfo, database.settings, size="demo", seed=42)
+        database.dbt("run")
+        _session["golden"] = database
+    return _session["golden"]  # type: ignore[no-any-return]
+
+
+def socket_dir_of(database: Database) -> Path:
+    return Path(conninfo_to_dict(database.conninfo)["host"])  # type: ignore[arg-type]
+
+
+def clone(source: Database, home: Path) -> Database:
+    """A new database with ``source``'s rows, dbt relations and grants."""
+    socket_dir = socket_dir_of(source)
+    name = f"{source.name}_{uuid.uuid4().hex[:6]}"
+    statement = sql.SQL("create database {} template {}").format(
+        sql.Identifier(name), sql.Identifier(source.name)
+    )
+    with psycopg.connect(server.conninfo(socket_dir, "postgres"), autocommit=True) as conn:
+        for attempt in range(100):
+            try:
+                conn.execute(statement)
+                break
+            except psycopg.errors.ObjectInUse:  # a connection to the template is closing
+                if attempt == 99:
+                    raise
+                time.sleep(0.1)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "profiles.yml").write_text(PROFILE_TEMPLATE.format(host=socket_dir, dbname=name))
+    return Database(
+        name=name,
+        conninfo=server.conninfo(socket_dir, name),
+        profiles_dir=home,
+        target_path=home / "target",
+        settings=source.settings,
+    )
+
+
+@contextmanager
+def cloned(source: Database, home: Path | None = None) -> Iterator[Database]:
+    """``clone``, dropped afterwards (with force: a killed matcher's backends included)."""
+    directory = home or Path(tempfile.mkdtemp(prefix="kpi-red-clone-"))
+    database = clone(source, directory)
+    try:
+        yield database
+    finally:
+        server.drop_database(socket_dir_of(database), database.name)
+        if home is None:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+# --- what the matcher left behind ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MatcherState:
+    """What a finished matcher leaves: the links it wrote and each lead's last outcome."""
+
+    links: frozenset[tuple[str, str]]
+    outcomes: dict[str, tuple[str, str | None, str | None]]
+    """lead -> (outcome, fail_reason, person_key) of its last attempt."""
+
+
+def matcher_state(database: Database) -> MatcherState:
+    links = database.query(
+        "select source_pk, person_key from canon.identity_links where linked_by = 'kpi-red'"
+    )
+    outcomes = database.query(
+        """
+        select distinct on (lead_source_pk) lead_source_pk, outcome, fail_reason, person_key
+        from kpi_red.match_attempts
+        order by lead_source_pk, attempt_id desc
+        """
+    )
+    return MatcherState(
+        links=frozenset((lead, person) for lead, person in links),
+        outcomes={lead: (outcome, reason, person) for lead, outcome, reason, person in outcomes},
+    )
+
+
+def reference_state(make_database: Callable[..., Database]) -> MatcherState:
+    """One uninterrupted in-process run over a fresh clone of the golden database."""
+    if "reference" not in _session:
+        with cloned(golden(make_database)) as database:
+            summary = run_match(
+                database.conninfo,
+                settings=database.settings,
+                options=MatchOptions(limit=None, batch_size=BATCH_SIZE),
+            )
+            assert summary.claimed > 1000 and summary.matched > 0
+            _session["reference"] = matcher_state(database)
+    return _session["reference"]  # type: ignore[no-any-return]
+
+
+def eligible_leads(database: Database) -> set[str]:
+    rows = database.query(
+        "select lead_source_pk from ops.v_cabinet_kpi_red_backlog where is_eligible"
+    )
+    return {row[0] for row in rows}
+
+
+def attempts_per_lead(database: Database) -> dict[str, int]:
+    rows = database.query(
+        "select lead_source_pk, count(*) from kpi_red.match_attempts group by lead_source_pk"
+    )
+    return {lead: int(count) for lead, count in rows}
+
+
+def integrity_problems(database: Database) -> dict[str, int]:
+    """Counts that must all be zero whatever happened to a run: every link kpi-red wrote
+    has the 'matched' attempt of the same run and person and vice versa, every person it
+    linked has an origin row, links and origin rows are unique, no lead attempted twice."""
+    row = database.query(
+        """
+        select
+            (
+                select count(*)
+                from canon.identity_links as links
+                where links.linked_by = 'kpi-red'
+                    and not exists (
+                        select 1
+                        from kpi_red.match_attempts as attempts
+                        where attempts.run_id = links.run_id
+                            and attempts.lead_source_pk = links.source_pk
+                            and attempts.outcome = 'matched'
+                            and attempts.person_key = links.person_key
+                    )
+            ) as links_without_attempt,
+            (
+                select count(*)
+                from kpi_red.match_attempts as attempts
+                where attempts.outcome = 'matched'
+                    and not exists (
+                        select 1
+                        from canon.identity_links as links
+                        where links.source_table = 'cabinet_leads'
+                            and links.source_pk = attempts.lead_source_pk
+                            and links.run_id = attempts.run_id
+                            and links.person_key = attempts.person_key
+                    )
+            ) as matched_without_link,
+            (
+                select count(*)
+                from canon.identity_links as links
+                where links.linked_by = 'kpi-red'
+                    and not exists (
+                        select 1
+                        from canon.identity_origin as origin
+                        where origin.person_key = links.person_key
+                    )
+            ) as linked_without_origin,
+            (
+                select count(*) - count(distinct (source_table, source_pk))
+                from canon.identity_links
+            ) as duplicate_links,
+            (
+                select count(*) - count(distinct person_key) from canon.identity_origin
+            ) as duplicate_origins,
+            (
+                select count(*) - count(distinct lead_source_pk) from kpi_red.match_attempts
+            ) as repeated_attempts
+        """
+    )[0]
+    names = (
+        "links_without_attempt",
+        "matched_without_link",
+        "linked_without_origin",
+        "duplicate_links",
+        "duplicate_origins",
+        "repeated_attempts",
+    )
+    return {name: int(value) for name, value in zip(names, row, strict=True) if value}
+
+
+def checksums(database: Database, schemas: list[str] | None = None) -> dict[str, tuple[int, str]]:
+    """Row count and md5 of the rows (as text, sorted) of every table and view in
+    ``schemas`` (default: every schema that is not PostgreSQL's own)."""
+    relations = database.query(
+        """
+        select table_schema, table_name
+        from information_schema.tables
+        where table_schema not in ('pg_catalog', 'information_schema')
+            and table_schema not like 'pg\\_%%'
+            and (%(schemas)s::text[] is null or table_schema = any(%(schemas)s::text[]))
+        order by table_schema, table_name
+        """,
+        {"schemas": schemas},
+    )
+    result: dict[str, tuple[int, str]] = {}
+    with database.connect() as conn:
+        for schema, table in relations:
+            statement = sql.SQL(
+                "select count(*), coalesce(md5(string_agg(rows_::text, chr(10)"
+                " order by rows_::text)), '') from {} as rows_"
+            ).format(sql.Identifier(schema, table))
+            count, digest = conn.execute(statement).fetchone()  # type: ignore[misc]
+            result[f"{schema}.{table}"] = (int(count), str(digest))
+    return result
+
+
+def changed(before: dict[str, tuple[int, str]], after: dict[str, tuple[int, str]]) -> list[str]:
+    return sorted(
+        name for name in before.keys() | after.keys() if before.get(name) != after.get(name)
+    )
+
+
+# --- the matcher as a process ----------------------------------------------------------
+
+
+def start_match(
+    database: Database, *, pause: float | None = None, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """``kpi-red match --limit 0 --batch-size 100 --json`` in the background."""
+    env = {**os.environ, **database.cli_env(), **(extra_env or {})}
+    env.pop(TEST_PAUSE_ENV, None)
+    if pause:
+        env[TEST_PAUSE_ENV] = str(pause)
+    return subprocess.Popen(
+        [KPI_RED, *MATCH_ARGS],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def run_kpi_red(database: Database, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **database.cli_env()}
+    env.pop(TEST_PAUSE_ENV, None)
+    return subprocess.run(
+        [KPI_RED, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+HELD_LEADS = """
+    select leads.lead_id
+    from cabinet.leads as leads
+    where (hashtext(leads.lead_id::text)::bigint & 4294967295) in (
+        select locks.objid::bigint
+        from pg_stat_activity as activity
+        inner join pg_locks as locks
+            on locks.pid = activity.pid
+        where activity.datname = current_database()
+            and activity.application_name = 'kpi-red'
+            and activity.state = 'idle in transaction'
+            -- the batch's writes are done: the pause after them, or a long idle
+            and (
+                activity.query ilike '%%insert into%%match_attempts%%'
+                or activity.state_change < clock_timestamp() - interval '300 milliseconds'
+            )
+            and locks.locktype = 'advisory'
+            and locks.classid = %s
+            and locks.granted
+    )
+"""
+
+
+def wait_mid_batch(
+    database: Database, process: subprocess.Popen[str], *, timeout: float = 30
+) -> set[str]:
+    """Wait until the matcher sits inside a batch transaction after its writes; return
+    the leads it holds locked (its batch)."""
+    deadline = time.monotonic() + timeout
+    with database.connect(autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            held = {row[0] for row in conn.execute(HELD_LEADS, (LOCK_CLASSID,)).fetchall()}
+            if held:
+                return held
+            if process.poll() is not None:
+                raise AssertionError(f"the matcher ended first: {process.communicate()}")
+            time.sleep(0.01)
+    raise AssertionError("the matcher never paused mid-batch")
+
+
+def matcher_backends(database: Database) -> int:
+    return int(
+        database.scalar(
+            "select count(*) from pg_stat_activity"
+            " where datname = current_database() and application_name = 'kpi-red'"
+        )
+    )
+
+
+def wait_until(condition: Callable[[], bool], *, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {condition}")
+        time.sleep(0.02)
+
+
+def lockable(database: Database, leads: set[str]) -> bool:
+    """Can a new matcher take every one of these leads' advisory locks right now?"""
+    with database.connect() as conn:
+        return db.lock_leads(conn, sorted(leads)) == leads
+
+
+def one_line_error(stderr: str) -> bool:
+    lines = stderr.strip().splitlines()
+    return len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in stderr
+
+
+# --- a private embedded server -----------------------------------------------------------
+
+
+@contextmanager
+def private_server() -> Iterator[Any]:
+    """An embedded PostgreSQL of our own in a temporary directory (stopped and deleted
+    afterwards): the one under .data/pg is shared and must never be stopped."""
+    directory = Path(tempfile.mkdtemp(prefix="kpi-red-rel-"))
+    handle = server._pgserver().get_server(directory / "pg", cleanup_mode=None)
+    try:
+        yield handle
+    finally:
+        handle.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def database_on(socket_dir: Path, name: str, home: Path) -> Database:
+    """A ``Database`` for ``name`` on another server (a private one)."""
+    server.create_database(socket_dir, name)
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "profiles.yml").write_text(PROFILE_TEMPLATE.format(host=socket_dir, dbname=name))
+    return Database(
+        name=name,
+        conninfo=server.conninfo(socket_dir, name),
+        profiles_dir=home,
+        target_path=home / "target",
+        settings=config.load_settings(PROJECT_DIR),
+    )
