@@ -295,6 +295,19 @@ CYCLE_BUSY_EXIT = 75  # EX_TEMPFAIL: another cycle is running; try again later
     show_default=True,
     help="Least name score (0-100) for a lone phone or email to link.",
 )
+@click.option(
+    "--near/--no-near",
+    default=True,
+    show_default=True,
+    help="Also try documents and phones one edit (typo) away when the exact keys find nobody.",
+)
+@click.option(
+    "--near-name-threshold",
+    type=click.FloatRange(0, 100),
+    default=92.0,
+    show_default=True,
+    help="Least name score (0-100) for a one-edit document or phone to link.",
+)
 @json_option
 @click.pass_obj
 @handle_errors
@@ -304,13 +317,16 @@ def match_command(
     batch_size: int,
     dry_run: bool,
     name_threshold: float,
+    near: bool,
+    near_name_threshold: float,
     as_json: bool,
 ) -> None:
     """Link eligible backlog leads to registry persons; log every attempt.
 
     Claims leads from ops.v_cabinet_kpi_red_backlog (oldest first, batches under
     advisory locks, so several matchers can run at once), decides per lead
-    (document, two agreeing keys, or a lone phone/email whose name agrees) and writes
+    (document, two agreeing keys, or a lone phone/email whose name agrees; else a
+    document or phone one typo away whose name agrees strongly) and writes
     links, missing origin rows and one attempts-log row per lead, a transaction per
     batch. Run `dbt build` first. --json prints: run_id, dry_run, claimed, matched,
     matched_by_rule, failed, failed_by_reason, skipped_locked, skipped_changed,
@@ -329,6 +345,8 @@ def match_command(
         batch_size=batch_size,
         dry_run=dry_run,
         name_threshold=name_threshold,
+        near=near,
+        near_name_threshold=near_name_threshold,
     )
     conninfo = ctx.connection.conninfo
     if not sys.stderr.isatty():

@@ -15,7 +15,7 @@ from importlib import resources
 import psycopg
 from psycopg import sql
 
-from matcher.config import Tables, redact
+from matcher.config import Tables, password_candidates, redact
 
 
 class DatabaseError(Exception):
@@ -33,6 +33,8 @@ def connect(conninfo: str, *, autocommit: bool = False) -> Iterator[psycopg.Conn
         conn = psycopg.connect(conninfo, autocommit=autocommit, application_name="kpi-red")
     except psycopg.OperationalError as exc:
         raise DatabaseError(f"cannot connect to PostgreSQL: {_first_line(exc, conninfo)}") from None
+    except psycopg.ProgrammingError as exc:  # a malformed connection string
+        raise DatabaseError(f"invalid connection string: {_first_line(exc, conninfo)}") from None
     try:
         with conn:
             yield conn
@@ -56,6 +58,9 @@ def _first_line(exc: BaseException, conninfo: str) -> str:
     try:
         password = conninfo_to_dict(conninfo).get("password")
     except psycopg.ProgrammingError:
+        # unparseable, so libpq may quote any part of it: mask what looks like a password
+        for secret in password_candidates(conninfo):
+            text = text.replace(secret, "***")
         return redact(text)
     if password:
         text = text.replace(str(password), "***")
@@ -106,6 +111,7 @@ def drop_database(conninfo: str, dbname: str) -> None:
 LOCK_NAMESPACE = 0x4B52  # "KR": pg_try_advisory_xact_lock(LOCK_NAMESPACE, hashtext(lead))
 CYCLE_LOCK = (0x4B53, 1)  # the session lock that keeps two `kpi-red cycle`s apart
 PERSON_IDENTIFIERS_RELATION = ("kpi_red_intermediate", "int_person_identifiers")
+PERSON_DELETIONS_RELATION = ("kpi_red_intermediate", "int_person_identifier_deletions")
 JUNK_RELATION = ("kpi_red_intermediate", "int_junk_identifiers")
 ORIGIN_TAG = "cabinet_lead"
 LINKED_BY = "kpi-red"
@@ -251,6 +257,47 @@ def fetch_candidates(
     statement = sql.SQL(" union all ").join(
         branch.format(
             identifiers=qualified(PERSON_IDENTIFIERS_RELATION), key_type=sql.Literal(key_type)
+        )
+        for key_type in values
+    )
+    return conn.execute(statement, list(values.values())).fetchall()
+
+
+def fetch_near_candidates(
+    conn: psycopg.Connection, variants: Sequence[tuple[str, str]]
+) -> list[tuple[str, str, str, str, str | None]]:
+    """Registry values sharing a deletion variant with a batch's keys (issue 8): one
+    statement, a ``variant = any(...)`` index scan per key type, each row's name by the
+    ``(key_type, key_value)`` index. Rows: ``(key_type, variant, key_value, person_key,
+    full_name)``; the caller keeps those exactly one edit away."""
+    if not variants:
+        return []
+    values: dict[str, list[str]] = {"document": [], "phone": []}
+    for key_type, variant in variants:
+        values[key_type].append(variant)
+    branch = sql.SQL(
+        """
+        select
+            deletions.key_type,
+            deletions.variant,
+            deletions.key_value,
+            deletions.person_key,
+            (
+                select identifiers.full_name
+                from {identifiers} as identifiers
+                where identifiers.key_type = deletions.key_type
+                    and identifiers.key_value = deletions.key_value
+                    and identifiers.person_key = deletions.person_key
+            ) as full_name
+        from {deletions} as deletions
+        where deletions.key_type = {key_type} and deletions.variant = any(%b::text[])
+        """
+    )
+    statement = sql.SQL(" union all ").join(
+        branch.format(
+            identifiers=qualified(PERSON_IDENTIFIERS_RELATION),
+            deletions=qualified(PERSON_DELETIONS_RELATION),
+            key_type=sql.Literal(key_type),
         )
         for key_type in values
     )
@@ -476,7 +523,12 @@ def grant_statements(tables: Tables, *, matcher_role: str, reader_role: str) -> 
     def identifiers(names: Sequence[str]) -> sql.Composable:
         return sql.SQL(", ").join(sql.Identifier(name) for name in dict.fromkeys(names))
 
-    dbt_relations = (BACKLOG_RELATION, PERSON_IDENTIFIERS_RELATION, JUNK_RELATION)
+    dbt_relations = (
+        BACKLOG_RELATION,
+        PERSON_IDENTIFIERS_RELATION,
+        PERSON_DELETIONS_RELATION,
+        JUNK_RELATION,
+    )
     source_tables = (tables.leads,)
     written = (tables.links, tables.origin, tables.attempts)
     statement = sql.SQL(template).format(
@@ -493,6 +545,7 @@ def grant_statements(tables: Tables, *, matcher_role: str, reader_role: str) -> 
         attempts=qualified(tables.attempts),
         backlog=qualified(BACKLOG_RELATION),
         person_identifiers=qualified(PERSON_IDENTIFIERS_RELATION),
+        person_deletions=qualified(PERSON_DELETIONS_RELATION),
         junk=qualified(JUNK_RELATION),
     )
     return statement.as_string(None)

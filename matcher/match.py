@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from rapidfuzz import fuzz, process
+from rapidfuzz.distance import OSA
 
 from matcher.normalize import NormalizationRules, normalize_name
 
@@ -271,3 +272,214 @@ def conflict_with_existing_link(decision: Decision, existing_person_key: str) ->
             "decided_person_key": decision.person_key,
         },
     )
+
+
+# --- near matching (issue 8): one wrong character in a document or phone ----------------
+# A lead whose exact keys found nobody may still be a registry person with one typo: a
+# substitution, insertion, deletion or adjacent transposition (optimal string alignment
+# distance 1) in the document NUMBER or the national phone number. The candidates come
+# from dbt's symmetric deletion neighbourhood (``int_person_identifier_deletions``: each
+# person value and its 1-character deletions, junk and shared values left out); here the
+# lead's variants are made, the rows found are checked to be exactly one edit away, and
+# a single candidate links only when the names agree strongly.
+
+NEAR_KEY_TYPES: tuple[str, ...] = ("document", "phone")
+NEAR_RULES: Mapping[str, str] = {"document": "document_one_edit", "phone": "phone_one_edit"}
+DEFAULT_NEAR_NAME_THRESHOLD = 92.0
+NEAR_FAIL_REASONS = frozenset({"no_match", "low_confidence"})
+
+
+def editable_split(key_type: str, value: str, *, country_code: str) -> tuple[str, str] | None:
+    """``(fixed prefix, editable part)`` of a key, as the dbt model splits it: the TYPE of a
+    document stays, so does the country code of a phone; None for other countries' phones."""
+    if key_type == "document":
+        kind, _, number = value.partition(":")
+        return f"{kind}:", number
+    if key_type == "phone" and value.startswith(country_code):
+        return country_code, value[len(country_code) :]
+    return None
+
+
+def deletion_variants(key_type: str, value: str, *, country_code: str) -> frozenset[str]:
+    """The value and every 1-character deletion of its editable part (empty when the key
+    cannot be near-matched)."""
+    split = editable_split(key_type, value, country_code=country_code)
+    if split is None or key_type not in NEAR_KEY_TYPES:
+        return frozenset()
+    prefix, part = split
+    return frozenset({value, *(prefix + part[:at] + part[at + 1 :] for at in range(len(part)))})
+
+
+def edit_kind(lead_value: str, person_value: str) -> str:
+    """How the lead's value differs from the person's (they are one edit apart)."""
+    if len(lead_value) > len(person_value):
+        return "insertion"
+    if len(lead_value) < len(person_value):
+        return "deletion"
+    differing = sum(left != right for left, right in zip(lead_value, person_value, strict=True))
+    return "substitution" if differing == 1 else "transposition"
+
+
+@dataclass(frozen=True)
+class NearCandidate:
+    key_type: str
+    key_value: str
+    person: Person
+
+
+@dataclass(frozen=True)
+class NearIndex:
+    """Registry values by deletion variant, for one batch."""
+
+    by_variant: Mapping[tuple[str, str], tuple[NearCandidate, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[str, str, str, str, str | None]]) -> NearIndex:
+        """From ``(key_type, variant, key_value, person_key, full_name)`` rows."""
+        by_variant: dict[tuple[str, str], list[NearCandidate]] = {}
+        for key_type, variant, key_value, person_key, full_name in rows:
+            by_variant.setdefault((key_type, variant), []).append(
+                NearCandidate(key_type, key_value, Person(person_key, full_name))
+            )
+        return cls({key: tuple(found) for key, found in by_variant.items()})
+
+    def candidates(self, key_type: str, value: str, *, country_code: str) -> list[NearCandidate]:
+        """Persons whose value is exactly one edit from ``value`` (two values sharing a
+        deletion variant can be two edits apart: those are dropped), by person key."""
+        found = {
+            candidate.person.person_key: candidate
+            for variant in deletion_variants(key_type, value, country_code=country_code)
+            for candidate in self.by_variant.get((key_type, variant), ())
+            if OSA.distance(value, candidate.key_value) == 1
+        }
+        return [found[person_key] for person_key in sorted(found)]
+
+
+def near_keys(decision: Decision) -> dict[str, str]:
+    """The keys to try one edit away: a failed lead's documents and phones whose exact
+    lookup found nobody (a match, a conflict or an ambiguity is never revisited)."""
+    if decision.is_matched or decision.fail_reason not in NEAR_FAIL_REASONS:
+        return {}
+    keys = decision.lead.keys
+    return {
+        key_type: keys[key_type]
+        for key_type in NEAR_KEY_TYPES
+        if key_type in keys and not decision.evidence.get(key_type, {}).get("person_keys")
+    }
+
+
+def near_lookups(decisions: Iterable[Decision], *, country_code: str) -> list[tuple[str, str]]:
+    """Every ``(key_type, variant)`` the batch needs from the deletion table: one query."""
+    return sorted(
+        {
+            (key_type, variant)
+            for decision in decisions
+            for key_type, value in near_keys(decision).items()
+            for variant in deletion_variants(key_type, value, country_code=country_code)
+        }
+    )
+
+
+def _exact_person_keys(decision: Decision) -> set[str]:
+    return {
+        person_key
+        for key_type in KEY_TYPES
+        for person_key in decision.evidence.get(key_type, {}).get("person_keys", ())
+    }
+
+
+def _near_evidence(
+    keys: Mapping[str, str], found: Mapping[str, list[NearCandidate]]
+) -> dict[str, Any]:
+    return {
+        key_type: {
+            "lead_value": keys[key_type],
+            "candidates": [
+                {
+                    "person_key": candidate.person.person_key,
+                    "person_value": candidate.key_value,
+                    "edit": edit_kind(keys[key_type], candidate.key_value),
+                }
+                for candidate in candidates
+            ],
+        }
+        for key_type, candidates in found.items()
+    }
+
+
+def decide_near(
+    decisions: Sequence[Decision],
+    index: NearIndex,
+    *,
+    near_name_threshold: float = DEFAULT_NEAR_NAME_THRESHOLD,
+    country_code: str,
+) -> list[Decision]:
+    """Revisit the exact pass's ``no_match``/``low_confidence`` leads one edit away.
+
+    Exactly one near person, no exact key pointing elsewhere and names scoring at least
+    ``near_name_threshold`` links (``document_one_edit`` before ``phone_one_edit``); two or
+    more near persons are ``ambiguous``; an exact key pointing at another person is a
+    ``conflict``. A lead without near candidates keeps its decision. Names are scored in
+    one rapidfuzz call.
+    """
+    pending: list[tuple[int, Decision, Person, str, dict[str, Any]]] = []
+    result = list(decisions)
+    for position, decision in enumerate(decisions):
+        keys = near_keys(decision)
+        found = {
+            key_type: candidates
+            for key_type, value in keys.items()
+            if (candidates := index.candidates(key_type, value, country_code=country_code))
+        }
+        if not found:
+            continue
+        near = _near_evidence(keys, found)
+        persons = {c.person.person_key: c.person for cs in found.values() for c in cs}
+        exact = _exact_person_keys(decision)
+        evidence = {**decision.evidence, "near": near}
+        if len(persons) > 1:
+            result[position] = failed(
+                decision.lead, "ambiguous", {**evidence, "candidate_person_keys": sorted(persons)}
+            )
+        elif exact and exact != set(persons):
+            conflicting = sorted(exact | set(persons))
+            result[position] = failed(
+                decision.lead, "conflict", {**evidence, "conflicting_person_keys": conflicting}
+            )
+        elif exact:
+            # the exact key and the near one agree, but the names did not pass even the
+            # exact threshold: the stricter near one cannot pass; keep the exact decision
+            result[position] = failed(
+                decision.lead,
+                decision.fail_reason or "low_confidence",
+                evidence,
+                match_score=decision.match_score,
+            )
+        else:
+            rule = NEAR_RULES[next(key_type for key_type in NEAR_KEY_TYPES if key_type in found)]
+            pending.append((position, decision, next(iter(persons.values())), rule, evidence))
+    names = [
+        (normalize_name_cached(decision.lead.full_name), normalize_name_cached(person.full_name))
+        for _, decision, person, _, _ in pending
+    ]
+    for (position, decision, person, rule, evidence), score in zip(
+        pending, name_scores(names), strict=True
+    ):
+        evidence = {**evidence, "name_score": score}
+        if score >= near_name_threshold:
+            result[position] = Decision(
+                lead=decision.lead,
+                outcome="matched",
+                match_rule=rule,
+                match_score=score,
+                person_key=person.person_key,
+                evidence=evidence,
+            )
+        else:
+            result[position] = failed(
+                decision.lead,
+                "low_confidence",
+                {**evidence, "person_key": person.person_key, "name_rule": rule},
+                match_score=score,
+            )
+    return result

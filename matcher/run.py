@@ -10,6 +10,7 @@ A crash rolls the batch back and its locks vanish with the connection.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -34,6 +35,9 @@ class MatchOptions:
     batch_size: int = 500
     dry_run: bool = False
     name_threshold: float = match.DEFAULT_NAME_THRESHOLD
+    near: bool = True
+    """Try documents and phones one edit away for leads the exact keys did not settle."""
+    near_name_threshold: float = match.DEFAULT_NEAR_NAME_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -84,9 +88,12 @@ def process_batch(
         wanted = sorted({item for lead in leads for item in lead.keys.items()})
         index = match.CandidateIndex.from_rows(db.fetch_candidates(conn, wanted))
         decisions = match.decide_batch(leads, index, name_threshold=options.name_threshold)
+        if options.near:
+            decisions = near_pass(conn, decisions, rules=rules, options=options)
         decisions, links_written, origins_written = write_decisions(
             conn, decisions, settings=settings, run_id=run_id, started_at=started_at
         )
+        pause_for_tests()
         if options.dry_run:
             raise psycopg.Rollback(transaction)
     return BatchResult(
@@ -95,6 +102,38 @@ def process_batch(
         skipped_changed=len(mine) - len(claimed),
         links_written=links_written,
         origins_written=origins_written,
+    )
+
+
+TEST_PAUSE_ENV = "KPI_RED_TEST_PAUSE_AFTER_WRITES"
+
+
+def pause_for_tests() -> None:
+    """Test hook, a no-op unless ``KPI_RED_TEST_PAUSE_AFTER_WRITES=<seconds>`` is set: sleep
+    after a batch's writes, before its commit, so the reliability tests can kill the
+    matcher or drop its connection mid-batch (tests/python/test_reliability_*.py)."""
+    seconds = os.environ.get(TEST_PAUSE_ENV)
+    if seconds:
+        time.sleep(float(seconds))
+
+
+def near_pass(
+    conn: psycopg.Connection,
+    decisions: list[match.Decision],
+    *,
+    rules: NormalizationRules,
+    options: MatchOptions,
+) -> list[match.Decision]:
+    """Issue 8: the batch's unsettled documents and phones one edit away, in one query."""
+    wanted = match.near_lookups(decisions, country_code=rules.country_code)
+    if not wanted:
+        return decisions
+    index = match.NearIndex.from_rows(db.fetch_near_candidates(conn, wanted))
+    return match.decide_near(
+        decisions,
+        index,
+        near_name_threshold=options.near_name_threshold,
+        country_code=rules.country_code,
     )
 
 

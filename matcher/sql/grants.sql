@@ -9,7 +9,7 @@
 grant usage on schema {matcher_schemas} to {matcher_role};
 grant select on {leads} to {matcher_role};
 grant select, insert, update on {links}, {origin}, {attempts} to {matcher_role};
-grant select on {backlog}, {person_identifiers}, {junk} to {matcher_role};
+grant select on {backlog}, {person_identifiers}, {person_deletions}, {junk} to {matcher_role};
 -- dbt re-creates its tables on every build: let the new ones carry the grant.
 alter default privileges in schema {dbt_schemas} grant select on tables to {matcher_role};
 

@@ -1,0 +1,424 @@
+"""Typo-tolerant keys (issue 8): documents and phones one edit away.
+
+Pure decisions first (a ``NearIndex`` built in Python the way dbt builds the table), then
+one database: the demo data plus a hand-made registry of typo cases, dbt build, then
+``kpi-red match`` without and with near matching.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from conftest import Database
+
+from matcher import db, match
+from matcher.cli import main
+from matcher.normalize import NormalizationRules
+
+CC = "51"
+RULES = NormalizationRules()
+CREATED = datetime(2024, 5, 1, tzinfo=UTC)
+
+# (key_type, key_value, person_key, full_name): each person alone on its values
+REGISTRY = [
+    ("document", "DNI:45678912", "P-ANA", "Ana María Quispe Flores"),
+    ("phone", "51987654321", "P-ANA", "Ana María Quispe Flores"),
+    ("email", "ana@mail.pe", "P-ANA", "Ana María Quispe Flores"),
+    ("document", "DNI:70000001", "P-LUIS", "Luis Alberto Mamani"),
+    ("phone", "5164235719", "P-LUIS", "Luis Alberto Mamani"),  # a landline: 8 digits
+    # two persons one substitution apart from DNI:30571103
+    ("document", "DNI:30571113", "P-TWIN-A", "Rosa Cusi Quispe"),
+    ("document", "DNI:30571123", "P-TWIN-B", "Rosa Cusi Quispe"),
+    ("phone", "51963852741", "P-LUCIO", "Lucio Apaza Mayta"),
+]
+EXACT_INDEX = match.CandidateIndex.from_rows(REGISTRY)
+
+
+def near_rows(registry: list[tuple[str, str, str, str]]) -> list[tuple[str, str, str, str, str]]:
+    """The deletion table dbt would build from ``registry`` (all values sole-owned)."""
+    return [
+        (key_type, variant, key_value, person_key, full_name)
+        for key_type, key_value, person_key, full_name in registry
+        for variant in match.deletion_variants(key_type, key_value, country_code=CC)
+    ]
+
+
+NEAR_INDEX = match.NearIndex.from_rows(near_rows(REGISTRY))
+
+
+def lead(
+    full_name: str | None = "Ana María Quispe Flores",
+    *,
+    phone: str | None = None,
+    document_number: str | None = None,
+    email: str | None = None,
+) -> match.Lead:
+    return match.Lead(
+        lead_source_pk="L-1",
+        created_at=CREATED,
+        identifiers_hash="hash",
+        full_name=full_name,
+        keys=match.usable_keys(
+            phone=phone,
+            document_type=None,
+            document_number=document_number,
+            email=email,
+            rules=RULES,
+        ),
+    )
+
+
+def decide(one: match.Lead, *, near_threshold: float = 92) -> match.Decision:
+    exact = match.decide_batch([one], EXACT_INDEX)
+    (decision,) = match.decide_near(
+        exact, NEAR_INDEX, near_name_threshold=near_threshold, country_code=CC
+    )
+    return decision
+
+
+EDIT_CASES = [
+    ("document", "substitution", lead(document_number="45678913"), "P-ANA"),
+    ("document", "insertion", lead(document_number="456789112"), "P-ANA"),
+    ("document", "deletion", lead(document_number="4567892"), "P-ANA"),
+    ("document", "transposition", lead(document_number="45679812"), "P-ANA"),
+    ("phone", "substitution", lead(phone="987654322"), "P-ANA"),
+    ("phone", "insertion", lead("Luis Alberto Mamani", phone="642357190"), "P-LUIS"),
+    ("phone", "deletion", lead(phone="98765431"), "P-ANA"),
+    ("phone", "transposition", lead(phone="+51 978 654 321"), "P-ANA"),
+]
+
+
+@pytest.mark.parametrize(
+    ("key_type", "edit", "one", "person_key"),
+    EDIT_CASES,
+    ids=[f"{case[0]}-{case[1]}" for case in EDIT_CASES],
+)
+def test_each_edit_kind_links(key_type: str, edit: str, one: match.Lead, person_key: str) -> None:
+    assert match.decide_batch([one], EXACT_INDEX)[0].fail_reason == "no_match"
+    decision = decide(one)
+    assert (decision.outcome, decision.match_rule, decision.person_key) == (
+        "matched",
+        f"{key_type}_one_edit",
+        person_key,
+    )
+    near = decision.evidence["near"][key_type]
+    person_value = next(row[1] for row in REGISTRY if row[2] == person_key and row[0] == key_type)
+    assert near == {
+        "lead_value": one.keys[key_type],
+        "candidates": [{"person_key": person_key, "person_value": person_value, "edit": edit}],
+    }
+    assert decision.match_score == decision.evidence["name_score"] >= 92
+
+
+def test_two_near_candidates_never_link() -> None:
+    decision = decide(lead("Rosa Cusi Quispe", document_number="30571103"))
+    assert (decision.outcome, decision.fail_reason) == ("failed", "ambiguous")
+    assert decision.evidence["candidate_person_keys"] == ["P-TWIN-A", "P-TWIN-B"]
+
+
+def test_a_near_candidate_never_beats_an_exact_one() -> None:
+    # the document is Luis's exactly; the phone is one edit from Ana's
+    decision = decide(lead("Luis Alberto Mamani", document_number="70000001", phone="987654322"))
+    assert (decision.match_rule, decision.person_key) == ("document", "P-LUIS")
+    assert "near" not in decision.evidence
+    # a lone exact phone with agreeing names wins over a one-edit document elsewhere
+    decision = decide(lead("Luis Alberto Mamani", phone="64235719", document_number="45678913"))
+    assert (decision.match_rule, decision.person_key) == ("phone+name", "P-LUIS")
+
+
+def test_an_exact_key_pointing_elsewhere_is_a_conflict() -> None:
+    # Lucio's phone exactly (names differ: low_confidence), Ana's document one edit off
+    decision = decide(lead(phone="963852741", document_number="45678913"))
+    assert (decision.outcome, decision.fail_reason) == ("failed", "conflict")
+    assert decision.evidence["conflicting_person_keys"] == ["P-ANA", "P-LUCIO"]
+
+
+def test_near_names_must_agree_strongly() -> None:
+    # "Ana Quispe Flores" scores 85 against the full name: enough for an exact phone, not
+    # for a typo
+    weak = lead("Ana Quispe Flores", document_number="45678913")
+    decision = decide(weak)
+    assert (decision.fail_reason, decision.evidence["name_rule"]) == (
+        "low_confidence",
+        "document_one_edit",
+    )
+    assert 85 <= decision.match_score < 92
+    assert decide(weak, near_threshold=80).match_rule == "document_one_edit"
+    assert decide(lead("Pedro Castillo", phone="987654322")).fail_reason == "low_confidence"
+
+
+def test_two_edits_are_not_near() -> None:
+    # DNI:45678129 and DNI:45678912 share the deletion DNI:4567812 but are 2 edits apart
+    # (the 9 moved two places); two substitutions, two swaps are 2 edits too
+    for number in ("45678129", "45678099", "54678921"):
+        decision = decide(lead(document_number=number))
+        assert decision.fail_reason == "no_match", number
+        assert "near" not in decision.evidence
+
+
+def test_variants_and_edit_kinds() -> None:
+    assert match.deletion_variants("document", "CE:1123", country_code=CC) == {
+        "CE:1123",
+        "CE:123",
+        "CE:113",
+        "CE:112",
+    }
+    assert match.deletion_variants("phone", "4915112345678", country_code=CC) == frozenset()
+    assert match.deletion_variants("email", "a@b.pe", country_code=CC) == frozenset()
+    assert match.edit_kind("12345", "1234") == "insertion"
+    assert match.edit_kind("1234", "12345") == "deletion"
+    assert match.edit_kind("1243", "1234") == "transposition"
+    assert match.edit_kind("1235", "1234") == "substitution"
+
+
+def test_near_lookups_only_for_unsettled_documents_and_phones() -> None:
+    decisions = match.decide_batch(
+        [
+            lead(document_number="45678912"),  # matched
+            lead(document_number="45678913", email="nobody@mail.pe"),  # no_match
+            lead(phone="987654321", document_number="70000001"),  # conflict
+            lead(),  # missing identifiers
+        ],
+        EXACT_INDEX,
+    )
+    wanted = match.near_lookups(decisions, country_code=CC)
+    assert {key_type for key_type, _ in wanted} == {"document"}
+    assert ("document", "DNI:45678913") in wanted and len(wanted) == 9
+
+
+# --- on a real database: the dbt model, the matcher, the demo data ----------------------
+
+# Hand-made persons and leads, document type PTP (the demo uses DNI, CE, PASAPORTE).
+# (person_key, full_name, phone, document_number)
+PERSONS = [
+    ("NP-DOC-SUB", "Teodoro Cusi Mamani", None, "20481357"),
+    ("NP-DOC-INS", "Gladys Poma Ccori", None, "31592468"),
+    ("NP-DOC-DEL", "Wilber Sonco Ylla", None, "42603579"),
+    ("NP-DOC-TRA", "Nilda Huarca Soto", None, "53714680"),
+    ("NP-PH-SUB", "Edwin Ccama Luque", "941357246", None),
+    ("NP-PH-INS", "Maritza Turpo Anco", "(064) 235-718", None),
+    ("NP-PH-DEL", "Percy Chura Vilca", "952468357", None),
+    ("NP-PH-TRA", "Yolanda Pari Coaquira", "963574182", None),
+    ("NP-TWIN-A", "Rosa Cusi Quispe", None, "30571113"),
+    ("NP-TWIN-B", "Rosa Cusi Quispe", None, "30571123"),
+    ("NP-EXACT", "Elmer Huarca Soto", None, "50607080"),
+    ("NP-NEARBY", "Elmer Huarca Soto", "935791468", None),
+    ("NP-FAM-1", "Juana Mamani Colque", "974185263", None),
+    ("NP-FAM-2", "Julia Mamani Colque", "974185263", None),
+    *[(f"NP-JUNK-{n}", "Hugo Flores Pari", None, "70809010") for n in range(4)],
+]
+# (lead_id, full_name, phone, document_number, expected rule or fail reason, person_key)
+LEADS = [
+    ("NEAR-DOC-SUB", "Teodoro Cusi Mamani", None, "20481358", "document_one_edit", "NP-DOC-SUB"),
+    ("NEAR-DOC-INS", "GLADYS POMA CCORI", None, "315924618", "document_one_edit", "NP-DOC-INS"),
+    ("NEAR-DOC-DEL", "Wilber Sonco Ylla", None, "4260357", "document_one_edit", "NP-DOC-DEL"),
+    ("NEAR-DOC-TRA", "Nilda Huarca Soto", None, "53716480", "document_one_edit", "NP-DOC-TRA"),
+    ("NEAR-PH-SUB", "Edwin Ccama Luque", "941 357 247", None, "phone_one_edit", "NP-PH-SUB"),
+    ("NEAR-PH-INS", "Maritza Turpo Anco", "642357180", None, "phone_one_edit", "NP-PH-INS"),
+    ("NEAR-PH-DEL", "Percy Chura Vilca", "95246835", None, "phone_one_edit", "NP-PH-DEL"),
+    ("NEAR-PH-TRA", "Yolanda Pari Coaquira", "+51963754182", None, "phone_one_edit", "NP-PH-TRA"),
+    ("NEAR-TWINS", "Rosa Cusi Quispe", None, "30571103", "ambiguous", None),
+    ("NEAR-EXACT", "Elmer Huarca Soto", "935791469", "50607080", "document", "NP-EXACT"),
+    ("NEAR-SHARED", "Juana Mamani Colque", "974185264", None, "no_match", None),
+    ("NEAR-JUNK", "Hugo Flores Pari", None, "70809011", "no_match", None),
+]
+TYPO_SCENARIOS = ("document_one_edit", "phone_one_edit")
+
+
+def kpi_red(database: Database, *args: str) -> dict[str, Any]:
+    result = CliRunner().invoke(main, [*args, "--json"], env=database.cli_env())
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+@pytest.fixture(scope="module")
+def near_db(make_database: Callable[..., Database]) -> Iterator[Database]:
+    """Demo data plus the hand-made cases, built; a dry run without near matching, then
+    the real run with it (the near query counted)."""
+    from matcher import demo
+
+    database = make_database()
+    demo.load(database.conninfo, database.settings, size="demo", seed=42)
+    with database.connect() as conn:
+        conn.cursor().executemany(
+            "insert into canon.identity_registry"
+            " (person_key, full_name, phone, document_type, document_number, created_at)"
+            " values (%s, %s, %s, 'PTP', %s, now() - interval '60 days')",
+            PERSONS,
+        )
+        conn.cursor().executemany(
+            "insert into cabinet.leads"
+            " (lead_id, created_at, full_name, phone, document_type, document_number)"
+            " values (%s, now() - interval '2 days', %s, %s, 'PTP', %s)",
+            [row[:4] for row in LEADS],
+        )
+    database.dbt("build")
+    yield database
+
+
+@pytest.fixture(scope="module")
+def runs(near_db: Database) -> dict[str, Any]:
+    calls: list[int] = []
+    fetch = db.fetch_near_candidates
+
+    def counted(conn: Any, variants: Any) -> Any:
+        calls.append(len(variants))
+        return fetch(conn, variants)
+
+    without = kpi_red(near_db, "match", "--limit", "0", "--dry-run", "--no-near")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(db, "fetch_near_candidates", counted)
+        with_near = kpi_red(near_db, "match", "--limit", "0", "--batch-size", "500")
+    return {"without": without, "with": with_near, "near_queries": calls}
+
+
+def test_the_table_is_the_python_neighbourhood(near_db: Database) -> None:
+    """dbt's variants equal ``match.deletion_variants`` for every sole-owned value."""
+    table = set(
+        near_db.query(
+            "select key_type, variant, key_value, person_key"
+            " from kpi_red_intermediate.int_person_identifier_deletions"
+        )
+    )
+    sole = near_db.query(
+        """
+        select key_type, key_value, min(person_key)
+        from kpi_red_intermediate.int_person_identifiers
+        where key_type in ('document', 'phone')
+        group by key_type, key_value
+        having count(*) = 1
+        """
+    )
+    expected = {
+        (key_type, variant, key_value, person_key)
+        for key_type, key_value, person_key in sole
+        if (split := match.editable_split(key_type, key_value, country_code=CC))
+        and len(split[1]) >= 6
+        for variant in match.deletion_variants(key_type, key_value, country_code=CC)
+    }
+    assert table == expected
+    assert len(table) > 100_000
+
+
+def test_junk_and_shared_values_never_produce_candidates(near_db: Database) -> None:
+    leaked = near_db.query(
+        """
+        select deletions.key_type, deletions.key_value
+        from kpi_red_intermediate.int_person_identifier_deletions as deletions
+        where exists (
+            select 1 from kpi_red_intermediate.int_junk_identifiers as junk
+            where junk.key_type = deletions.key_type and junk.key_value = deletions.key_value
+        )
+        or exists (
+            select 1 from kpi_red_intermediate.int_person_identifiers as others
+            where others.key_type = deletions.key_type
+                and others.key_value = deletions.key_value
+                and others.person_key <> deletions.person_key
+        )
+        """
+    )
+    assert leaked == []
+    shared = near_db.scalar(
+        "select count(*) from kpi_red_intermediate.int_person_identifier_deletions"
+        " where key_value in ('51974185263', 'PTP:70809010', '51999999999')"
+    )
+    assert shared == 0
+
+
+def test_hand_made_cases(near_db: Database, runs: dict[str, Any]) -> None:
+    rows = near_db.query(
+        """
+        select distinct on (lead_source_pk)
+            lead_source_pk, coalesce(match_rule, fail_reason), person_key, evidence
+        from kpi_red.match_attempts
+        where lead_source_pk like 'NEAR-%%'
+        order by lead_source_pk, attempt_id desc
+        """
+    )
+    got = {row[0]: (row[1], row[2]) for row in rows}
+    assert got == {row[0]: (row[4], row[5]) for row in LEADS}
+    evidence = {row[0]: row[3] for row in rows}
+    assert evidence["NEAR-PH-INS"]["near"]["phone"] == {
+        "lead_value": "51642357180",
+        "candidates": [
+            {"person_key": "NP-PH-INS", "person_value": "5164235718", "edit": "insertion"}
+        ],
+    }
+    for lead_id in ("NEAR-SHARED", "NEAR-JUNK"):
+        assert "near" not in evidence[lead_id]
+
+
+def test_precision_is_total_over_all_leads(near_db: Database, runs: dict[str, Any]) -> None:
+    wrong = near_db.query(
+        """
+        select links.source_pk, links.match_rule, links.person_key, truth.person_key
+        from canon.identity_links as links
+        inner join kpi_red_demo.lead_truth as truth
+            on truth.lead_id = links.source_pk
+        where links.linked_by = 'kpi-red'
+            and links.person_key is distinct from truth.person_key
+        """
+    )
+    assert wrong == []
+
+
+def test_recall_gained_on_planted_typos(near_db: Database, runs: dict[str, Any]) -> None:
+    planted, before, after = near_db.query(
+        """
+        select
+            count(*),
+            count(*) filter (where links.match_rule not like '%%one_edit'),
+            count(links.source_pk)
+        from kpi_red_demo.lead_truth as truth
+        left join canon.identity_links as links
+            on links.source_pk = truth.lead_id and links.linked_by = 'kpi-red'
+        where truth.scenario in ('document_one_edit', 'phone_one_edit')
+        """
+    )[0]
+    print(f"planted typo leads: {planted}; linked before: {before}, after: {after}")
+    assert planted > 100 and before == 0
+    assert after >= planted // 2
+    kinds = near_db.query(
+        """
+        select distinct attempts.match_rule, candidates.value ->> 'edit'
+        from kpi_red.match_attempts as attempts
+        cross join lateral jsonb_each(attempts.evidence -> 'near') as near (key_type, found)
+        cross join lateral jsonb_array_elements(near.found -> 'candidates') as candidates
+        where attempts.match_rule like '%%one_edit'
+        """
+    )
+    # the demo plants every edit kind (phones: no insertion, see demo.sql)
+    assert set(kinds) >= {
+        ("document_one_edit", "substitution"),
+        ("document_one_edit", "insertion"),
+        ("document_one_edit", "deletion"),
+        ("document_one_edit", "transposition"),
+        ("phone_one_edit", "substitution"),
+        ("phone_one_edit", "deletion"),
+        ("phone_one_edit", "transposition"),
+    }
+
+
+def test_near_changes_only_what_the_exact_keys_left(runs: dict[str, Any]) -> None:
+    without, with_near = runs["without"], runs["with"]
+    assert without["claimed"] == with_near["claimed"]
+    near_rules = {"document_one_edit", "phone_one_edit"}
+    assert not near_rules & set(without["matched_by_rule"])
+    exact_rules = {
+        rule: count
+        for rule, count in with_near["matched_by_rule"].items()
+        if rule not in near_rules
+    }
+    assert exact_rules == without["matched_by_rule"]
+    assert with_near["matched"] - without["matched"] == sum(
+        with_near["matched_by_rule"].get(rule, 0) for rule in near_rules
+    )
+
+
+def test_one_near_query_per_batch(runs: dict[str, Any]) -> None:
+    assert 0 < len(runs["near_queries"]) <= runs["with"]["batches"]
