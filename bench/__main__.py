@@ -29,7 +29,7 @@ def _ints(text: str) -> tuple[int, ...]:
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
     "--batch-sizes",
-    default="1000",
+    default="2000",
     show_default=True,
     help="Matcher --batch-size; several (comma-separated) are tried, each on a copy, "
     "and the fastest drains.",
@@ -41,6 +41,16 @@ def _ints(text: str) -> tuple[int, ...]:
     default=True,
     show_default=True,
     help="Measure the rebuild after the drain, 1% new leads and the incremental dbt build.",
+)
+@click.option(
+    "--explain-bound", is_flag=True, help="Also EXPLAIN ANALYZE the bound, on another copy."
+)
+@click.option(
+    "--compare",
+    "compare",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="Print the growth table of earlier results/*.json files (repeatable) and exit.",
 )
 @click.option("--keep", is_flag=True, help="Keep the benchmark databases (default: dropped).")
 @click.option(
@@ -57,6 +67,8 @@ def main(
     naive_sample: int,
     trace_batches: int,
     incremental: bool,
+    explain_bound: bool,
+    compare: tuple[Path, ...],
     keep: bool,
     out_dir: Path,
 ) -> None:
@@ -64,6 +76,9 @@ def main(
 
     Example: python -m bench --size small --batch-sizes 250,500,1000,2000
     """
+    if compare:
+        click.echo(report.growth([report.load_json(path) for path in compare]))
+        return
     chosen = [part.strip() for part in (sizes or size or "small").split(",") if part.strip()]
     unknown = [name for name in chosen if name not in SIZES]
     if unknown:
@@ -79,6 +94,7 @@ def main(
                 naive_sample=naive_sample,
                 trace_batches=trace_batches,
                 incremental=incremental,
+                explain_bound=explain_bound,
                 keep=keep,
             )
         )

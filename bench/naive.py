@@ -76,9 +76,10 @@ def run(conninfo: str, settings: Settings, *, sample: int) -> NaiveResult:
     statements = 0
     matched = 0
     with psycopg.connect(conninfo, application_name="kpi-red-bench-naive") as conn:
-        started = time.perf_counter()
+        # Which leads: one read of the live view, left out of the timing (the matcher
+        # pays it once per run, the loop would pay it once per 2,000-lead sample).
         lead_ids = [row[0] for row in conn.execute(pick, (sample,)).fetchall()]
-        statements += 1
+        started = time.perf_counter()
         for lead_id in lead_ids:
             row = conn.execute(select_lead, (lead_id,)).fetchone()
             statements += 1

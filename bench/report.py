@@ -97,8 +97,15 @@ def write_json(record: dict[str, Any], steps: Sequence[Step], *, out_dir: Path) 
     return path
 
 
+PER_ROW_STEPS = ("naive", "bound", "kpi-red match", "add ")
+
+
 def growth(outcomes: Sequence[tuple[str, Sequence[Step], dict[str, Any]]]) -> str:
-    """Seconds per 1,000 leads of each step, per size: flat across a row means linear."""
+    """Seconds per 1,000 leads of each step, per size: flat across a row means linear.
+
+    Steps that process leads (naive, bound, matcher, new leads) are divided by the leads
+    they processed; dbt builds and the panel by all the leads in the database.
+    """
     sizes = [size for size, _, _ in outcomes]
     names: list[str] = []
     for _, steps, _ in outcomes:
@@ -112,8 +119,9 @@ def growth(outcomes: Sequence[tuple[str, Sequence[Step], dict[str, Any]]]) -> st
         values: list[float | None] = []
         for _, steps, record in outcomes:
             found = [step for step in steps if _growth_key(step.name) == name]
-            leads = record.get("leads") or 0
-            values.append(found[0].seconds / leads * 1000 if found and leads else None)
+            per_row = name.startswith(PER_ROW_STEPS)
+            count = (found[0].rows if found and per_row else record.get("leads")) or 0
+            values.append(found[0].seconds / count * 1000 if found and count else None)
         known = [value for value in values if value]
         trend = f"{known[-1] / known[0]:.2f}x" if len(known) > 1 else ""
         rows.append(
@@ -138,3 +146,19 @@ def _grid_plain(rows: Sequence[Sequence[str]]) -> str:
         if index == 0:
             lines.append("  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def load_json(path: Path) -> tuple[str, list[Step], dict[str, Any]]:
+    """A results file back as (size, steps, record), for ``growth``."""
+    record = json.loads(path.read_text())
+    steps = [
+        Step(
+            name=entry["step"],
+            seconds=entry["seconds"],
+            rows=entry.get("rows"),
+            peak_rss_mb=entry.get("peak_rss_mb"),
+            note=entry.get("note") or "",
+        )
+        for entry in record.get("steps", [])
+    ]
+    return str(record["size"]), steps, record

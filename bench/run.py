@@ -39,11 +39,12 @@ SIZES = {
 class Options:
     size: str
     seed: int = 42
-    batch_sizes: tuple[int, ...] = (1000,)
+    batch_sizes: tuple[int, ...] = (2000,)
     naive_sample: int = 2000
     trace_batches: int = 3
     new_share: float = 0.01
     incremental: bool = True
+    explain_bound: bool = False
     keep: bool = False
     workdir: Path | None = None
 
@@ -83,7 +84,8 @@ def run(options: Options) -> Outcome:
         leads = record["leads"]
 
         log("dbt parse (not timed) and dbt build (full)")
-        main_db.dbt("parse")
+        if options.incremental:  # the same warm start for the full and the later builds
+            main_db.dbt("parse")
         full = main_db.dbt("build")
         steps.append(
             Step(
@@ -103,6 +105,14 @@ def run(options: Options) -> Outcome:
         references(reference, settings, options, outcome)
         database.drop(reference)
         created.remove(reference)
+
+        if options.explain_bound:
+            copy = database.clone(main_db, f"{name}_explain")
+            try:
+                log("EXPLAIN ANALYZE of the bound, on another copy")
+                record["bound_explain_analyze"] = bound.explain(copy, settings)
+            finally:
+                database.drop(copy)
 
         best = (
             batch_trials(main_db, settings, options, outcome)
@@ -230,7 +240,7 @@ def trace_matcher(
             "calls": calls,
             "total_s": round(total, 3),
             "slowest_call_s": round(statement.seconds, 3),
-            "explain_analyze": trace.explain_analyze(reference.conninfo, statement),
+            "explain_analyze": trace.explain_analyze(reference.conninfo, statement, timeout_s=120),
         }
     return result
 
@@ -242,7 +252,7 @@ def batch_trials(
     outcome: Outcome,
 ) -> int:
     """Drain an identical copy once per batch size; the fastest size wins."""
-    trials = []
+    trials: list[dict[str, Any]] = []
     eligible = outcome.record["eligible"]
     for batch_size in options.batch_sizes:
         copy = database.clone(main_db, f"{main_db.name}_b{batch_size}")

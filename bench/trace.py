@@ -76,7 +76,7 @@ def traced() -> Iterator[list[Statement]]:
         finally:
             seconds = time.perf_counter() - started
             as_cursor = sql.SQL("declare kpi_red_bench_explain cursor for ") + _composable(query)
-            declared[id(self)] = (as_cursor, params, text_of(self, as_cursor))  # type: ignore[arg-type]
+            declared[id(self)] = (as_cursor, params, text_of(self, as_cursor))
             recorded.append(Statement(seconds, as_cursor, params, declared[id(self)][2], False))
 
     def fetchmany(self: psycopg.ServerCursor, size: int = 0) -> Any:

@@ -149,12 +149,14 @@ def panel_parts(database: BenchDatabase) -> dict[str, Any]:
     """Each statement of the panel read alone (median of 5 ms), and the plan of the count."""
     from bench.measure import median_ms
 
-    timings = {}
+    timings: dict[str, float] = {}
     with database.connect(autocommit=True) as conn:
         for name, statement in PANEL_PARTS.items():
-            timings[name] = round(
-                median_ms(lambda statement=statement: conn.execute(statement).fetchall())[0], 1
-            )
+
+            def read(statement: str = statement) -> None:
+                conn.execute(statement).fetchall()
+
+            timings[name] = round(median_ms(read)[0], 1)
         plan = conn.execute(
             "explain (analyze, buffers, format text) " + PANEL_PARTS["backlog_count"]
         ).fetchall()
