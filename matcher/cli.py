@@ -260,9 +260,10 @@ def demo(ctx: Context, size: str, seed: int, reset: bool) -> None:
     """
     from matcher import demo as demo_data
 
-    loaded = demo_data.load(ctx.connection.conninfo, ctx.settings, size=size, seed=seed, reset=reset)
+    loaded = demo_data.load(
+        ctx.connection.conninfo, ctx.settings, size=size, seed=seed, reset=reset
+    )
     click.echo(loaded.describe())
-
 
 
 # --- kpi-red match / repair-origin / cycle (matcher) ------------------------------------

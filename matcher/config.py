@@ -166,7 +166,9 @@ def conninfo_from_output(output: dict[str, Any]) -> str:
         "sslmode": output.get("sslmode"),
         "connect_timeout": output.get("connect_timeout", 10),
     }
-    return make_conninfo(**{key: str(value) for key, value in parts.items() if value not in (None, "")})
+    return make_conninfo(
+        **{key: str(value) for key, value in parts.items() if value not in (None, "")}
+    )
 
 
 def redact(conninfo: str) -> str:

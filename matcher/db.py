@@ -105,8 +105,8 @@ def drop_database(conninfo: str, dbname: str) -> None:
 # --- matcher: stream, claim, candidates, writes (`kpi-red match`, `repair-origin`) -------
 # One reader connection streams the eligible backlog through a server-side cursor; each
 # batch is one transaction on a writer connection: advisory locks on its leads, a re-check
-# under the locks, candidates for every key at once, then links, origin and the attempts
-# log written from arrays (``unnest``), never a statement per lead.
+# under the locks, candidates for every key at once, then links and origin written from
+# arrays (``unnest``) and the attempts log by ``COPY``, never a statement per lead.
 
 LOCK_NAMESPACE = 0x4B52  # "KR": pg_try_advisory_xact_lock(LOCK_NAMESPACE, hashtext(lead))
 CYCLE_LOCK = (0x4B53, 1)  # the session lock that keeps two `kpi-red cycle`s apart
@@ -147,9 +147,15 @@ def _stream_query(tables: Tables) -> sql.Composed:
             coalesce(last_attempt.attempt_id, 0) as last_attempt_id
         from {backlog} as backlog
         left join lateral (
-            select max(attempts.attempt_id) as attempt_id
+            -- the newest attempt: one backward read of the (lead_source_pk, attempt_id)
+            -- index per lead. Ordering by both columns leaves the planner no other ordered
+            -- path (a backward scan of the primary key, filtered by lead, reads the whole
+            -- log per lead when fresh attempts are not analyzed yet)
+            select attempts.attempt_id
             from {attempts} as attempts
             where attempts.lead_source_pk = backlog.lead_source_pk
+            order by attempts.lead_source_pk desc, attempts.attempt_id desc
+            limit 1
         ) as last_attempt on true
         where backlog.is_eligible
         order by backlog.lead_created_at, backlog.lead_source_pk
@@ -182,6 +188,13 @@ def load_junk(conn: psycopg.Connection) -> frozenset[tuple[str, str]]:
     """``(key_type, key_value)`` pairs treated as absent, as dbt materialized them."""
     statement = sql.SQL("select key_type, key_value from {}").format(qualified(JUNK_RELATION))
     return frozenset((row[0], row[1]) for row in conn.execute(statement))
+
+
+def tune_writer(conn: psycopg.Connection) -> None:
+    """The writer's statements are index lookups and inserts of one batch: launching
+    parallel workers costs more than they save (measured: the candidate lookup of a
+    2,000-lead batch takes half the time without them)."""
+    conn.execute("set max_parallel_workers_per_gather = 0")
 
 
 def lock_leads(conn: psycopg.Connection, lead_pks: Sequence[str]) -> set[str]:
@@ -267,9 +280,15 @@ def fetch_near_candidates(
     conn: psycopg.Connection, variants: Sequence[tuple[str, str]]
 ) -> list[tuple[str, str, str, str, str | None]]:
     """Registry values sharing a deletion variant with a batch's keys (issue 8): one
-    statement, a ``variant = any(...)`` index scan per key type, each row's name by the
-    ``(key_type, key_value)`` index. Rows: ``(key_type, variant, key_value, person_key,
-    full_name)``; the caller keeps those exactly one edit away."""
+    statement, a ``variant = any(...)`` index scan per key type. Rows: ``(key_type,
+    variant, key_value, person_key, full_name)``; the caller keeps those exactly one edit
+    away.
+
+    The deletion table holds every holder of every value; the filters are applied here:
+    a probe of ``int_person_identifiers`` (its ``(key_type, key_value)`` index) drops
+    junk values and keys a person no longer holds, and a value returned with two or more
+    persons is shared (all its holders have the same variants, so all of them come back
+    with it) and never a near candidate."""
     if not variants:
         return []
     values: dict[str, list[str]] = {"document": [], "phone": []}
@@ -282,14 +301,17 @@ def fetch_near_candidates(
             deletions.variant,
             deletions.key_value,
             deletions.person_key,
-            (
-                select identifiers.full_name
-                from {identifiers} as identifiers
-                where identifiers.key_type = deletions.key_type
-                    and identifiers.key_value = deletions.key_value
-                    and identifiers.person_key = deletions.person_key
-            ) as full_name
+            identifiers.full_name
         from {deletions} as deletions
+        -- a lateral probe per row (not a join the planner could hash over the registry)
+        cross join lateral (
+            select person_identifiers.full_name
+            from {identifiers} as person_identifiers
+            where person_identifiers.key_type = deletions.key_type
+                and person_identifiers.key_value = deletions.key_value
+                and person_identifiers.person_key = deletions.person_key
+            limit 1
+        ) as identifiers
         where deletions.key_type = {key_type} and deletions.variant = any(%b::text[])
         """
     )
@@ -301,7 +323,11 @@ def fetch_near_candidates(
         )
         for key_type in values
     )
-    return conn.execute(statement, list(values.values())).fetchall()
+    rows = conn.execute(statement, list(values.values())).fetchall()
+    holders: dict[tuple[str, str], set[str]] = {}
+    for key_type, _variant, key_value, person_key, _name in rows:
+        holders.setdefault((key_type, key_value), set()).add(person_key)
+    return [row for row in rows if len(holders[(row[0], row[2])]) == 1]
 
 
 @dataclass(frozen=True)
@@ -389,63 +415,69 @@ def record_outcomes(
     origins: Sequence[OriginRow],
     attempts: Sequence[AttemptRow],
 ) -> int:
-    """Origin rows for linked persons that have none, and one attempts-log row per lead,
-    in one statement. Returns how many origin rows were added."""
-    statement = sql.SQL(
-        """
-        with new_origins as (
-            insert into {origin} (person_key, origin_tag, origin_source_pk, origin_created_at)
-            select distinct on (linked.person_key)
-                linked.person_key, %s, linked.source_pk, linked.created_at
-            from unnest(%b::text[], %b::text[], %b::timestamptz[])
-                as linked (person_key, source_pk, created_at)
-            order by linked.person_key, linked.created_at, linked.source_pk
-            on conflict (person_key) do nothing
-            returning 1
-        ),
-
-        new_attempts as (
-            insert into {attempts} (
-                run_id, lead_source_pk, outcome, fail_reason, match_rule, match_score,
-                person_key, evidence, identifiers_hash, started_at
+    """Origin rows for linked persons that have none (one statement from arrays), and one
+    attempts-log row per lead (``COPY`` straight into the log: measured ~25% cheaper per
+    lead than unnesting eight arrays, and than one ``jsonb_to_recordset`` parameter).
+    Returns how many origin rows were added."""
+    added = 0
+    if origins:
+        statement = sql.SQL(
+            """
+            with new_origins as (
+                insert into {origin} (person_key, origin_tag, origin_source_pk, origin_created_at)
+                select distinct on (linked.person_key)
+                    linked.person_key, %s, linked.source_pk, linked.created_at
+                from unnest(%b::text[], %b::text[], %b::timestamptz[])
+                    as linked (person_key, source_pk, created_at)
+                order by linked.person_key, linked.created_at, linked.source_pk
+                on conflict (person_key) do nothing
+                returning 1
             )
-            select %s, decided.lead_source_pk, decided.outcome, decided.fail_reason,
-                decided.match_rule, decided.match_score, decided.person_key,
-                decided.evidence::jsonb, decided.identifiers_hash, %s
-            from unnest(
-                %b::text[], %b::text[], %b::text[], %b::text[], %b::real[], %b::text[],
-                %b::text[], %b::text[]
-            ) as decided (
-                lead_source_pk, outcome, fail_reason, match_rule, match_score, person_key,
-                evidence, identifiers_hash
-            )
-            returning 1
-        )
 
-        select (select count(*) from new_origins), (select count(*) from new_attempts)
-        """
-    ).format(origin=qualified(tables.origin), attempts=qualified(tables.attempts))
-    row = conn.execute(
-        statement,
-        (
-            ORIGIN_TAG,
-            [origin.person_key for origin in origins],
-            [origin.lead_source_pk for origin in origins],
-            [origin.lead_created_at for origin in origins],
-            run_id,
-            started_at,
-            [attempt.lead_source_pk for attempt in attempts],
-            [attempt.outcome for attempt in attempts],
-            [attempt.fail_reason for attempt in attempts],
-            [attempt.match_rule for attempt in attempts],
-            [attempt.match_score for attempt in attempts],
-            [attempt.person_key for attempt in attempts],
-            [attempt.evidence for attempt in attempts],
-            [attempt.identifiers_hash for attempt in attempts],
-        ),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
+            select count(*) from new_origins
+            """
+        ).format(origin=qualified(tables.origin))
+        row = conn.execute(
+            statement,
+            (
+                ORIGIN_TAG,
+                [origin.person_key for origin in origins],
+                [origin.lead_source_pk for origin in origins],
+                [origin.lead_created_at for origin in origins],
+            ),
+        ).fetchone()
+        added = int(row[0]) if row else 0
+    if attempts:
+        copy = sql.SQL(
+            "copy {attempts} (run_id, lead_source_pk, outcome, fail_reason, match_rule,"
+            " match_score, person_key, evidence, identifiers_hash, started_at) from stdin"
+        ).format(attempts=qualified(tables.attempts))
+        with conn.cursor() as cursor, cursor.copy(copy) as rows:
+            for attempt in attempts:
+                rows.write_row(
+                    (
+                        run_id,
+                        attempt.lead_source_pk,
+                        attempt.outcome,
+                        attempt.fail_reason,
+                        attempt.match_rule,
+                        attempt.match_score,
+                        attempt.person_key,
+                        attempt.evidence,
+                        attempt.identifiers_hash,
+                        started_at,
+                    )
+                )
+    return added
+
+
+def analyze_written(conn: psycopg.Connection, *, tables: Tables) -> None:
+    """Fresh statistics on the attempts log and the links after a run's writes, so the
+    next run's plans (the stream's newest-attempt lookup, the backlog's anti-joins) see
+    the rows just added instead of an empty table. A role that may not analyze them
+    gets a warning from PostgreSQL, not an error."""
+    for table in (tables.attempts, tables.links):
+        conn.execute(sql.SQL("analyze {}").format(qualified(table)))
 
 
 def repair_origin(conn: psycopg.Connection, *, tables: Tables, dry_run: bool = False) -> int:

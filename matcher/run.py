@@ -231,6 +231,7 @@ def run_match(
     rules = NormalizationRules.from_vars(settings.vars)
     with db.connect(conninfo, autocommit=True) as writer:
         started_at = writer.execute("select now()").fetchone()[0]  # type: ignore[index]
+        db.tune_writer(writer)
         junk = db.load_junk(writer)
         stream = db.stream_eligible(conninfo, tables=settings.tables, batch_size=options.batch_size)
         with closing(stream):
@@ -254,5 +255,7 @@ def run_match(
                 )
                 if progress is not None:
                     progress(len(rows))
+        if summary.claimed and not options.dry_run:
+            db.analyze_written(writer, tables=settings.tables)
     summary.seconds = time.perf_counter() - clock
     return summary

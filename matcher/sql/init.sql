@@ -46,3 +46,6 @@ create index if not exists match_attempts_lead_idx
     on {attempts} (lead_source_pk, attempted_at desc);
 create index if not exists match_attempts_attempted_at_idx
     on {attempts} (attempted_at);
+-- the matcher's "newest attempt of this lead" (stream) and "attempted since" (re-check)
+create index if not exists match_attempts_lead_attempt_idx
+    on {attempts} (lead_source_pk, attempt_id);

@@ -1,7 +1,12 @@
 {{ config(
-    materialized='table',
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='person_key',
+    on_schema_change='append_new_columns',
     indexes=[
         {'columns': ['key_type', 'variant', 'person_key'], 'unique': true},
+        {'columns': ['person_key']},
+        {'columns': ['changed_at']},
     ],
 ) }}
 
@@ -10,29 +15,46 @@
     (substitution, insertion, deletion, adjacent transposition) always share a variant
     here (the value itself or one of its 1-character deletions). The edit applies to the
     document NUMBER (the TYPE stays) and to the national number of a phone of the
-    configured country. Junk values are already out of `int_person_identifiers`; values
-    held by more than one person, and values shorter than `near_match_min_length`, never
-    produce near candidates. The unique index is the primary key, enforced as the table is
-    built (cheaper than a test over tens of millions of rows), and the lookup index
-    through its `(key_type, variant)` prefix. -#}
+    configured country; values shorter than `near_match_min_length` are left out.
+
+    Incremental, from `int_person_keys` (the stored, incremental registry keys): a run
+    rebuilds the rows of the persons whose keys changed since this table's own watermark
+    (`changed_at`, minus `queue_lookback_minutes`; persons without `changed_at` every
+    run), delete+insert by person. Every holder of a value is kept, junk and shared values
+    too: those filters are the matcher's, at query time (`matcher.db.fetch_near_candidates`
+    joins `int_person_identifiers`, which has no junk and no stale keys, and drops a value
+    returned with two or more persons), so a change of the junk list or of another
+    person's keys never forces a rebuild here. The unique index is the primary key,
+    enforced as rows are written, and the lookup index through its `(key_type, variant)`
+    prefix; `person_key` serves the incremental delete, `changed_at` the watermark. -#}
 
 {%- set country_code = var('phone_country_code') | string %}
 
 with
 
-person_identifiers as (
-    select * from {{ ref('int_person_identifiers') }}
+person_keys as (
+    select * from {{ ref('int_person_keys') }}
+    {% if is_incremental() -%}
+    where
+        changed_at is null
+        or changed_at >= (
+            select coalesce(max(changed_at) filter (where changed_at <= now()), '-infinity')
+                - interval '{{ var("queue_lookback_minutes") }} minutes'
+            from {{ this }}
+        )
+    {%- endif %}
 ),
 
-sole_owner_values as (
+near_keys as (
     select
         key_type,
         key_value,
-        min(person_key) as person_key
-    from person_identifiers
-    where key_type in ('document', 'phone')
-    group by key_type, key_value
-    having count(distinct person_key) = 1
+        person_key,
+        changed_at
+    from person_keys
+    where
+        key_type in ('document', 'phone')
+        and key_value is not null
 ),
 
 split_values as (
@@ -40,6 +62,7 @@ split_values as (
         key_type,
         key_value,
         person_key,
+        changed_at,
         case
             when key_type = 'document' then split_part(key_value, ':', 1) || ':'
             else '{{ country_code }}'
@@ -48,7 +71,7 @@ split_values as (
             when key_type = 'document' then split_part(key_value, ':', 2)
             else substr(key_value, {{ country_code | length + 1 }})
         end as editable_part
-    from sole_owner_values
+    from near_keys
     where
         key_type = 'document'
         or left(key_value, {{ country_code | length }}) = '{{ country_code }}'
@@ -72,7 +95,8 @@ variants as (
                 || overlay(eligible_values.editable_part placing '' from deleted_at for 1)
         end as variant,
         eligible_values.key_value,
-        eligible_values.person_key
+        eligible_values.person_key,
+        eligible_values.changed_at
     from eligible_values
     cross join lateral generate_series(0, length(eligible_values.editable_part)) as deleted_at
     where
@@ -86,7 +110,8 @@ final as (
         key_type,
         variant,
         key_value,
-        person_key
+        person_key,
+        changed_at
     from variants
 )
 

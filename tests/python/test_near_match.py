@@ -278,25 +278,24 @@ def runs(near_db: Database) -> dict[str, Any]:
 
 
 def test_the_table_is_the_python_neighbourhood(near_db: Database) -> None:
-    """dbt's variants equal ``match.deletion_variants`` for every sole-owned value."""
+    """dbt's variants equal ``match.deletion_variants`` for every registry value (junk and
+    shared ones too: the matcher filters those at query time)."""
     table = set(
         near_db.query(
             "select key_type, variant, key_value, person_key"
             " from kpi_red_intermediate.int_person_identifier_deletions"
         )
     )
-    sole = near_db.query(
+    held = near_db.query(
         """
-        select key_type, key_value, min(person_key)
-        from kpi_red_intermediate.int_person_identifiers
-        where key_type in ('document', 'phone')
-        group by key_type, key_value
-        having count(*) = 1
+        select key_type, key_value, person_key
+        from kpi_red_intermediate.int_person_keys
+        where key_type in ('document', 'phone') and key_value is not null
         """
     )
     expected = {
         (key_type, variant, key_value, person_key)
-        for key_type, key_value, person_key in sole
+        for key_type, key_value, person_key in held
         if (split := match.editable_split(key_type, key_value, country_code=CC))
         and len(split[1]) >= 6
         for variant in match.deletion_variants(key_type, key_value, country_code=CC)
@@ -306,28 +305,46 @@ def test_the_table_is_the_python_neighbourhood(near_db: Database) -> None:
 
 
 def test_junk_and_shared_values_never_produce_candidates(near_db: Database) -> None:
-    leaked = near_db.query(
+    """The lookup itself drops junk and shared values, whatever the table holds."""
+    filtered = near_db.query(
         """
-        select deletions.key_type, deletions.key_value
-        from kpi_red_intermediate.int_person_identifier_deletions as deletions
-        where exists (
-            select 1 from kpi_red_intermediate.int_junk_identifiers as junk
-            where junk.key_type = deletions.key_type and junk.key_value = deletions.key_value
-        )
-        or exists (
-            select 1 from kpi_red_intermediate.int_person_identifiers as others
-            where others.key_type = deletions.key_type
-                and others.key_value = deletions.key_value
-                and others.person_key <> deletions.person_key
-        )
+        select distinct person_keys.key_type, person_keys.key_value
+        from kpi_red_intermediate.int_person_keys as person_keys
+        where person_keys.key_type in ('document', 'phone')
+            and (
+                exists (
+                    select 1 from kpi_red_intermediate.int_junk_identifiers as junk
+                    where junk.key_type = person_keys.key_type
+                        and junk.key_value = person_keys.key_value
+                )
+                or exists (
+                    select 1 from kpi_red_intermediate.int_person_keys as others
+                    where others.key_type = person_keys.key_type
+                        and others.key_value = person_keys.key_value
+                        and others.person_key <> person_keys.person_key
+                )
+            )
         """
     )
-    assert leaked == []
-    shared = near_db.scalar(
+    named = {("phone", "51974185263"), ("document", "PTP:70809010")}  # NP-FAM-*, NP-JUNK-*
+    assert named <= set(filtered)
+    wanted = sorted(
+        {
+            (key_type, variant)
+            for key_type, key_value in filtered
+            for variant in match.deletion_variants(key_type, key_value, country_code=CC)
+        }
+    )
+    in_table = near_db.scalar(
         "select count(*) from kpi_red_intermediate.int_person_identifier_deletions"
-        " where key_value in ('51974185263', 'PTP:70809010', '51999999999')"
+        " where (key_type, key_value) in (select * from unnest(%s::text[], %s::text[]))",
+        ([row[0] for row in filtered], [row[1] for row in filtered]),
     )
-    assert shared == 0
+    assert in_table > 0  # kept in the table, dropped by the lookup
+    with near_db.connect() as conn:
+        returned = db.fetch_near_candidates(conn, wanted)
+    leaked = {(row[0], row[2]) for row in returned} & set(filtered)
+    assert leaked == set()
 
 
 def test_hand_made_cases(near_db: Database, runs: dict[str, Any]) -> None:
@@ -422,3 +439,35 @@ def test_near_changes_only_what_the_exact_keys_left(runs: dict[str, Any]) -> Non
 
 def test_one_near_query_per_batch(runs: dict[str, Any]) -> None:
     assert 0 < len(runs["near_queries"]) <= runs["with"]["batches"]
+
+
+def test_an_incremental_build_rewrites_only_changed_persons(
+    near_db: Database, runs: dict[str, Any]
+) -> None:
+    """Last in the module (it changes the registry): a person's new phone replaces its
+    variants; persons changed before the table's watermark minus the lookback (60
+    minutes) keep their rows as stored."""
+    old_rows = """
+        select xmin::text, count(*)
+        from kpi_red_intermediate.int_person_identifier_deletions
+        where person_key <> 'NP-PH-SUB' and changed_at < %s
+        group by 1
+        order by 1
+    """
+    cutoff = near_db.scalar(
+        "select max(changed_at) - interval '61 minutes'"
+        " from kpi_red_intermediate.int_person_identifier_deletions"
+    )
+    before = near_db.query(old_rows, (cutoff,))
+    near_db.execute(
+        "update canon.identity_registry set phone = '941000111', updated_at = now()"
+        " where person_key = 'NP-PH-SUB'"
+    )
+    near_db.dbt("run", "--select", "int_person_keys", "int_person_identifier_deletions")
+    values = near_db.query(
+        "select distinct key_value from kpi_red_intermediate.int_person_identifier_deletions"
+        " where person_key = 'NP-PH-SUB'"
+    )
+    assert values == [("51941000111",)]
+    assert sum(count for _xmin, count in before) > 100_000
+    assert near_db.query(old_rows, (cutoff,)) == before  # same transaction ids: not rewritten
