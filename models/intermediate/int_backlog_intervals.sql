@@ -1,16 +1,39 @@
 {{ config(
-    materialized='table',
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='lead_source_pk',
+    on_schema_change='append_new_columns',
     indexes=[
         {'columns': ['lead_source_pk']},
         {'columns': ['entered_at']},
         {'columns': ['left_at']},
+        {'columns': ['changed_at']},
+    ],
+    post_hook=[
+        "{{ delete_stale_backlog_intervals(this) }}",
+        'analyze {{ this }}',
     ],
 ) }}
 
+{#- Incremental (delete+insert on `lead_source_pk`): a run recomputes every interval of
+    the leads whose inputs may have changed: leads, links, claims or matched attempts
+    with a timestamp at or after the stored `max(changed_at)` (future-dated rows ignored)
+    minus `queue_lookback_minutes`, leads with no stored row, and leads whose stored
+    in/out state no longer matches the links and claims (a removed or backdated link or
+    claim). A recomputed lead with no interval left emits a marker row
+    (`interval_number = 0`) so its old rows are deleted; the post-hook removes the
+    markers and the rows of leads deleted upstream, in the same transaction. -#}
+
+
 with
 
-leads as (
-    select * from {{ ref('stg_cabinet__leads') }}
+-- only the columns used: the CTE is read more than once, so PostgreSQL materializes it
+all_leads as (
+    select
+        lead_id,
+        created_at,
+        changed_at
+    from {{ ref('stg_cabinet__leads') }}
 ),
 
 links as (
@@ -23,10 +46,105 @@ claims as (
     where lead_id is not null
 ),
 
-matched_attempts as (
+all_matched_attempts as (
     select * from {{ ref('stg_kpi_red__match_attempts') }}
     where is_matched
 ),
+
+{% if is_incremental() -%}
+
+existing as (
+    select * from {{ this }}
+),
+
+watermark as (
+    -- a future-dated source row must not hide the rows that come after it (a table
+    -- stored before `changed_at` existed is recomputed whole)
+    select
+        {%- if relation_has_column(this, 'changed_at') %}
+        coalesce(max(changed_at) filter (where changed_at <= now()), '-infinity')
+        - interval '{{ var("queue_lookback_minutes") }} minutes' as changed_since
+        {%- else %}
+        '-infinity'::timestamptz as changed_since
+        {%- endif %}
+    from existing
+),
+
+stored_states as (
+    select
+        lead_source_pk,
+        bool_or(is_open) as is_open
+    from existing
+    group by lead_source_pk
+),
+
+changed_leads as (
+    select all_leads.lead_id as lead_source_pk
+    from all_leads
+    where all_leads.changed_at >= (select watermark.changed_since from watermark)
+    union
+    select links.source_pk
+    from links
+    where links.linked_at >= (select watermark.changed_since from watermark)
+    union
+    select claims.lead_id
+    from claims
+    where claims.claimed_at >= (select watermark.changed_since from watermark)
+    union
+    select all_matched_attempts.lead_source_pk
+    from all_matched_attempts
+    where all_matched_attempts.attempted_at >= (select watermark.changed_since from watermark)
+    union
+    -- no stored row: new, late, or never red
+    select all_leads.lead_id
+    from all_leads
+    where not exists (
+        select 1 from stored_states
+        where stored_states.lead_source_pk = all_leads.lead_id
+    )
+    union
+    -- stored in/out state no longer true (a link removed, a backdated link or claim)
+    select stored_states.lead_source_pk
+    from stored_states
+    where stored_states.is_open = (
+        exists (
+            select 1 from links
+            where links.source_pk = stored_states.lead_source_pk
+        )
+        or exists (
+            select 1 from claims
+            where claims.lead_id = stored_states.lead_source_pk
+        )
+    )
+),
+
+leads as (
+    select all_leads.*
+    from all_leads
+    where all_leads.lead_id in (
+        select changed_leads.lead_source_pk from changed_leads
+    )
+),
+
+matched_attempts as (
+    select all_matched_attempts.*
+    from all_matched_attempts
+    where all_matched_attempts.lead_source_pk in (
+        select changed_leads.lead_source_pk from changed_leads
+    )
+),
+
+{%- else %}
+
+leads as (
+    select * from all_leads
+),
+
+matched_attempts as (
+    select * from all_matched_attempts
+),
+
+{%- endif %}
 
 first_claims as (
     select
@@ -34,6 +152,14 @@ first_claims as (
         min(claimed_at) as first_claimed_at
     from claims
     group by lead_id
+),
+
+last_matches as (
+    select
+        lead_source_pk,
+        max(attempted_at) as last_matched_at
+    from matched_attempts
+    group by lead_source_pk
 ),
 
 -- the matcher attempt that made the lead's current link (the newest match to that person)
@@ -79,7 +205,14 @@ final_exits as (
                 then 'matched'
             when links.source_pk is not null or first_claims.lead_id is not null
                 then 'other'
-        end as final_exit_kind
+        end as final_exit_kind,
+        -- the newest source timestamp behind the lead's intervals (the watermark)
+        greatest(
+            leads.changed_at,
+            links.linked_at,
+            first_claims.first_claimed_at,
+            last_matches.last_matched_at
+        ) as changed_at
     from leads
     left join links
         on links.source_pk = leads.lead_id
@@ -87,6 +220,8 @@ final_exits as (
         on first_claims.lead_id = leads.lead_id
     left join live_link_attempts
         on live_link_attempts.lead_source_pk = leads.lead_id
+    left join last_matches
+        on last_matches.lead_source_pk = leads.lead_id
 ),
 
 -- a match whose link is gone: the lead left then and came back (see the model's docs)
@@ -127,7 +262,8 @@ intervals as (
         lead(entries.entered_at) over lead_timeline as next_entered_at,
         final_exits.final_left_at,
         final_exits.final_exit_kind,
-        final_exits.created_at
+        final_exits.created_at,
+        final_exits.changed_at
     from entries
     inner join final_exits
         on final_exits.lead_id = entries.lead_id
@@ -144,11 +280,12 @@ bounded as (
             when next_entered_at is not null then 'matched'
             else final_exit_kind
         end as exit_kind,
-        created_at as lead_created_at
+        created_at as lead_created_at,
+        changed_at
     from intervals
 ),
 
-final as (
+kept as (
     select
         lead_source_pk,
         row_number() over (partition by lead_source_pk order by entered_at)::integer as interval_number,
@@ -157,9 +294,46 @@ final as (
         exit_kind,
         entry_kind,
         left_at is null as is_open,
-        lead_created_at
+        lead_created_at,
+        changed_at
     from bounded
     where left_at is null or left_at > entered_at
+),
+
+{% if is_incremental() -%}
+
+-- a recomputed lead with no interval any more: a marker so that its stored rows go
+-- (removed by the post-hook)
+emptied as (
+    select
+        final_exits.lead_id as lead_source_pk,
+        0 as interval_number,
+        final_exits.created_at as entered_at,
+        final_exits.created_at as left_at,
+        'other' as exit_kind,
+        'created' as entry_kind,
+        false as is_open,
+        final_exits.created_at as lead_created_at,
+        final_exits.changed_at
+    from final_exits
+    where not exists (
+        select 1 from kept
+        where kept.lead_source_pk = final_exits.lead_id
+    )
+),
+
+final as (
+    select * from kept
+    union all
+    select * from emptied
 )
+
+{%- else %}
+
+final as (
+    select * from kept
+)
+
+{%- endif %}
 
 select * from final

@@ -4,8 +4,12 @@
     unique_key='person_key',
     on_schema_change='append_new_columns',
     indexes=[
-        {'columns': ['person_key']},
+        {'columns': ['person_key', 'key_type'], 'unique': true},
+        {'columns': ['key_type', 'key_value']},
         {'columns': ['changed_at']},
+    ],
+    post_hook=[
+        {'sql': 'vacuum (analyze) {{ this }}', 'transaction': false},
     ],
 ) }}
 
@@ -13,21 +17,48 @@
     person change: an incremental run re-normalizes only persons whose
     `coalesce(updated_at, created_at)` is at or after the stored maximum minus
     `queue_lookback_minutes` (future-dated rows are ignored for the maximum, so they are
-    re-read each run). (A person deleted from the registry keeps its rows until
-    the next --full-refresh.) -#}
+    re-read each run); a person with neither timestamp only when its identifiers hash
+    (`lead_identifiers_hash` over the person's columns) differs from the stored one. (A
+    person deleted from the registry keeps its rows until the next --full-refresh.) The unique index is the primary key, enforced as rows are
+    written (cheaper than a data test over every person); `(key_type, key_value)` serves
+    the matcher's candidate lookup through the `int_person_identifiers` view, and
+    `max(changed_at)` is the registry watermark of the backlog view (an index read). The
+    post-hook vacuums the table after the transaction, so the index-only scans of
+    `int_junk_identifiers` and the matcher's lookups need no heap visits. -#}
 
 with
 
-persons as (
+all_persons as (
     select * from {{ ref('stg_canon__persons') }}
+),
+
+persons as (
+    select all_persons.*
+    from all_persons
     {% if is_incremental() -%}
+    cross join (
+        -- future-dated rows never move the watermark (and are re-read every run)
+        select coalesce(max(changed_at) filter (where changed_at <= now()), '-infinity') as changed_at
+        from {{ this }}
+    ) as watermark
     where
-        changed_at is null
-        or changed_at >= (
-            -- future-dated rows never move the watermark (and are re-read every run)
-            select coalesce(max(changed_at) filter (where changed_at <= now()), '-infinity')
-                - interval '{{ var("queue_lookback_minutes") }} minutes'
-            from {{ this }}
+        all_persons.changed_at > watermark.changed_at
+        or (
+            (
+                all_persons.changed_at is null
+                or all_persons.changed_at
+                >= watermark.changed_at - interval '{{ var("queue_lookback_minutes") }} minutes'
+            )
+            {%- if relation_has_column(this, 'identifiers_hash') %}
+            -- within the look-back, only persons whose identifiers changed since stored
+            and not exists (
+                select 1 from {{ this }} as stored
+                where
+                    stored.person_key = all_persons.person_key
+                    and stored.key_type = 'phone'
+                    and stored.identifiers_hash = all_persons.identifiers_hash
+            )
+            {%- endif %}
         )
     {%- endif %}
 ),
@@ -38,7 +69,8 @@ unpivoted as (
         person_key_values.key_type,
         person_key_values.key_value,
         persons.full_name,
-        persons.changed_at
+        persons.changed_at,
+        persons.identifiers_hash
     from persons
     cross join lateral (
         values
@@ -55,7 +87,8 @@ final as (
         key_type,
         key_value,
         full_name,
-        changed_at
+        changed_at,
+        identifiers_hash
     from unpivoted
 )
 

@@ -274,6 +274,41 @@ def test_rebuild_and_full_refresh_change_no_row(
     assert scenario.checksums() == first
 
 
+def test_backlog_view_is_live_between_builds_and_equals_the_built_state(
+    scenario: Scenario, built_days: dict[str, object]
+) -> None:
+    # runs after the rebuild checks: it changes the sources without building
+    backlog = (
+        "select lead_source_pk, reason_bucket, attempt_count, attempts_since_change,"
+        " last_attempt_at, next_attempt_at, is_eligible, identifiers_hash, phone_key,"
+        " document_key, email_key, has_usable_identifier"
+        " from ops.v_cabinet_kpi_red_backlog order by lead_source_pk"
+    )
+    # L15: only junk left (its stored keys are stale now); L16: attempted since the build;
+    # L20: a lead the build never saw, in a messy phone format
+    scenario.database.execute(
+        "update cabinet.leads set phone = '999 999 999', document_number = null,"
+        " updated_at = %s where lead_id = 'L15'",
+        (at(0, 13),),
+    )
+    scenario.attempt("L16", at(0, 14), fail_reason="no_match")
+    scenario.lead("L20", at(0, 15), phone="+51 (0) 987 654 320")
+    live = {row[0]: row for row in scenario.database.query(backlog)}
+    assert live["L15"][1:3] == ("missing_identifiers", 0)
+    assert live["L15"][8:12] == (None, None, None, False)
+    assert live["L16"][1:4] == ("no_match", 1, 1)
+    assert live["L20"][1] == "pending_match"
+    assert live["L20"][8:10] == ("51987654320", "DNI:20")
+    # a build stores what the view computed live: the same rows either way
+    scenario.build(as_of=DAY)
+    assert {row[0]: row for row in scenario.database.query(backlog)} == live
+    stored = scenario.database.query(
+        "select lead_id, phone_key from kpi_red_intermediate.int_lead_keys"
+        " where lead_id in ('L15', 'L20') order by lead_id"
+    )
+    assert stored == [("L15", None), ("L20", "51987654320")]
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("matcher.demo") is None, reason="matcher/demo.py not there yet"
 )

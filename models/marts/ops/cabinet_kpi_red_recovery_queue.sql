@@ -7,6 +7,7 @@
         {'columns': ['status', 'next_attempt_at']},
         {'columns': ['changed_at']},
     ],
+    post_hook=['analyze {{ this }}'],
 ) }}
 
 -- depends_on: {{ ref('stg_kpi_red__match_attempts') }}
@@ -23,8 +24,14 @@ intervals as (
     select * from {{ ref('int_backlog_intervals') }}
 ),
 
+-- only the columns used: the CTE is read twice, so PostgreSQL materializes it, and the
+-- lead's normalized keys are never needed here
 leads as (
-    select * from {{ ref('stg_cabinet__leads') }}
+    select
+        lead_id,
+        changed_at,
+        identifiers_hash
+    from {{ ref('stg_cabinet__leads') }}
 ),
 
 attempts_folded as (
@@ -125,16 +132,14 @@ per_lead as (
     group by lead_source_pk
 ),
 
+-- the latest interval of each lead (entered_at is unique per lead)
 current_intervals as (
-    select
-        scoped_intervals.lead_source_pk,
-        scoped_intervals.left_at,
-        scoped_intervals.exit_kind
+    select distinct on (lead_source_pk)
+        lead_source_pk,
+        left_at,
+        exit_kind
     from scoped_intervals
-    inner join per_lead
-        on
-            per_lead.lead_source_pk = scoped_intervals.lead_source_pk
-            and per_lead.last_entered_at = scoped_intervals.entered_at
+    order by lead_source_pk asc, entered_at desc
 ),
 
 joined as (

@@ -1,5 +1,10 @@
 {{ config(materialized='view') }}
 
+{%- set folded_columns = [
+    'attempt_count', 'attempts_since_change', 'last_attempt_at', 'last_outcome',
+    'last_fail_reason', 'last_identifiers_hash', 'retry_at', 'max_attempt_id',
+] %}
+
 with
 
 leads as (
@@ -15,17 +20,20 @@ claims as (
     select * from {{ ref('stg_claims__lead_claims') }}
 ),
 
-attempts_folded as (
-    select * from {{ ref('int_lead_attempts_folded') }}
+-- the fold as of the last build (a left join on its unique key, which a count(*) of
+-- the view skips), and the leads attempted since (empty right after a build)
+stored_attempts as (
+    select * from {{ ref('int_lead_attempts_folded_stored') }}
 ),
 
-persons as (
-    select * from {{ ref('stg_canon__persons') }}
+recent_attempts as (
+    select * from {{ ref('int_lead_attempts_recent') }}
 ),
 
+-- the registry as the last build saw it: the matcher finds candidates only there
 registry_changes as (
     select max(changed_at) as registry_changed_at
-    from persons
+    from {{ ref('int_person_keys') }}
 ),
 
 red_leads as (
@@ -42,34 +50,50 @@ red_leads as (
         )
 ),
 
+attempted as (
+    select
+        red_leads.*,
+        recent_attempts.lead_source_pk is not null or stored_attempts.lead_source_pk is not null
+            as has_attempts,
+        {%- for column in folded_columns %}
+        case
+            when recent_attempts.lead_source_pk is not null then recent_attempts.{{ column }}
+            else stored_attempts.{{ column }}
+        end as {{ column }}{{ "," if not loop.last }}
+        {%- endfor %}
+    from red_leads
+    left join stored_attempts
+        on stored_attempts.lead_source_pk = red_leads.lead_id
+    left join recent_attempts
+        on recent_attempts.lead_source_pk = red_leads.lead_id
+),
+
 classified as (
     select
-        red_leads.lead_id,
-        red_leads.created_at,
-        red_leads.full_name,
-        red_leads.phone_key,
-        red_leads.document_key,
-        red_leads.email_key,
-        red_leads.has_usable_identifier,
-        red_leads.identifiers_hash,
-        attempts_folded.last_attempt_at,
-        attempts_folded.last_outcome,
-        attempts_folded.last_fail_reason,
-        attempts_folded.retry_at,
-        coalesce(attempts_folded.attempt_count, 0) as attempt_count,
-        coalesce(attempts_folded.attempts_since_change, 0) as attempts_since_change,
+        lead_id,
+        created_at,
+        full_name,
+        phone_key,
+        document_key,
+        email_key,
+        has_usable_identifier,
+        identifiers_hash,
+        last_attempt_at,
+        last_outcome,
+        last_fail_reason,
+        retry_at,
+        max_attempt_id,
+        coalesce(attempt_count, 0) as attempt_count,
+        coalesce(attempts_since_change, 0) as attempts_since_change,
         -- nothing to learn from the last attempt: never tried, new identifiers, or its
         -- match was undone (the link is gone)
         (
-            attempts_folded.lead_source_pk is null
-            or attempts_folded.last_identifiers_hash <> red_leads.identifiers_hash
-            or attempts_folded.last_outcome = 'matched'
+            not has_attempts
+            or last_identifiers_hash <> identifiers_hash
+            or last_outcome = 'matched'
         ) as is_pending,
-        registry_changes.registry_changed_at
-    from red_leads
-    left join attempts_folded
-        on attempts_folded.lead_source_pk = red_leads.lead_id
-    cross join registry_changes
+        (select registry_changes.registry_changed_at from registry_changes) as registry_changed_at
+    from attempted
 ),
 
 scheduled as (
@@ -110,7 +134,8 @@ final as (
         phone_key,
         document_key,
         email_key,
-        full_name
+        full_name,
+        coalesce(max_attempt_id, 0)::bigint as max_attempt_id
     from scheduled
 )
 

@@ -1,25 +1,19 @@
-with
+{#- No WITH clause: PostgreSQL inlines a plain view into the query that reads it, so
+    filters and joins reach the source's indexes and unread columns are never computed
+    (a view with a WITH clause is planned apart, as a whole). -#}
 
-attempts as (
-    select * from {{ source('kpi_red', 'match_attempts') }}
-),
-
-final as (
-    select
-        attempt_id::bigint as attempt_id,
-        run_id::text as run_id,
-        lead_source_pk::text as lead_source_pk,
-        outcome::text as outcome,
-        outcome = 'matched' as is_matched,
-        fail_reason::text as fail_reason,
-        match_rule::text as match_rule,
-        match_score::real as match_score,
-        person_key::text as person_key,
-        evidence::jsonb as evidence,
-        identifiers_hash::text as identifiers_hash,
-        started_at::timestamptz as started_at,
-        attempted_at::timestamptz as attempted_at
-    from attempts
-)
-
-select * from final
+select
+    attempt_id::bigint as attempt_id,
+    run_id::text as run_id,
+    lead_source_pk::text as lead_source_pk,
+    outcome::text as outcome,
+    outcome = 'matched' as is_matched,
+    fail_reason::text as fail_reason,
+    match_rule::text as match_rule,
+    match_score::real as match_score,
+    person_key::text as person_key,
+    evidence::jsonb as evidence,
+    identifiers_hash::text as identifiers_hash,
+    started_at::timestamptz as started_at,
+    attempted_at::timestamptz as attempted_at
+from {{ source('kpi_red', 'match_attempts') }} as attempts

@@ -1,0 +1,75 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='lead_source_pk',
+    on_schema_change='append_new_columns',
+    indexes=[
+        {'columns': ['lead_source_pk'], 'unique': true},
+        {'columns': ['max_attempt_id']},
+        {'columns': ['last_attempt_at']},
+    ],
+    post_hook=['analyze {{ this }}'],
+) }}
+
+{#- The attempts log folded per lead as of the build (`fold_lead_attempts`). An
+    incremental run re-folds only the leads with an attempt after the stored
+    `max(max_attempt_id)`, or at or after the stored `max(last_attempt_at)` (future-dated
+    rows ignored) minus `queue_lookback_minutes` and above the lead's own stored
+    `max_attempt_id` (a matcher transaction that committed after the last build began),
+    each from all of its attempts (the `(lead_source_pk, attempted_at)` index of the
+    log). The bounds are index reads. -#}
+
+with
+
+{% if is_incremental() -%}
+
+-- each import is read once, so PostgreSQL inlines it and uses the log's indexes
+new_attempts as (
+    select * from {{ ref('stg_kpi_red__match_attempts') }} as attempts
+    where
+        attempts.attempt_id > (
+            select coalesce(max(max_attempt_id), 0) from {{ this }}
+        )
+        or (
+            attempts.attempted_at >= (
+                -- future-dated rows never move the watermark (and are re-read every run)
+                select coalesce(max(last_attempt_at) filter (where last_attempt_at <= now()), '-infinity')
+                    - interval '{{ var("queue_lookback_minutes") }} minutes'
+                from {{ this }}
+            )
+            -- a late commit, not folded yet (one matcher at a time holds a lead, so a
+            -- lead's attempts commit in attempt_id order)
+            and not exists (
+                select 1 from {{ this }} as stored
+                where
+                    stored.lead_source_pk = attempts.lead_source_pk
+                    and stored.max_attempt_id >= attempts.attempt_id
+            )
+        )
+),
+
+attempts as (
+    select * from {{ ref('stg_kpi_red__match_attempts') }}
+),
+
+scoped_attempts as (
+    select attempts.*
+    from attempts
+    where attempts.lead_source_pk in (
+        select new_attempts.lead_source_pk from new_attempts
+    )
+),
+
+{%- else %}
+
+scoped_attempts as (
+    select * from {{ ref('stg_kpi_red__match_attempts') }}
+),
+
+{%- endif %}
+
+final as (
+    {{ fold_lead_attempts('scoped_attempts') }}
+)
+
+select * from final

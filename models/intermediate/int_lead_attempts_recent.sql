@@ -1,0 +1,36 @@
+{#- Live: the fold (`fold_lead_attempts`) of the leads attempted since the last build,
+    i.e. with an attempt after the highest `attempt_id` in
+    `int_lead_attempts_folded_stored`, each from all of its attempts. Right after a
+    build it is empty; two index range scans find it. -#}
+
+with
+
+stored as (
+    select * from {{ ref('int_lead_attempts_folded_stored') }}
+),
+
+-- each import is read once, so PostgreSQL inlines it and uses the log's indexes
+new_attempts as (
+    select * from {{ ref('stg_kpi_red__match_attempts') }}
+    where attempt_id > (
+        select coalesce(max(stored.max_attempt_id), 0) from stored
+    )
+),
+
+attempts as (
+    select * from {{ ref('stg_kpi_red__match_attempts') }}
+),
+
+recent_attempts as (
+    select attempts.*
+    from attempts
+    where attempts.lead_source_pk in (
+        select new_attempts.lead_source_pk from new_attempts
+    )
+),
+
+final as (
+    {{ fold_lead_attempts('recent_attempts') }}
+)
+
+select * from final
