@@ -271,6 +271,14 @@ def demo(ctx: Context, size: str, seed: int, reset: bool) -> None:
 
 CYCLE_BUSY_EXIT = 75  # EX_TEMPFAIL: another cycle is running; try again later
 
+batch_size_option = click.option(
+    "--batch-size",
+    type=click.IntRange(1, 100_000),
+    default=500,
+    show_default=True,
+    help="Leads per transaction.",
+)
+
 
 @main.command("match")
 @connection_options
@@ -281,13 +289,7 @@ CYCLE_BUSY_EXIT = 75  # EX_TEMPFAIL: another cycle is running; try again later
     show_default=True,
     help="Most leads to claim in this run (0: the whole eligible backlog).",
 )
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 100_000),
-    default=500,
-    show_default=True,
-    help="Leads per transaction.",
-)
+@batch_size_option
 @click.option("--dry-run", is_flag=True, help="Decide and report, write nothing.")
 @click.option(
     "--name-threshold",
@@ -401,13 +403,7 @@ def repair_origin(ctx: Context, dry_run: bool, as_json: bool) -> None:
     show_default=True,
     help="Most leads the match step claims (0: the whole eligible backlog).",
 )
-@click.option(
-    "--batch-size",
-    type=click.IntRange(1, 100_000),
-    default=500,
-    show_default=True,
-    help="Leads per transaction.",
-)
+@batch_size_option
 @click.option("--full-refresh", is_flag=True, help="Rebuild dbt's incremental models first.")
 @json_option
 @click.pass_obj

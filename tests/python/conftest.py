@@ -47,6 +47,19 @@ class Database:
         with self.connect() as conn:
             conn.execute(statement, params)
 
+    def wrong_links(self) -> list[tuple[Any, ...]]:
+        """kpi-red links to someone other than the demo's ground truth says (must be none)."""
+        return self.query(
+            """
+            select links.source_pk, links.match_rule, links.person_key, truth.person_key
+            from canon.identity_links as links
+            inner join kpi_red_demo.lead_truth as truth
+                on truth.lead_id = links.source_pk
+            where links.linked_by = 'kpi-red'
+                and links.person_key is distinct from truth.person_key
+            """
+        )
+
     def dbt(self, *args: str, dbt_vars: dict[str, object] | None = None) -> dbt.DbtResult:
         return dbt.run(
             args,

@@ -109,17 +109,7 @@ def test_every_rule_and_reason_shows_on_demo_data(first_run: dict[str, object]) 
 
 
 def test_no_wrong_link(built: Database, first_run: dict[str, object]) -> None:
-    wrong = built.query(
-        """
-        select links.source_pk, links.person_key, truth.person_key, truth.scenario
-        from canon.identity_links as links
-        inner join kpi_red_demo.lead_truth as truth
-            on truth.lead_id = links.source_pk
-        where links.linked_by = 'kpi-red'
-            and links.person_key is distinct from truth.person_key
-        """
-    )
-    assert wrong == []
+    assert built.wrong_links() == []
 
 
 def test_one_attempt_per_claimed_lead_with_evidence(

@@ -371,17 +371,7 @@ def test_hand_made_cases(near_db: Database, runs: dict[str, Any]) -> None:
 
 
 def test_precision_is_total_over_all_leads(near_db: Database, runs: dict[str, Any]) -> None:
-    wrong = near_db.query(
-        """
-        select links.source_pk, links.match_rule, links.person_key, truth.person_key
-        from canon.identity_links as links
-        inner join kpi_red_demo.lead_truth as truth
-            on truth.lead_id = links.source_pk
-        where links.linked_by = 'kpi-red'
-            and links.person_key is distinct from truth.person_key
-        """
-    )
-    assert wrong == []
+    assert near_db.wrong_links() == []
 
 
 def test_recall_gained_on_planted_typos(near_db: Database, runs: dict[str, Any]) -> None:
