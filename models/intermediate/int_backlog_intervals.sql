@@ -60,6 +60,7 @@ existing as (
 watermark as (
     -- a future-dated source row must not hide the rows that come after it (a table
     -- stored before `changed_at` existed is recomputed whole)
+    -- noqa: disable=LT02
     select
         {%- if relation_has_column(this, 'changed_at') %}
         coalesce(max(changed_at) filter (where changed_at <= now()), '-infinity')
@@ -68,6 +69,7 @@ watermark as (
         '-infinity'::timestamptz as changed_since
         {%- endif %}
     from existing
+    -- noqa: enable=LT02
 ),
 
 stored_states as (
@@ -98,10 +100,11 @@ changed_leads as (
     -- no stored row: new, late, or never red
     select all_leads.lead_id
     from all_leads
-    where not exists (
-        select 1 from stored_states
-        where stored_states.lead_source_pk = all_leads.lead_id
-    )
+    where
+        not exists (
+            select 1 from stored_states
+            where stored_states.lead_source_pk = all_leads.lead_id
+        )
     union
     -- stored in/out state no longer true (a link removed, a backdated link or claim)
     select stored_states.lead_source_pk

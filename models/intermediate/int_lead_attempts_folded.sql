@@ -15,10 +15,11 @@ recent as (
 final as (
     select stored.*
     from stored
-    where not exists (
-        select 1 from recent
-        where recent.lead_source_pk = stored.lead_source_pk
-    )
+    where
+        not exists (
+            select 1 from recent
+            where recent.lead_source_pk = stored.lead_source_pk
+        )
     union all
     select recent.*
     from recent

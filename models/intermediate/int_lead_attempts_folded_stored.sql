@@ -28,14 +28,18 @@ new_attempts as (
     select * from {{ ref('stg_kpi_red__match_attempts') }} as attempts
     where
         attempts.attempt_id > (
-            select coalesce(max(max_attempt_id), 0) from {{ this }}
+            select coalesce(max(stored.max_attempt_id), 0) from {{ this }} as stored
         )
         or (
             attempts.attempted_at >= (
                 -- future-dated rows never move the watermark (and are re-read every run)
-                select coalesce(max(last_attempt_at) filter (where last_attempt_at <= now()), '-infinity')
+                select
+                    coalesce(
+                        max(stored.last_attempt_at) filter (where stored.last_attempt_at <= now()),
+                        '-infinity'
+                    )
                     - interval '{{ var("queue_lookback_minutes") }} minutes'
-                from {{ this }}
+                from {{ this }} as stored
             )
             -- a late commit, not folded yet (one matcher at a time holds a lead, so a
             -- lead's attempts commit in attempt_id order)

@@ -38,9 +38,10 @@ person_keys as (
     where
         changed_at is null
         or changed_at >= (
-            select coalesce(max(changed_at) filter (where changed_at <= now()), '-infinity')
+            select
+                coalesce(max(stored.changed_at) filter (where stored.changed_at <= now()), '-infinity')
                 - interval '{{ var("queue_lookback_minutes") }} minutes'
-            from {{ this }}
+            from {{ this }} as stored
         )
     {%- endif %}
 ),

@@ -36,7 +36,7 @@ persons as (
     select all_persons.*
     from all_persons
     {% if is_incremental() -%}
-    cross join (
+    cross join (  -- noqa: ST05
         -- future-dated rows never move the watermark (and are re-read every run)
         select coalesce(max(changed_at) filter (where changed_at <= now()), '-infinity') as changed_at
         from {{ this }}

@@ -90,10 +90,11 @@ changed_leads as (
     -- new to the queue, whatever their timestamps say
     select intervals.lead_source_pk
     from intervals
-    where not exists (
-        select 1 from existing
-        where existing.lead_source_pk = intervals.lead_source_pk
-    )
+    where
+        not exists (
+            select 1 from existing
+            where existing.lead_source_pk = intervals.lead_source_pk
+        )
     union
     -- the stored exit no longer matches the intervals (a link removed, a backdated link
     -- or claim)

@@ -50,6 +50,7 @@ red_leads as (
         )
 ),
 
+-- noqa: disable=LT02
 attempted as (
     select
         red_leads.*,
@@ -61,7 +62,7 @@ attempted as (
             else stored_attempts.{{ column }}
         end as {{ column }}{{ "," if not loop.last }}
         {%- endfor %}
-    from red_leads
+    from red_leads  -- noqa: enable=LT02
     left join stored_attempts
         on stored_attempts.lead_source_pk = red_leads.lead_id
     left join recent_attempts

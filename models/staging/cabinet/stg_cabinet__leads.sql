@@ -17,4 +17,4 @@ select
     {{ normalize_email('email') }} as email_key,
     {{ lead_identifiers_hash('full_name', 'phone', 'document_type', 'document_number', 'email') }}
         as identifiers_hash
-from {{ source('cabinet', 'leads') }} as leads
+from {{ source('cabinet', 'leads') }}

@@ -17,4 +17,4 @@ select
     coalesce(updated_at, created_at)::timestamptz as changed_at,
     {{ lead_identifiers_hash('full_name', 'phone', 'document_type', 'document_number', 'email') }}
         as identifiers_hash
-from {{ source('canon', 'identity_registry') }} as registry
+from {{ source('canon', 'identity_registry') }}

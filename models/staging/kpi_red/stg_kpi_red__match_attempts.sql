@@ -16,4 +16,4 @@ select
     identifiers_hash::text as identifiers_hash,
     started_at::timestamptz as started_at,
     attempted_at::timestamptz as attempted_at
-from {{ source('kpi_red', 'match_attempts') }} as attempts
+from {{ source('kpi_red', 'match_attempts') }}
