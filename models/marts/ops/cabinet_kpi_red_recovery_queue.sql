@@ -161,11 +161,12 @@ joined as (
         attempts_folded.last_match_rule,
         attempts_folded.last_person_key,
         attempts_folded.retry_at,
-        (
-            attempts_folded.lead_source_pk is null
-            or attempts_folded.last_identifiers_hash <> leads.identifiers_hash
-            or attempts_folded.last_outcome = 'matched'
-        ) as is_pending
+        {{ is_pending_match(
+            'attempts_folded.lead_source_pk is not null',
+            'attempts_folded.last_identifiers_hash',
+            'leads.identifiers_hash',
+            'attempts_folded.last_outcome'
+        ) }} as is_pending
     from per_lead
     inner join current_intervals
         on current_intervals.lead_source_pk = per_lead.lead_source_pk

@@ -86,13 +86,8 @@ classified as (
         max_attempt_id,
         coalesce(attempt_count, 0) as attempt_count,
         coalesce(attempts_since_change, 0) as attempts_since_change,
-        -- nothing to learn from the last attempt: never tried, new identifiers, or its
-        -- match was undone (the link is gone)
-        (
-            not has_attempts
-            or last_identifiers_hash <> identifiers_hash
-            or last_outcome = 'matched'
-        ) as is_pending,
+        {{ is_pending_match('has_attempts', 'last_identifiers_hash', 'identifiers_hash', 'last_outcome') }}
+            as is_pending,
         (select registry_changes.registry_changed_at from registry_changes) as registry_changed_at
     from attempted
 ),
