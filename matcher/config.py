@@ -178,16 +178,12 @@ def redact(conninfo: str) -> str:
     try:
         parts = conninfo_to_dict(conninfo)
     except Exception:
-        return re.sub(r"(?i)(password\s*=\s*)\S+|(://[^:/@]*:)[^@]*@", _mask, conninfo)
+        for pattern in _PASSWORD_PATTERNS:
+            conninfo = pattern.sub(_mask_group, conninfo)
+        return conninfo
     if "password" in parts:
         parts["password"] = "***"
     return make_conninfo(**{key: str(value) for key, value in parts.items()})
-
-
-def _mask(match: re.Match[str]) -> str:
-    if match.group(1):
-        return match.group(1) + "***"
-    return match.group(2) + "***@"
 
 
 _PASSWORD_PATTERNS = (
@@ -196,6 +192,13 @@ _PASSWORD_PATTERNS = (
     re.compile(r"(?i)\bpassword\s*=\s*'((?:\\.|[^'])*)'?"),  # key='quoted value'
     re.compile(r"(?i)\bpassword\s*=\s*([^'\s]\S*)"),  # key=value
 )
+
+
+def _mask_group(match: re.Match[str]) -> str:
+    """The match with its first group (the password) replaced by ***."""
+    start, end = match.span(1)
+    whole = match.group(0)
+    return whole[: start - match.start()] + "***" + whole[end - match.start() :]
 
 
 def password_candidates(conninfo: str) -> list[str]:
