@@ -29,7 +29,7 @@ def _ints(text: str) -> tuple[int, ...]:
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
     "--batch-sizes",
-    default="2000",
+    default="1000",
     show_default=True,
     help="Matcher --batch-size; several (comma-separated) are tried, each on a copy, "
     "and the fastest drains.",

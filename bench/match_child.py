@@ -21,7 +21,8 @@ def has_match_command() -> bool:
     return "match" in getattr(cli.main, "commands", {})
 
 
-def argv_for(*, limit: int, batch_size: int) -> list[str]:
+def argv_for(*, limit: int, batch_size: int, near: bool = True) -> list[str]:
+    near_flag = "--near" if near else "--no-near"
     if has_match_command():
         return [
             str(BIN_DIR / "kpi-red"),
@@ -30,6 +31,7 @@ def argv_for(*, limit: int, batch_size: int) -> list[str]:
             str(limit),
             "--batch-size",
             str(batch_size),
+            near_flag,
             "--json",
         ]
     return [
@@ -40,15 +42,21 @@ def argv_for(*, limit: int, batch_size: int) -> list[str]:
         str(limit),
         "--batch-size",
         str(batch_size),
+        near_flag,
     ]
 
 
 def run(
-    database: BenchDatabase, *, limit: int, batch_size: int, timeout_s: float = 1800
+    database: BenchDatabase,
+    *,
+    limit: int,
+    batch_size: int,
+    near: bool = True,
+    timeout_s: float = 1800,
 ) -> tuple[ChildResult, dict[str, Any]]:
     """Drain up to ``limit`` leads; the child's wall time, peak RSS and JSON summary."""
     child = run_child(
-        argv_for(limit=max(limit, 1), batch_size=batch_size),
+        argv_for(limit=max(limit, 1), batch_size=batch_size, near=near),
         env=database.cli_env(),
         cwd=PROJECT_DIR,
         timeout_s=timeout_s,
@@ -72,12 +80,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.match_child")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--near", action=argparse.BooleanOptionalAction, default=True)
     args = parser.parse_args()
     settings = config.load_settings(PROJECT_DIR)
     summary = run_match(
         os.environ["KPI_RED_DSN"],
         settings=settings,
-        options=MatchOptions(limit=args.limit, batch_size=args.batch_size),
+        options=MatchOptions(limit=args.limit, batch_size=args.batch_size, near=args.near),
     )
     print(json.dumps(summary.to_json()))
 

@@ -100,6 +100,9 @@ def run(options: Options) -> Outcome:
         record["eligible"] = before["eligible"]
         record["database_mb"] = round(database.database_size_mb(main_db), 1)
 
+        # fresh statistics before any copy: the matcher and the bound plan on the same ones
+        # (autovacuum's analyze, landing at a random moment, changed the bound's plan)
+        main_db.execute("analyze", autocommit=True)
         reference = database.clone(main_db, f"{name}_ref")
         created.append(reference)
         references(reference, settings, options, outcome)
@@ -119,6 +122,7 @@ def run(options: Options) -> Outcome:
             if len(options.batch_sizes) > 1
             else (options.batch_sizes[0])
         )
+        exact_drain(main_db, settings, best, outcome)
         drain(main_db, settings, best, outcome)
 
         if options.incremental:
@@ -304,6 +308,40 @@ def drain(
     )
 
 
+def exact_drain(
+    main_db: database.BenchDatabase, settings: config.Settings, batch_size: int, outcome: Outcome
+) -> None:
+    """``kpi-red match --no-near`` on a copy: the matcher doing exactly the bound's work
+    (exact keys, plus the name guard), for issue 4's ratio; the default drain (with the
+    one-edit pass) gives issue 8's."""
+    record = outcome.record
+    copy = database.clone(main_db, f"{main_db.name}_exact")
+    try:
+        log(f"kpi-red match --no-near: drain a copy, batch {batch_size}")
+        child, summary = match_child.run(
+            copy, limit=record["eligible"], batch_size=batch_size, near=False
+        )
+    finally:
+        database.drop(copy)
+    claimed = int(summary.get("claimed") or 0)
+    record.update(
+        exact_matcher_leads=claimed,
+        exact_matcher_matched=summary.get("matched"),
+        exact_matcher_seconds=round(child.seconds, 3),
+        exact_leads_per_s=round(claimed / child.seconds, 1) if child.seconds else 0.0,
+        exact_peak_rss_mb=round(child.peak_rss_mb, 1),
+    )
+    outcome.steps.append(
+        Step(
+            f"kpi-red match --no-near (batch {batch_size})",
+            child.seconds,
+            rows=claimed,
+            peak_rss_mb=child.peak_rss_mb,
+            note=f"matched {summary.get('matched')}",
+        )
+    )
+
+
 def incremental(
     main_db: database.BenchDatabase,
     settings: config.Settings,
@@ -385,13 +423,14 @@ def panel(main_db: database.BenchDatabase, settings: config.Settings, outcome: O
 
 
 def ratios(record: dict[str, Any]) -> None:
-    speed = record.get("leads_per_s") or 0.0
-    record["ratio_to_bound"] = (
-        round(speed / record["bound_leads_per_s"], 3) if record.get("bound_leads_per_s") else None
-    )
-    record["ratio_to_naive"] = (
-        round(speed / record["naive_leads_per_s"], 2) if record.get("naive_leads_per_s") else None
-    )
+    """``ratio_*``: the default matcher (with the one-edit pass); ``exact_ratio_*``: the
+    matcher with ``--no-near``, doing the bound's own work."""
+    for prefix, speed_key in (("", "leads_per_s"), ("exact_", "exact_leads_per_s")):
+        speed = record.get(speed_key)
+        for name, reference in (("bound", "bound_leads_per_s"), ("naive", "naive_leads_per_s")):
+            record[f"{prefix}ratio_to_{name}"] = (
+                round(speed / record[reference], 3) if speed and record.get(reference) else None
+            )
 
 
 def machine() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
+from typing import NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -117,9 +118,9 @@ ORIGIN_TAG = "cabinet_lead"
 LINKED_BY = "kpi-red"
 
 
-@dataclass(frozen=True)
-class BacklogLead:
-    """One eligible lead as streamed: its usable keys and the newest attempt seen."""
+class BacklogLead(NamedTuple):
+    """One eligible lead as streamed: its usable keys and the newest attempt seen (a
+    tuple: the stream makes tens of thousands per second)."""
 
     lead_source_pk: str
     created_at: datetime
@@ -190,8 +191,8 @@ def load_junk(conn: psycopg.Connection) -> frozenset[tuple[str, str]]:
     return frozenset((row[0], row[1]) for row in conn.execute(statement))
 
 
-def tune_writer(conn: psycopg.Connection) -> None:
-    """The writer's statements are index lookups and inserts of one batch: launching
+def tune_lookups(conn: psycopg.Connection) -> None:
+    """The matcher's statements are index lookups and inserts of one batch: launching
     parallel workers costs more than they save (measured: the candidate lookup of a
     2,000-lead batch takes half the time without them)."""
     conn.execute("set max_parallel_workers_per_gather = 0")
@@ -330,8 +331,9 @@ def fetch_near_candidates(
     return [row for row in rows if len(holders[(row[0], row[2])]) == 1]
 
 
-@dataclass(frozen=True)
-class LinkRow:
+class LinkRow(NamedTuple):
+    """(A tuple: tens of thousands are made per second.)"""
+
     lead_source_pk: str
     person_key: str
     match_rule: str
@@ -386,8 +388,10 @@ def insert_links(
     return {row[0]: row[1] for row in existing}
 
 
-@dataclass(frozen=True)
-class AttemptRow:
+class AttemptRow(NamedTuple):
+    """One attempts-log row, in the order of the log's ``COPY`` columns (a tuple: tens of
+    thousands are made per second)."""
+
     lead_source_pk: str
     outcome: str
     fail_reason: str | None
@@ -399,8 +403,7 @@ class AttemptRow:
     identifiers_hash: str
 
 
-@dataclass(frozen=True)
-class OriginRow:
+class OriginRow(NamedTuple):
     person_key: str
     lead_source_pk: str
     lead_created_at: datetime
@@ -454,20 +457,7 @@ def record_outcomes(
         ).format(attempts=qualified(tables.attempts))
         with conn.cursor() as cursor, cursor.copy(copy) as rows:
             for attempt in attempts:
-                rows.write_row(
-                    (
-                        run_id,
-                        attempt.lead_source_pk,
-                        attempt.outcome,
-                        attempt.fail_reason,
-                        attempt.match_rule,
-                        attempt.match_score,
-                        attempt.person_key,
-                        attempt.evidence,
-                        attempt.identifiers_hash,
-                        started_at,
-                    )
-                )
+                rows.write_row((run_id, *attempt, started_at))
     return added
 
 
@@ -587,7 +577,6 @@ def grant_statements(tables: Tables, *, matcher_role: str, reader_role: str) -> 
 # `kpi-red metrics` and `kpi-red serve` read two dbt models, nothing else, in a read-only
 # transaction: a role with SELECT on them suffices.
 
-from dataclasses import dataclass  # noqa: E402
 from datetime import date  # noqa: E402
 from typing import Any  # noqa: E402
 

@@ -114,6 +114,9 @@ class Person:
     full_name: str | None
 
 
+_NO_PERSONS: Mapping[str, Person] = {}
+
+
 @dataclass(frozen=True)
 class CandidateIndex:
     """Registry persons by (key_type, key_value), for one batch."""
@@ -167,18 +170,21 @@ def failed(lead: Lead, reason: str, evidence: Mapping[str, Any], **extra: Any) -
 
 def classify(lead: Lead, index: CandidateIndex) -> Decision | NameCheck:
     """Settle what the exact keys settle; else the single candidate and its agreeing keys."""
-    if not lead.keys:
+    keys = lead.keys
+    if not keys:
         return failed(lead, "missing_identifiers", {})
-    found = {
-        key_type: index.lookup(key_type, lead.keys[key_type])
-        for key_type in KEY_TYPES
-        if key_type in lead.keys
-    }
-    evidence: dict[str, Any] = {
-        key_type: {"value": lead.keys[key_type], "person_keys": sorted(persons)}
-        for key_type, persons in found.items()
-    }
-    pointing = {key_type: set(persons) for key_type, persons in found.items() if persons}
+    persons_by_key = index.persons
+    found: dict[str, Mapping[str, Person]] = {}
+    evidence: dict[str, Any] = {}
+    pointing: dict[str, set[str]] = {}
+    for key_type in KEY_TYPES:  # one pass, strongest key first (a hot loop: no helpers)
+        if key_type in keys:
+            value = keys[key_type]
+            persons = persons_by_key.get((key_type, value), _NO_PERSONS)
+            found[key_type] = persons
+            evidence[key_type] = {"value": value, "person_keys": sorted(persons)}
+            if persons:
+                pointing[key_type] = set(persons)
     if not pointing:
         return failed(lead, "no_match", evidence)
     common = set.intersection(*pointing.values())

@@ -60,16 +60,13 @@ existing as (
 watermark as (
     -- a future-dated source row must not hide the rows that come after it (a table
     -- stored before `changed_at` existed is recomputed whole)
-    -- noqa: disable=LT02
-    select
+    select  -- noqa: LT02
         {%- if relation_has_column(this, 'changed_at') %}
-        coalesce(max(changed_at) filter (where changed_at <= now()), '-infinity')
+        {{ stored_watermark(this, 'changed_at') }}
         - interval '{{ var("queue_lookback_minutes") }} minutes' as changed_since
         {%- else %}
         '-infinity'::timestamptz as changed_since
         {%- endif %}
-    from existing
-    -- noqa: enable=LT02
 ),
 
 stored_states as (

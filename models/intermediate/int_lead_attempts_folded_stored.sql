@@ -31,16 +31,8 @@ new_attempts as (
             select coalesce(max(stored.max_attempt_id), 0) from {{ this }} as stored
         )
         or (
-            attempts.attempted_at >= (
-                -- future-dated rows never move the watermark (and are re-read every run)
-                select
-                    coalesce(
-                        max(stored.last_attempt_at) filter (where stored.last_attempt_at <= now()),
-                        '-infinity'
-                    )
-                    - interval '{{ var("queue_lookback_minutes") }} minutes'
-                from {{ this }} as stored
-            )
+            attempts.attempted_at >= {{ stored_watermark(this, 'last_attempt_at') }}
+            - interval '{{ var("queue_lookback_minutes") }} minutes'
             -- a late commit, not folded yet (one matcher at a time holds a lead, so a
             -- lead's attempts commit in attempt_id order)
             and not exists (

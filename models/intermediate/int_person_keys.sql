@@ -7,6 +7,7 @@
         {'columns': ['person_key', 'key_type'], 'unique': true},
         {'columns': ['key_type', 'key_value']},
         {'columns': ['changed_at']},
+        {'columns': ['loaded_at']},
     ],
     post_hook=[
         {'sql': 'vacuum (analyze) {{ this }}', 'transaction': false},
@@ -21,8 +22,10 @@
     (`lead_identifiers_hash` over the person's columns) differs from the stored one. (A
     person deleted from the registry keeps its rows until the next --full-refresh.) The unique index is the primary key, enforced as rows are
     written (cheaper than a data test over every person); `(key_type, key_value)` serves
-    the matcher's candidate lookup through the `int_person_identifiers` view, and
-    `max(changed_at)` is the registry watermark of the backlog view (an index read). The
+    the matcher's candidate lookup through the `int_person_identifiers` view,
+    `max(changed_at)` is the registry watermark of the backlog view (an index read), and
+    `loaded_at` (the writing run's transaction time) tells `int_person_identifier_deletions`
+    exactly which persons this run rewrote. The
     post-hook vacuums the table after the transaction, so the index-only scans of
     `int_junk_identifiers` and the matcher's lookups need no heap visits. -#}
 
@@ -37,9 +40,7 @@ persons as (
     from all_persons
     {% if is_incremental() -%}
     cross join (  -- noqa: ST05
-        -- future-dated rows never move the watermark (and are re-read every run)
-        select coalesce(max(changed_at) filter (where changed_at <= now()), '-infinity') as changed_at
-        from {{ this }}
+        select {{ stored_watermark(this, 'changed_at') }} as changed_at
     ) as watermark
     where
         all_persons.changed_at > watermark.changed_at
@@ -70,7 +71,8 @@ unpivoted as (
         person_key_values.key_value,
         persons.full_name,
         persons.changed_at,
-        persons.identifiers_hash
+        persons.identifiers_hash,
+        now() as loaded_at
     from persons
     cross join lateral (
         values
@@ -88,7 +90,8 @@ final as (
         key_value,
         full_name,
         changed_at,
-        identifiers_hash
+        identifiers_hash,
+        loaded_at
     from unpivoted
 )
 

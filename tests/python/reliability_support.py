@@ -224,7 +224,8 @@ def integrity_problems(database: Database) -> dict[str, int]:
 
 def checksums(database: Database, schemas: list[str] | None = None) -> dict[str, tuple[int, str]]:
     """Row count and md5 of the rows (as text, sorted) of every table and view in
-    ``schemas`` (default: every schema that is not PostgreSQL's own)."""
+    ``schemas`` (default: every schema that is not PostgreSQL's own). ``loaded_at`` (when
+    a dbt run wrote a row: run metadata, not data) is left out."""
     relations = database.query(
         """
         select table_schema, table_name
@@ -240,8 +241,10 @@ def checksums(database: Database, schemas: list[str] | None = None) -> dict[str,
     with database.connect() as conn:
         for schema, table in relations:
             statement = sql.SQL(
-                "select count(*), coalesce(md5(string_agg(rows_::text, chr(10)"
-                " order by rows_::text)), '') from {} as rows_"
+                "select count(*),"
+                " coalesce(md5(string_agg(row_text, chr(10) order by row_text)), '')"
+                " from (select (to_jsonb(rows_) - 'loaded_at')::text as row_text from {} as rows_)"
+                " as rows_text"
             ).format(sql.Identifier(schema, table))
             count, digest = conn.execute(statement).fetchone()  # type: ignore[misc]
             result[f"{schema}.{table}"] = (int(count), str(digest))

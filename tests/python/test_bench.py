@@ -20,6 +20,9 @@ CONTRACT = (
     "naive_leads_per_s",
     "ratio_to_bound",
     "ratio_to_naive",
+    "exact_leads_per_s",
+    "exact_ratio_to_bound",
+    "exact_ratio_to_naive",
     "peak_rss_mb",
     "dbt_full_s",
     "panel_ms",
@@ -63,6 +66,10 @@ def test_bench_demo_size_writes_the_json_contract(socket_dir: Path, tmp_path: Pa
     assert 0 < record["peak_rss_mb"] < 1000
     assert record["ratio_to_naive"] == pytest.approx(
         record["leads_per_s"] / record["naive_leads_per_s"], rel=0.01
+    )
+    assert record["exact_matcher_leads"] == record["eligible"]  # --no-near, on a copy
+    assert record["exact_ratio_to_bound"] == pytest.approx(
+        record["exact_leads_per_s"] / record["bound_leads_per_s"], rel=0.01
     )
     assert "explain_analyze" in record["matcher_trace"]["slowest"]
     steps = [step["step"] for step in record["steps"]]

@@ -180,7 +180,7 @@ def decide(raws: list[dict[str, str | None]]) -> list[match.Decision]:
         run.to_lead(backlog_row(number, raw), rules=RULES, junk=SHARED_JUNK)
         for number, raw in enumerate(raws)
     ]
-    # the exact pass, then the near pass (issue 8), as run.process_batch does
+    # the exact pass, then the near pass (issue 8), as run.decided_batches does
     decisions = match.decide_batch(leads, INDEX)
     decisions = match.decide_near(decisions, NEAR_INDEX, country_code=RULES.country_code)
     TRIED["batches"] += 1

@@ -78,7 +78,9 @@ def test_a_dropped_connection_is_one_line_and_a_rerun_recovers(
         terminated = database.scalar(
             TERMINATE, {"classid": support.LOCK_CLASSID, "holds_locks": backend == "writer"}
         )
-        assert terminated == 1
+        # the writer holds the locks; the reading stages (stream, candidates, one-edit
+        # lookups) have a connection each
+        assert terminated == 1 if backend == "writer" else terminated >= 1
         stdout, stderr = process.communicate(timeout=60)
         assert_failed_cleanly(stdout, stderr, process.returncode)
         assert "lost the connection to PostgreSQL" in stderr

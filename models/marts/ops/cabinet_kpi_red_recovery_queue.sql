@@ -60,9 +60,7 @@ existing as (
 watermark as (
     -- a future-dated source row must not hide the rows that come after it
     select
-        coalesce(max(changed_at) filter (where changed_at <= now()), '-infinity')
-        - {{ lookback }} as changed_since
-    from existing
+        {{ stored_watermark(this, 'changed_at') }} - {{ lookback }} as changed_since
 ),
 
 -- only the leads whose inputs may have changed since the last run are rebuilt
