@@ -6,7 +6,7 @@ SQL is parameterized; schema and table names from configuration are composed wit
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
@@ -104,13 +104,14 @@ def drop_database(conninfo: str, dbname: str) -> None:
 
 
 # --- matcher: stream, claim, candidates, writes (`kpi-red match`, `repair-origin`) -------
-# One reader connection streams the eligible backlog through a server-side cursor; each
-# batch is one transaction on a writer connection: advisory locks on its leads, a re-check
-# under the locks, candidates for every key at once, then links and origin written from
-# arrays (``unnest``) and the attempts log by ``COPY``, never a statement per lead.
+# One reader connection streams the eligible backlog with its candidates through a
+# server-side cursor; each batch is one transaction on a writer connection: the decisions
+# staged by ``COPY``, advisory locks on their leads, then one statement that re-checks
+# them and writes links, origin and the attempts log. Never a statement per lead.
 
 LOCK_NAMESPACE = 0x4B52  # "KR": pg_try_advisory_xact_lock(LOCK_NAMESPACE, hashtext(lead))
 CYCLE_LOCK = (0x4B53, 1)  # the session lock that keeps two `kpi-red cycle`s apart
+PERSON_KEYS_RELATION = ("kpi_red_intermediate", "int_person_keys")
 PERSON_IDENTIFIERS_RELATION = ("kpi_red_intermediate", "int_person_identifiers")
 PERSON_DELETIONS_RELATION = ("kpi_red_intermediate", "int_person_identifier_deletions")
 JUNK_RELATION = ("kpi_red_intermediate", "int_junk_identifiers")
@@ -119,8 +120,9 @@ LINKED_BY = "kpi-red"
 
 
 class BacklogLead(NamedTuple):
-    """One eligible lead as streamed: its usable keys and the newest attempt seen (a
-    tuple: the stream makes tens of thousands per second)."""
+    """One eligible lead as streamed: its usable keys, the newest attempt seen, and the
+    registry persons holding each key (a tuple: the stream makes tens of thousands per
+    second)."""
 
     lead_source_pk: str
     created_at: datetime
@@ -130,51 +132,78 @@ class BacklogLead(NamedTuple):
     document_key: str | None
     email_key: str | None
     last_attempt_id: int
+    candidate_key_types: list[str] | None = None
+    """Per candidate, in the three lists' order: the key type it holds the lead's value of."""
+    candidate_person_keys: list[str] | None = None
+    candidate_names: list[str | None] | None = None
 
 
-def _stream_query(tables: Tables) -> sql.Composed:
+def _stream_query() -> sql.Composed:
     # The keys are the backlog view's own (dbt's normalization, junk removed): the
-    # matcher decides on exactly the keys behind the view's reason_bucket.
+    # matcher decides on exactly the keys behind the view's reason_bucket. The newest
+    # attempt is the view's (the fold of the log). The candidates are looked up after the
+    # sort, as rows are fetched: per lead and key one probe of the `(key_type, key_value)`
+    # index of `int_person_keys`, on the server, while Python decides earlier batches. (A
+    # lead's key is not junk, so no holder of its value is: the probe needs no junk filter.)
     return sql.SQL(
         """
         select
-            backlog.lead_source_pk,
-            backlog.lead_created_at,
-            backlog.identifiers_hash,
-            backlog.full_name,
-            backlog.phone_key,
-            backlog.document_key,
-            backlog.email_key,
-            coalesce(last_attempt.attempt_id, 0) as last_attempt_id
-        from {backlog} as backlog
+            eligible.*,
+            candidates.key_types,
+            candidates.person_keys,
+            candidates.full_names
+        from (
+            select
+                backlog.lead_source_pk,
+                backlog.lead_created_at,
+                backlog.identifiers_hash,
+                backlog.full_name,
+                backlog.phone_key,
+                backlog.document_key,
+                backlog.email_key,
+                backlog.max_attempt_id
+            from {backlog} as backlog
+            where backlog.is_eligible
+            order by backlog.lead_created_at, backlog.lead_source_pk
+            offset 0  -- sort first: the probes run for fetched rows only
+        ) as eligible
         left join lateral (
-            -- the newest attempt: one backward read of the (lead_source_pk, attempt_id)
-            -- index per lead. Ordering by both columns leaves the planner no other ordered
-            -- path (a backward scan of the primary key, filtered by lead, reads the whole
-            -- log per lead when fresh attempts are not analyzed yet)
-            select attempts.attempt_id
-            from {attempts} as attempts
-            where attempts.lead_source_pk = backlog.lead_source_pk
-            order by attempts.lead_source_pk desc, attempts.attempt_id desc
-            limit 1
-        ) as last_attempt on true
-        where backlog.is_eligible
-        order by backlog.lead_created_at, backlog.lead_source_pk
+            select
+                array_agg(persons.key_type) as key_types,
+                array_agg(persons.person_key) as person_keys,
+                array_agg(persons.full_name) as full_names
+            from (
+                {probes}
+            ) as persons
+        ) as candidates on true
         """
-    ).format(backlog=qualified(BACKLOG_RELATION), attempts=qualified(tables.attempts))
+    ).format(
+        backlog=qualified(BACKLOG_RELATION),
+        probes=sql.SQL("\n                union all\n                ").join(
+            sql.SQL(
+                "select key_type, person_key, full_name from {person_keys}"
+                " where key_type = {key_type} and key_value = eligible.{lead_key}"
+            ).format(
+                person_keys=qualified(PERSON_KEYS_RELATION),
+                key_type=sql.Literal(key_type),
+                lead_key=sql.Identifier(f"{key_type}_key"),
+            )
+            for key_type in ("document", "phone", "email")
+        ),
+    )
 
 
-def stream_eligible(
-    conninfo: str, *, tables: Tables, batch_size: int
-) -> Generator[list[BacklogLead], None, None]:
-    """The eligible backlog, oldest first, in batches: one query, memory flat."""
+def stream_eligible(conninfo: str, *, batch_size: int) -> Generator[list[BacklogLead], None, None]:
+    """The eligible backlog, oldest first, with its candidates, in batches: one query for
+    the whole run, memory flat."""
     with connect(conninfo) as conn:
         conn.read_only = True
-        with conn.cursor(name="kpi_red_eligible_leads") as cursor:
+        tune_lookups(conn)
+        with conn.cursor(name="kpi_red_eligible_leads", binary=True) as cursor:
             cursor.itersize = batch_size
-            cursor.execute(_stream_query(tables))
+            cursor.execute(_stream_query())
             while rows := cursor.fetchmany(batch_size):
-                yield [BacklogLead(*row) for row in rows]
+                yield [BacklogLead._make(row) for row in rows]
 
 
 def count_eligible(conn: psycopg.Connection) -> int:
@@ -217,64 +246,6 @@ def lock_leads(conn: psycopg.Connection, lead_pks: Sequence[str]) -> set[str]:
         (list(lead_pks), LOCK_NAMESPACE),
     ).fetchall()
     return {row[0] for row in rows}
-
-
-def changed_since_stream(
-    conn: psycopg.Connection, *, tables: Tables, leads: Sequence[BacklogLead]
-) -> set[str]:
-    """Leads attempted or linked since the stream read them (run under the locks, in a new
-    statement, so what the previous lock holder committed is visible)."""
-    statement = sql.SQL(
-        """
-        select seen.lead_source_pk
-        from unnest(%b::text[], %b::bigint[]) as seen (lead_source_pk, last_attempt_id)
-        where exists (
-            select 1
-            from {attempts} as attempts
-            where attempts.lead_source_pk = seen.lead_source_pk
-                and attempts.attempt_id > seen.last_attempt_id
-        )
-        or exists (
-            select 1
-            from {links} as links
-            where links.source_table = %s
-                and links.source_pk = seen.lead_source_pk
-        )
-        """
-    ).format(attempts=qualified(tables.attempts), links=qualified(tables.links))
-    rows = conn.execute(
-        statement,
-        (
-            [lead.lead_source_pk for lead in leads],
-            [lead.last_attempt_id for lead in leads],
-            tables.lead_source_table,
-        ),
-    ).fetchall()
-    return {row[0] for row in rows}
-
-
-def fetch_candidates(
-    conn: psycopg.Connection, keys: Sequence[tuple[str, str]]
-) -> list[tuple[str, str, str, str | None]]:
-    """Registry persons for every ``(key_type, key_value)`` of a batch: one statement, a
-    ``key_value = any(...)`` index scan per key type (a join against the unnested keys
-    would let the planner hash the whole registry on every batch)."""
-    if not keys:
-        return []
-    values: dict[str, list[str]] = {"document": [], "phone": [], "email": []}
-    for key_type, key_value in keys:
-        values[key_type].append(key_value)
-    branch = sql.SQL(
-        "select key_type, key_value, person_key, full_name from {identifiers}"
-        " where key_type = {key_type} and key_value = any(%b::text[])"
-    )
-    statement = sql.SQL(" union all ").join(
-        branch.format(
-            identifiers=qualified(PERSON_IDENTIFIERS_RELATION), key_type=sql.Literal(key_type)
-        )
-        for key_type in values
-    )
-    return conn.execute(statement, list(values.values())).fetchall()
 
 
 def fetch_near_candidates(
@@ -331,61 +302,257 @@ def fetch_near_candidates(
     return [row for row in rows if len(holders[(row[0], row[2])]) == 1]
 
 
-class LinkRow(NamedTuple):
-    """(A tuple: tens of thousands are made per second.)"""
+class StagedDecision(NamedTuple):
+    """One decided lead, in the order of the staging table's ``COPY`` columns (a tuple:
+    tens of thousands are made per second)."""
 
     lead_source_pk: str
-    person_key: str
-    match_rule: str
+    last_attempt_id: int
+    """The newest attempt of the lead when the stream read it."""
+    lead_created_at: datetime | None
+    outcome: str
+    fail_reason: str | None
+    match_rule: str | None
     match_score: float | None
+    person_key: str | None
+    evidence: str
+    """JSON text."""
+    identifiers_hash: str
 
 
-def insert_links(
-    conn: psycopg.Connection, *, tables: Tables, run_id: str, links: Sequence[LinkRow]
+STAGE_TABLE = "kpi_red_batch"
+STAGE_TYPES = [
+    "text",
+    "int8",
+    "timestamptz",
+    "text",
+    "text",
+    "text",
+    "float4",
+    "text",
+    "text",
+    "text",
+]
+"""The staging table's column types: a binary ``COPY`` (several times cheaper in Python
+than text, which escapes every value; the evidence becomes jsonb when it is written)."""
+
+
+def stage(conn: psycopg.Connection, rows: Iterable[StagedDecision]) -> None:
+    """``COPY`` a batch's decisions into the session's staging table (temporary, emptied
+    at every commit or rollback): one statement for the batch, whatever its size."""
+    conn.execute(
+        sql.SQL(
+            """
+            create temp table if not exists {stage} (
+                lead_source_pk text not null,
+                last_attempt_id bigint not null,
+                lead_created_at timestamptz,
+                outcome text not null,
+                fail_reason text,
+                match_rule text,
+                match_score real,
+                person_key text,
+                evidence text not null,
+                identifiers_hash text not null
+            ) on commit delete rows
+            """
+        ).format(stage=sql.Identifier(STAGE_TABLE))
+    )
+    copy = sql.SQL("copy pg_temp.{stage} from stdin (format binary)").format(
+        stage=sql.Identifier(STAGE_TABLE)
+    )
+    with conn.cursor() as cursor, cursor.copy(copy) as writer:
+        writer.set_types(STAGE_TYPES)
+        for row in rows:
+            writer.write_row(row)
+
+
+def lock_staged(conn: psycopg.Connection) -> set[str]:
+    """Transaction-level advisory locks on the staged leads; the leads another matcher
+    holds are dropped from the stage and returned. The locks vanish at commit, rollback
+    or a dropped connection (a killed matcher)."""
+    rows = conn.execute(
+        sql.SQL(
+            """
+            delete from pg_temp.{stage} as staged
+            where not pg_try_advisory_xact_lock(%s, hashtext(staged.lead_source_pk))
+            returning staged.lead_source_pk
+            """
+        ).format(stage=sql.Identifier(STAGE_TABLE)),
+        (LOCK_NAMESPACE,),
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+class StagedWrite(NamedTuple):
+    links_written: int
+    origins_written: int
+    changed: list[str]
+    """Leads attempted since the stream read them, or linked since and decided failed."""
+    linked_meanwhile: list[str]
+    """Leads decided matched but linked since by someone else: nothing written for them."""
+
+
+_WRITE_STAGED = """
+with
+
+-- an index probe per lead (lateral: the staging table has no statistics, and a hashed
+-- subplan would read every link)
+staged as materialized (
+    select
+        staged.*,
+        attempted.lead_source_pk is not null as is_attempted_since,
+        linked.source_pk is not null as is_linked
+    from pg_temp.{stage} as staged
+    left join lateral (
+        select attempts.lead_source_pk
+        from {attempts} as attempts
+        where
+            attempts.lead_source_pk = staged.lead_source_pk
+            and attempts.attempt_id > staged.last_attempt_id
+        limit 1
+    ) as attempted on true
+    left join lateral (
+        select links.source_pk
+        from {links} as links
+        where
+            links.source_table = %(source_table)s
+            and links.source_pk = staged.lead_source_pk
+        limit 1
+    ) as linked on true
+),
+
+claimed as (
+    select * from staged
+    where not staged.is_attempted_since and not staged.is_linked
+),
+
+new_links as (
+    insert into {links} (
+        source_table, source_pk, person_key, match_rule, match_score, linked_by, run_id
+    )
+    select
+        %(source_table)s,
+        claimed.lead_source_pk,
+        claimed.person_key,
+        claimed.match_rule,
+        claimed.match_score,
+        %(linked_by)s,
+        %(run_id)s
+    from claimed
+    where claimed.outcome = 'matched'
+    -- a link committed since this statement began (never overwritten)
+    on conflict (source_table, source_pk) do nothing
+    returning source_pk
+),
+
+settled as (
+    select claimed.*
+    from claimed
+    where
+        claimed.outcome = 'failed'
+        or claimed.lead_source_pk in (select new_links.source_pk from new_links)
+),
+
+new_origins as (
+    insert into {origin} (person_key, origin_tag, origin_source_pk, origin_created_at)
+    select distinct on (settled.person_key)
+        settled.person_key,
+        %(origin_tag)s,
+        settled.lead_source_pk,
+        coalesce(settled.lead_created_at, %(started_at)s)
+    from settled
+    where settled.outcome = 'matched'
+    order by settled.person_key, settled.lead_created_at, settled.lead_source_pk
+    on conflict (person_key) do nothing
+    returning 1
+),
+
+new_attempts as (
+    insert into {attempts} (
+        run_id, lead_source_pk, outcome, fail_reason, match_rule, match_score, person_key,
+        evidence, identifiers_hash, started_at
+    )
+    select
+        %(run_id)s,
+        settled.lead_source_pk,
+        settled.outcome,
+        settled.fail_reason,
+        settled.match_rule,
+        settled.match_score,
+        settled.person_key,
+        settled.evidence::jsonb,
+        settled.identifiers_hash,
+        %(started_at)s
+    from settled
+    returning 1
+)
+
+select
+    (select count(*) from new_links) as links_written,
+    (select count(*) from new_origins) as origins_written,
+    (select count(*) from new_attempts) as attempts_written,
+    array(
+        select staged.lead_source_pk
+        from staged
+        where staged.is_attempted_since or (staged.is_linked and staged.outcome = 'failed')
+    ) as changed,
+    array(
+        select staged.lead_source_pk
+        from staged
+        where
+            not staged.is_attempted_since
+            and staged.outcome = 'matched'
+            and staged.lead_source_pk not in (select settled.lead_source_pk from settled)
+    ) as linked_meanwhile
+"""
+
+
+def write_staged(
+    conn: psycopg.Connection, *, tables: Tables, run_id: str, started_at: datetime
+) -> StagedWrite:
+    """Write the staged (and locked) batch in one statement: links for the matched leads
+    (never overwriting one), origin rows for linked persons that have none, and one
+    attempts-log row per lead settled. Leads attempted since the stream read them are
+    skipped, and so are the ones linked since: those decided matched come back in
+    ``linked_meanwhile`` for the caller to record as conflicts. Runs after
+    ``lock_staged``, in a new statement, so what an earlier lock holder committed is
+    visible."""
+    statement = sql.SQL(_WRITE_STAGED).format(
+        stage=sql.Identifier(STAGE_TABLE),
+        links=qualified(tables.links),
+        origin=qualified(tables.origin),
+        attempts=qualified(tables.attempts),
+    )
+    row = conn.execute(
+        statement,
+        {
+            "source_table": tables.lead_source_table,
+            "linked_by": LINKED_BY,
+            "origin_tag": ORIGIN_TAG,
+            "run_id": run_id,
+            "started_at": started_at,
+        },
+    ).fetchone()
+    assert row is not None
+    links_written, origins_written, _attempts, changed, linked_meanwhile = row
+    return StagedWrite(int(links_written), int(origins_written), changed, linked_meanwhile)
+
+
+def existing_links(
+    conn: psycopg.Connection, *, tables: Tables, lead_pks: Sequence[str]
 ) -> dict[str, str]:
-    """Link the leads; never overwrite. Returns ``{lead: person_key}`` of the leads that
-    were already linked (to that person or another) and so were not written."""
-    if not links:
+    """``{lead: person_key}`` of the leads among ``lead_pks`` that have a link."""
+    if not lead_pks:
         return {}
-    statement = sql.SQL(
-        """
-        insert into {links} (
-            source_table, source_pk, person_key, match_rule, match_score, linked_by, run_id
-        )
-        select %s, new_links.source_pk, new_links.person_key, new_links.match_rule,
-            new_links.match_score, %s, %s
-        from unnest(%b::text[], %b::text[], %b::text[], %b::real[])
-            as new_links (source_pk, person_key, match_rule, match_score)
-        on conflict (source_table, source_pk) do nothing
-        returning source_pk
-        """
-    ).format(links=qualified(tables.links))
-    written = {
-        row[0]
-        for row in conn.execute(
-            statement,
-            (
-                tables.lead_source_table,
-                LINKED_BY,
-                run_id,
-                [link.lead_source_pk for link in links],
-                [link.person_key for link in links],
-                [link.match_rule for link in links],
-                [link.match_score for link in links],
-            ),
-        ).fetchall()
-    }
-    not_written = [link.lead_source_pk for link in links if link.lead_source_pk not in written]
-    if not not_written:
-        return {}
-    existing = conn.execute(
+    rows = conn.execute(
         sql.SQL(
             "select source_pk, person_key from {links}"
-            " where source_table = %s and source_pk = any(%b::text[])"
+            " where source_table = %s and source_pk = any(%s::text[])"
         ).format(links=qualified(tables.links)),
-        (tables.lead_source_table, not_written),
+        (tables.lead_source_table, list(lead_pks)),
     ).fetchall()
-    return {row[0]: row[1] for row in existing}
+    return {row[0]: row[1] for row in rows}
 
 
 class AttemptRow(NamedTuple):
@@ -547,6 +714,7 @@ def grant_statements(tables: Tables, *, matcher_role: str, reader_role: str) -> 
 
     dbt_relations = (
         BACKLOG_RELATION,
+        PERSON_KEYS_RELATION,
         PERSON_IDENTIFIERS_RELATION,
         PERSON_DELETIONS_RELATION,
         JUNK_RELATION,
@@ -566,6 +734,7 @@ def grant_statements(tables: Tables, *, matcher_role: str, reader_role: str) -> 
         origin=qualified(tables.origin),
         attempts=qualified(tables.attempts),
         backlog=qualified(BACKLOG_RELATION),
+        person_keys=qualified(PERSON_KEYS_RELATION),
         person_identifiers=qualified(PERSON_IDENTIFIERS_RELATION),
         person_deletions=qualified(PERSON_DELETIONS_RELATION),
         junk=qualified(JUNK_RELATION),

@@ -9,6 +9,7 @@ every locale.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -197,6 +198,15 @@ class NormalizationRules:
             junk_phones=frozenset(map(str, vars.get("junk_phones") or ())),
             junk_documents=frozenset(map(str, vars.get("junk_documents") or ())),
             junk_emails=frozenset(map(str, vars.get("junk_emails") or ())),
+        )
+
+    @functools.cached_property
+    def blocklisted(self) -> frozenset[tuple[str, str]]:
+        """The blocklists as ``(key_type, value)`` pairs."""
+        return frozenset(
+            [("phone", value) for value in self.junk_phones]
+            + [("document", value) for value in self.junk_documents]
+            + [("email", value) for value in self.junk_emails]
         )
 
     def phone(self, raw: str | None) -> str | None:

@@ -176,9 +176,13 @@ def test_a_lead_linked_elsewhere_meanwhile_is_left_alone_and_reported(
 ) -> None:
     """The write path on its own: a decision for a lead that someone else linked between
     the stream and the write."""
-    lead_pk, created_at, hash_ = built.query(
+    lead_pk, created_at, hash_, last_attempt_id = built.query(
         """
-        select attempts.lead_source_pk, leads.created_at, attempts.identifiers_hash
+        select
+            attempts.lead_source_pk,
+            leads.created_at,
+            attempts.identifiers_hash,
+            attempts.attempt_id
         from kpi_red.match_attempts as attempts
         inner join cabinet.leads as leads on leads.lead_id = attempts.lead_source_pk
         where attempts.outcome = 'failed' and attempts.fail_reason = 'no_match'
@@ -193,7 +197,11 @@ def test_a_lead_linked_elsewhere_meanwhile_is_left_alone_and_reported(
     )
     decided = match.Decision(
         lead=match.Lead(
-            lead_source_pk=lead_pk, created_at=created_at, identifiers_hash=hash_, full_name=None
+            lead_source_pk=lead_pk,
+            created_at=created_at,
+            identifiers_hash=hash_,
+            full_name=None,
+            last_attempt_id=last_attempt_id,
         ),
         outcome="matched",
         match_rule="document",
@@ -203,15 +211,17 @@ def test_a_lead_linked_elsewhere_meanwhile_is_left_alone_and_reported(
     )
     run_id = "test-conflict"
     with db.connect(built.conninfo) as conn, conn.transaction():
-        final, links_written, _ = run.write_decisions(
+        written = run.write_decisions(
             conn,
             [decided],
             settings=built.settings,
             run_id=run_id,
             started_at=datetime.now(UTC),
         )
-    assert links_written == 0
-    assert (final[0].outcome, final[0].fail_reason) == ("failed", "conflict")
+    assert written.links_written == 0
+    assert [(final.outcome, final.fail_reason) for final in written.decisions] == [
+        ("failed", "conflict")
+    ]
     assert built.query(
         "select person_key, linked_by from canon.identity_links where source_pk = %s", (lead_pk,)
     ) == [("P-SOMEONE-ELSE", "backoffice")]

@@ -26,7 +26,7 @@ from click.testing import CliRunner
 from conftest import PROJECT_DIR, Database
 from psycopg import sql
 
-from matcher import config, db
+from matcher import config, db, match, run
 from matcher.cli import main
 
 pytestmark = pytest.mark.reliability
@@ -200,30 +200,20 @@ def test_configured_names_are_quoted_identifiers_never_sql(
     database.execute(
         sql.SQL("insert into {} values ('L1', now())").format(sql.Identifier(*tables.leads))
     )
-    decision = db.LinkRow(
-        lead_source_pk="L1", person_key="P1", match_rule="document", match_score=100
+    decision = match.Decision(
+        lead=match.Lead("L1", datetime.now(UTC), "0" * 32, None, {"document": "DNI:1"}),
+        outcome="matched",
+        match_rule="document",
+        match_score=100,
+        person_key="P1",
+        evidence={"document": {"value": "DNI:1", "person_keys": ["P1"]}},
     )
     with db.connect(database.conninfo) as conn, conn.transaction():
-        assert db.insert_links(conn, tables=tables, run_id="odd", links=[decision]) == {}
-        db.record_outcomes(
-            conn,
-            tables=tables,
-            run_id="odd",
-            started_at=datetime.now(UTC),
-            origins=[],
-            attempts=[
-                db.AttemptRow(
-                    lead_source_pk="L1",
-                    outcome="matched",
-                    fail_reason=None,
-                    match_rule="document",
-                    match_score=100,
-                    person_key="P1",
-                    evidence="{}",
-                    identifiers_hash="0" * 32,
-                )
-            ],
+        written = run.write_decisions(
+            conn, [decision], settings=settings, run_id="odd", started_at=datetime.now(UTC)
         )
+        assert (written.links_written, written.origins_written) == (1, 1)
+        conn.execute(sql.SQL("delete from {}").format(sql.Identifier(*tables.origin)))
         assert db.repair_origin(conn, tables=tables) == 1
     for name in (tables.links, tables.origin, tables.attempts):
         assert (
