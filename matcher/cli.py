@@ -290,6 +290,13 @@ batch_size_option = click.option(
     help="Most leads to claim in this run (0: the whole eligible backlog).",
 )
 @batch_size_option
+@click.option(
+    "--writers",
+    type=click.IntRange(1, 8),
+    default=2,
+    show_default=True,
+    help="Batches written at once, each on its own connection.",
+)
 @click.option("--dry-run", is_flag=True, help="Decide and report, write nothing.")
 @click.option(
     "--name-threshold",
@@ -318,6 +325,7 @@ def match_command(
     ctx: Context,
     limit: int,
     batch_size: int,
+    writers: int,
     dry_run: bool,
     name_threshold: float,
     near: bool,
@@ -346,6 +354,7 @@ def match_command(
     options = MatchOptions(
         limit=limit or None,
         batch_size=batch_size,
+        writers=writers,
         dry_run=dry_run,
         name_threshold=name_threshold,
         near=near,

@@ -6,12 +6,12 @@ SQL is parameterized; schema and table names from configuration are composed wit
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from importlib import resources
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -109,11 +109,15 @@ def drop_database(conninfo: str, dbname: str) -> None:
 # staged by ``COPY``, advisory locks on their leads, then one statement that re-checks
 # them and writes links, origin and the attempts log. Never a statement per lead.
 
-LOCK_NAMESPACE = 0x4B52  # "KR": pg_try_advisory_xact_lock(LOCK_NAMESPACE, hashtext(lead))
+LOCK_NAMESPACE = 0x4B52  # "KR": the seed of the leads' 64-bit lock keys (LEAD_LOCK_KEY)
+LEAD_LOCK_KEY = f"hashtextextended({{lead}}, {LOCK_NAMESPACE})"
+"""A lead's advisory lock key: a 64-bit hash, so two leads held at once (two writers of
+a run hold thousands) practically never share a key; seeded with ``LOCK_NAMESPACE``."""
 CYCLE_LOCK = (0x4B53, 1)  # the session lock that keeps two `kpi-red cycle`s apart
 PERSON_KEYS_RELATION = ("kpi_red_intermediate", "int_person_keys")
 PERSON_IDENTIFIERS_RELATION = ("kpi_red_intermediate", "int_person_identifiers")
 PERSON_DELETIONS_RELATION = ("kpi_red_intermediate", "int_person_identifier_deletions")
+NEAR_KEY_TYPES = ("document", "phone")
 JUNK_RELATION = ("kpi_red_intermediate", "int_junk_identifiers")
 ORIGIN_TAG = "cabinet_lead"
 LINKED_BY = "kpi-red"
@@ -227,79 +231,67 @@ def tune_lookups(conn: psycopg.Connection) -> None:
     conn.execute("set max_parallel_workers_per_gather = 0")
 
 
-def lock_leads(conn: psycopg.Connection, lead_pks: Sequence[str]) -> set[str]:
-    """Transaction-level advisory locks on the batch's leads; returns the ones we hold.
-
-    The id list is materialized first so the lock function runs for these rows only. The
-    locks vanish at commit, rollback or a dropped connection (a killed matcher).
-    """
-    rows = conn.execute(
-        """
-        with batch as materialized (
-            select distinct lead_source_pk
-            from unnest(%b::text[]) as batch (lead_source_pk)
-        )
-        select lead_source_pk
-        from batch
-        where pg_try_advisory_xact_lock(%s, hashtext(lead_source_pk))
-        """,
-        (list(lead_pks), LOCK_NAMESPACE),
-    ).fetchall()
-    return {row[0] for row in rows}
+def _by_key_type(
+    conn: psycopg.Connection,
+    template: str,
+    pairs: Iterable[tuple[str, str]],
+    key_types: Sequence[str],
+    relation: tuple[str, str],
+) -> list[tuple[Any, ...]]:
+    """``template`` (a select over ``{relation}`` with ``{key_type}`` and one array
+    parameter) once per key type, ``union all``: a ``= any(...)`` index scan each."""
+    values: dict[str, list[str]] = {key_type: [] for key_type in key_types}
+    for key_type, value in pairs:
+        values[key_type].append(value)
+    statement = sql.SQL(" union all ").join(
+        sql.SQL(template).format(relation=qualified(relation), key_type=sql.Literal(key_type))
+        for key_type in key_types
+    )
+    return conn.execute(statement, list(values.values())).fetchall()
 
 
 def fetch_near_candidates(
-    conn: psycopg.Connection, variants: Sequence[tuple[str, str]]
+    conn: psycopg.Connection,
+    variants: Sequence[tuple[str, str]],
+    *,
+    keep: Callable[[str, str, str], bool] | None = None,
 ) -> list[tuple[str, str, str, str, str | None]]:
-    """Registry values sharing a deletion variant with a batch's keys (issue 8): one
-    statement, a ``variant = any(...)`` index scan per key type. Rows: ``(key_type,
-    variant, key_value, person_key, full_name)``; the caller keeps those exactly one edit
-    away.
+    """Registry values sharing a deletion variant with a batch's keys (issue 8), and
+    their holders. Rows: ``(key_type, variant, key_value, person_key, full_name)``.
 
-    The deletion table holds every holder of every value; the filters are applied here:
-    a probe of ``int_person_identifiers`` (its ``(key_type, key_value)`` index) drops
-    junk values and keys a person no longer holds, and a value returned with two or more
-    persons is shared (all its holders have the same variants, so all of them come back
-    with it) and never a near candidate."""
+    Two statements, each a ``= any(...)`` index scan per key type: the values behind the
+    variants (the deletion table), then the holders of the values that ``keep(key_type,
+    variant, value)`` accepts (the caller's one-edit check, which drops most of them) from
+    ``int_person_identifiers``, which has no junk and no stale keys. A value held by two
+    or more persons is shared and never a near candidate."""
     if not variants:
         return []
-    values: dict[str, list[str]] = {"document": [], "phone": []}
-    for key_type, variant in variants:
-        values[key_type].append(variant)
-    branch = sql.SQL(
-        """
-        select
-            deletions.key_type,
-            deletions.variant,
-            deletions.key_value,
-            deletions.person_key,
-            identifiers.full_name
-        from {deletions} as deletions
-        -- a lateral probe per row (not a join the planner could hash over the registry)
-        cross join lateral (
-            select person_identifiers.full_name
-            from {identifiers} as person_identifiers
-            where person_identifiers.key_type = deletions.key_type
-                and person_identifiers.key_value = deletions.key_value
-                and person_identifiers.person_key = deletions.person_key
-            limit 1
-        ) as identifiers
-        where deletions.key_type = {key_type} and deletions.variant = any(%b::text[])
-        """
+    found = _by_key_type(
+        conn,
+        "select distinct key_type, variant, key_value from {relation}"
+        " where key_type = {key_type} and variant = any(%b::text[])",
+        variants,
+        NEAR_KEY_TYPES,
+        PERSON_DELETIONS_RELATION,
     )
-    statement = sql.SQL(" union all ").join(
-        branch.format(
-            identifiers=qualified(PERSON_IDENTIFIERS_RELATION),
-            deletions=qualified(PERSON_DELETIONS_RELATION),
-            key_type=sql.Literal(key_type),
-        )
-        for key_type in values
-    )
-    rows = conn.execute(statement, list(values.values())).fetchall()
-    holders: dict[tuple[str, str], set[str]] = {}
-    for key_type, _variant, key_value, person_key, _name in rows:
-        holders.setdefault((key_type, key_value), set()).add(person_key)
-    return [row for row in rows if len(holders[(row[0], row[2])]) == 1]
+    if keep is not None:
+        found = [row for row in found if keep(*row)]
+    holders: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
+    for key_type, key_value, person_key, full_name in _by_key_type(
+        conn,
+        "select key_type, key_value, person_key, full_name from {relation}"
+        " where key_type = {key_type} and key_value = any(%b::text[])",
+        {(key_type, key_value) for key_type, _variant, key_value in found},
+        NEAR_KEY_TYPES,
+        PERSON_IDENTIFIERS_RELATION,
+    ):
+        holders.setdefault((key_type, key_value), []).append((person_key, full_name))
+    return [
+        (key_type, variant, key_value, person_key, full_name)
+        for key_type, variant, key_value in found
+        if len(held := holders.get((key_type, key_value), ())) == 1
+        for person_key, full_name in held
+    ]
 
 
 class StagedDecision(NamedTuple):
@@ -375,11 +367,13 @@ def lock_staged(conn: psycopg.Connection) -> set[str]:
         sql.SQL(
             """
             delete from pg_temp.{stage} as staged
-            where not pg_try_advisory_xact_lock(%s, hashtext(staged.lead_source_pk))
+            where not pg_try_advisory_xact_lock({lock_key})
             returning staged.lead_source_pk
             """
-        ).format(stage=sql.Identifier(STAGE_TABLE)),
-        (LOCK_NAMESPACE,),
+        ).format(
+            stage=sql.Identifier(STAGE_TABLE),
+            lock_key=sql.SQL(LEAD_LOCK_KEY.format(lead="staged.lead_source_pk")),
+        ),
     ).fetchall()
     return {row[0] for row in rows}
 
@@ -746,8 +740,6 @@ def grant_statements(tables: Tables, *, matcher_role: str, reader_role: str) -> 
 # `kpi-red metrics` and `kpi-red serve` read two dbt models, nothing else, in a read-only
 # transaction: a role with SELECT on them suffices.
 
-from datetime import date  # noqa: E402
-from typing import Any  # noqa: E402
 
 METRICS_RELATION = ("ops", "v_cabinet_kpi_red_recovery_metrics_daily")
 BACKLOG_RELATION = ("ops", "v_cabinet_kpi_red_backlog")

@@ -171,11 +171,14 @@ def classify(lead: Lead, index: CandidateIndex) -> Decision | NameCheck:
     evidence: dict[str, Any] = {}
     pointing: dict[str, set[str]] = {}
     for key_type in KEY_TYPES:  # one pass, strongest key first (a hot loop: no helpers)
-        if key_type in keys:
-            value = keys[key_type]
+        value = keys.get(key_type)
+        if value is not None:
             persons = persons_by_key.get((key_type, value), _NO_PERSONS)
             found[key_type] = persons
-            evidence[key_type] = {"value": value, "person_keys": sorted(persons)}
+            evidence[key_type] = {
+                "value": value,
+                "person_keys": sorted(persons) if len(persons) > 1 else list(persons),
+            }
             if persons:
                 pointing[key_type] = set(persons)
     if not pointing:
@@ -299,9 +302,11 @@ def editable_split(key_type: str, value: str, *, country_code: str) -> tuple[str
     return None
 
 
+@functools.lru_cache(maxsize=1 << 13)
 def deletion_variants(key_type: str, value: str, *, country_code: str) -> frozenset[str]:
     """The value and every 1-character deletion of its editable part (empty when the key
-    cannot be near-matched)."""
+    cannot be near-matched). Cached: a batch asks for each of its values twice, to look
+    them up and to check what came back."""
     split = editable_split(key_type, value, country_code=country_code)
     if split is None or key_type not in NEAR_KEY_TYPES:
         return frozenset()
@@ -356,7 +361,7 @@ class NearIndex:
 def near_keys(decision: Decision) -> dict[str, str]:
     """The keys to try one edit away: a failed lead's documents and phones whose exact
     lookup found nobody (a match, a conflict or an ambiguity is never revisited)."""
-    if decision.is_matched or decision.fail_reason not in NEAR_FAIL_REASONS:
+    if decision.fail_reason not in NEAR_FAIL_REASONS:  # matched: no fail_reason
         return {}
     keys = decision.lead.keys
     return {
@@ -366,16 +371,42 @@ def near_keys(decision: Decision) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class NearLookup:
+    """What a batch asks of the deletion table: the variants of its unsettled documents
+    and phones, and which lead values each variant came from."""
+
+    lead_values: Mapping[tuple[str, str], tuple[str, ...]]
+    """``(key_type, variant)`` -> the batch's values that have this deletion variant."""
+
+    @classmethod
+    def of(cls, decisions: Iterable[Decision], *, country_code: str) -> NearLookup:
+        lead_values: dict[tuple[str, str], tuple[str, ...]] = {}
+        for decision in decisions:
+            for key_type, value in near_keys(decision).items():
+                for variant in deletion_variants(key_type, value, country_code=country_code):
+                    values = lead_values.get((key_type, variant), ())
+                    if value not in values:
+                        lead_values[(key_type, variant)] = (*values, value)
+        return cls(lead_values)
+
+    @property
+    def variants(self) -> list[tuple[str, str]]:
+        """Every ``(key_type, variant)`` to look up: one query for the batch."""
+        return list(self.lead_values)
+
+    def is_one_edit(self, key_type: str, variant: str, value: str) -> bool:
+        """Is a registry value found through ``variant`` one edit from a lead value that
+        has it? (Two values sharing a deletion variant can be two edits apart.)"""
+        return any(
+            OSA.distance(lead_value, value) == 1
+            for lead_value in self.lead_values.get((key_type, variant), ())
+        )
+
+
 def near_lookups(decisions: Iterable[Decision], *, country_code: str) -> list[tuple[str, str]]:
-    """Every ``(key_type, variant)`` the batch needs from the deletion table: one query."""
-    return sorted(
-        {
-            (key_type, variant)
-            for decision in decisions
-            for key_type, value in near_keys(decision).items()
-            for variant in deletion_variants(key_type, value, country_code=country_code)
-        }
-    )
+    """Every ``(key_type, variant)`` the batch needs from the deletion table, sorted."""
+    return sorted(NearLookup.of(decisions, country_code=country_code).variants)
 
 
 def _exact_person_keys(decision: Decision) -> set[str]:

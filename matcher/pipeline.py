@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import TypeVar
 
@@ -75,3 +75,47 @@ def ahead(
     finally:
         stop.set()
         thread.join()
+
+
+def fan_out(
+    items: Iterable[T], work: Callable[[Iterator[T]], None], *, workers: int, name: str
+) -> None:
+    """Run ``work`` in ``workers`` threads at once, all pulling from one iterator over
+    ``items``, until it is exhausted. The first error stops the others after the item
+    each is on and is raised here; so is an interrupt of the calling thread."""
+    source = iter(items)
+    lock = threading.Lock()
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def shared() -> Iterator[T]:
+        while not stop.is_set():
+            with lock:
+                try:
+                    item = next(source)
+                except StopIteration:
+                    return
+            yield item
+
+    def run() -> None:
+        try:
+            work(shared())
+        except BaseException as exc:  # raised in the calling thread
+            errors.append(exc)
+            stop.set()
+
+    threads = [
+        threading.Thread(target=run, name=f"{name}-{number}", daemon=True)
+        for number in range(1, workers + 1)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    if errors:
+        raise errors[0]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -42,6 +43,9 @@ class MatchOptions:
     near: bool = True
     """Try documents and phones one edit away for leads the exact keys did not settle."""
     near_name_threshold: float = match.DEFAULT_NEAR_NAME_THRESHOLD
+    writers: int = 2
+    """Batches written at once, each on its own connection (PostgreSQL works on one
+    while Python prepares the other)."""
 
 
 @dataclass(frozen=True)
@@ -172,10 +176,11 @@ def near_pass(
     options: MatchOptions,
 ) -> list[match.Decision]:
     """Issue 8: the batch's unsettled documents and phones one edit away, in one query."""
-    wanted = match.near_lookups(decisions, country_code=rules.country_code)
-    if not wanted:
+    lookup = match.NearLookup.of(decisions, country_code=rules.country_code)
+    if not lookup.lead_values:
         return decisions
-    index = match.NearIndex.from_rows(db.fetch_near_candidates(conn, wanted))
+    found = db.fetch_near_candidates(conn, lookup.variants, keep=lookup.is_one_edit)
+    index = match.NearIndex.from_rows(found)
     return match.decide_near(
         decisions,
         index,
@@ -330,17 +335,17 @@ def tuned_interpreter() -> Iterator[None]:
 
 
 def limited(
-    batches: Iterable[list[match.Decision]], counter: Callable[[], int], limit: int | None
-) -> Iterable[list[match.Decision]]:
-    """Stop once ``limit`` leads are claimed; trim the last batch to fit."""
+    batches: Iterable[list[match.Decision]], room: Callable[[], int | None]
+) -> Iterator[list[match.Decision]]:
+    """Trim each batch to ``room()`` leads; stop when there is none (None: no limit)."""
     for batch in batches:
-        if limit is None:
+        left = room()
+        if left is None:
             yield batch
-            continue
-        room = limit - counter()
-        if room <= 0:
+        elif left <= 0:
             return
-        yield batch[:room]
+        else:
+            yield batch[:left]
 
 
 def run_match(
@@ -353,18 +358,60 @@ def run_match(
 ) -> RunSummary:
     """Claim, decide and write up to ``options.limit`` eligible leads.
 
-    Three stages, each a batch or two ahead of the next, so PostgreSQL and Python work
-    at once: a thread streams leads with their candidates (``found_batches``),
-    another decides (``decided_batches``), this one claims and writes.
+    Stages run at once, each a batch or two ahead of the next, so PostgreSQL and Python
+    work on both cores: a thread streams leads with their candidates (``found_batches``),
+    another decides (``decided_batches``), ``options.writers`` threads claim and write, each
+    on its own connection, a transaction per batch.
     """
     run_id = run_id or new_run_id()
     summary = RunSummary(run_id=run_id, dry_run=options.dry_run)
     clock = time.perf_counter()
     rules = NormalizationRules.from_vars(settings.vars)
-    with db.connect(conninfo, autocommit=True) as writer:
-        started_at = writer.execute("select now()").fetchone()[0]  # type: ignore[index]
-        db.tune_lookups(writer)
-        junk = db.load_junk(writer)
+    tally = threading.Lock()
+    in_flight = 0  # leads handed to a writer, not yet in the summary
+
+    def room() -> int | None:
+        """Leads still to hand out: claimed ones count, and so do those being written."""
+        if options.limit is None:
+            return None
+        with tally:
+            return options.limit - summary.claimed - in_flight
+
+    def handed(batches: Iterable[list[match.Decision]]) -> Iterator[list[match.Decision]]:
+        nonlocal in_flight
+        for batch in limited(batches, room):
+            with tally:
+                in_flight += len(batch)
+            yield batch
+
+    def write(batches: Iterator[list[match.Decision]]) -> None:
+        nonlocal in_flight
+        with db.connect(conninfo, autocommit=True) as writer:
+            db.tune_lookups(writer)
+            for batch in batches:
+                result = write_batch(
+                    writer,
+                    batch,
+                    settings=settings,
+                    run_id=run_id,
+                    started_at=started_at,
+                    dry_run=options.dry_run,
+                )
+                with tally:
+                    in_flight -= len(batch)
+                    summary.add(
+                        result.decisions,
+                        skipped_locked=result.skipped_locked,
+                        skipped_changed=result.skipped_changed,
+                        links_written=0 if options.dry_run else result.links_written,
+                        origins_written=0 if options.dry_run else result.origins_written,
+                    )
+                    if progress is not None:
+                        progress(len(batch))
+
+    with db.connect(conninfo, autocommit=True) as conn:
+        started_at = conn.execute("select now()").fetchone()[0]  # type: ignore[index]
+        junk = db.load_junk(conn)
         found = found_batches(conninfo, rules=rules, junk=junk, batch_size=options.batch_size)
         with (
             tuned_interpreter(),
@@ -374,25 +421,8 @@ def run_match(
                 name="kpi-red-decide",
             ) as batches,
         ):
-            for batch in limited(batches, lambda: summary.claimed, options.limit):
-                result = write_batch(
-                    writer,
-                    batch,
-                    settings=settings,
-                    run_id=run_id,
-                    started_at=started_at,
-                    dry_run=options.dry_run,
-                )
-                summary.add(
-                    result.decisions,
-                    skipped_locked=result.skipped_locked,
-                    skipped_changed=result.skipped_changed,
-                    links_written=0 if options.dry_run else result.links_written,
-                    origins_written=0 if options.dry_run else result.origins_written,
-                )
-                if progress is not None:
-                    progress(len(batch))
+            pipeline.fan_out(handed(batches), write, workers=options.writers, name="kpi-red-write")
         if summary.claimed and not options.dry_run:
-            db.analyze_written(writer, tables=settings.tables)
+            db.analyze_written(conn, tables=settings.tables)
     summary.seconds = time.perf_counter() - clock
     return summary

@@ -36,7 +36,9 @@ from matcher.run import TEST_PAUSE_ENV, MatchOptions, run_match
 KPI_RED = str(Path(sys.executable).with_name("kpi-red"))
 BATCH_SIZE = 100
 MATCH_ARGS = ("match", "--limit", "0", "--batch-size", str(BATCH_SIZE), "--json")
-LOCK_CLASSID = db.LOCK_NAMESPACE
+# the matcher's advisory locks: one 64-bit key per lead (objsubid 1 in pg_locks)
+LEAD_LOCK_KEY = db.LEAD_LOCK_KEY.format(lead="leads.lead_id::text")
+HELD_LOCK_KEY = "((locks.classid::bigint << 32) | locks.objid::bigint)"
 
 _session: dict[str, Any] = {}
 
@@ -285,11 +287,11 @@ def run_kpi_red(database: Database, *args: str) -> subprocess.CompletedProcess[s
     )
 
 
-HELD_LEADS = """
-    select leads.lead_id
+HELD_LEADS = sql.SQL("""
+    select held.pid, leads.lead_id
     from cabinet.leads as leads
-    where (hashtext(leads.lead_id::text)::bigint & 4294967295) in (
-        select locks.objid::bigint
+    inner join (
+        select locks.pid, {held_lock_key} as lock_key
         from pg_stat_activity as activity
         inner join pg_locks as locks
             on locks.pid = activity.pid
@@ -302,23 +304,26 @@ HELD_LEADS = """
                 or activity.state_change < clock_timestamp() - interval '300 milliseconds'
             )
             and locks.locktype = 'advisory'
-            and locks.classid = %s
+            and locks.objsubid = 1
             and locks.granted
-    )
-"""
+    ) as held
+        on held.lock_key = {lead_lock_key}
+""").format(held_lock_key=sql.SQL(HELD_LOCK_KEY), lead_lock_key=sql.SQL(LEAD_LOCK_KEY))
 
 
 def wait_mid_batch(
     database: Database, process: subprocess.Popen[str], *, timeout: float = 30
-) -> set[str]:
+) -> list[set[str]]:
     """Wait until the matcher sits inside a batch transaction after its writes; return
-    the leads it holds locked (its batch)."""
+    the leads of each batch it holds (one per writer connection paused there)."""
     deadline = time.monotonic() + timeout
     with database.connect(autocommit=True) as conn:
         while time.monotonic() < deadline:
-            held = {row[0] for row in conn.execute(HELD_LEADS, (LOCK_CLASSID,)).fetchall()}
-            if held:
-                return held
+            batches: dict[int, set[str]] = {}
+            for pid, lead in conn.execute(HELD_LEADS).fetchall():
+                batches.setdefault(pid, set()).add(lead)
+            if batches:
+                return list(batches.values())
             if process.poll() is not None:
                 raise AssertionError(f"the matcher ended first: {process.communicate()}")
             time.sleep(0.01)
@@ -345,7 +350,14 @@ def wait_until(condition: Callable[[], bool], *, timeout: float = 10) -> None:
 def lockable(database: Database, leads: set[str]) -> bool:
     """Can a new matcher take every one of these leads' advisory locks right now?"""
     with database.connect() as conn:
-        return db.lock_leads(conn, sorted(leads)) == leads
+        locked = conn.execute(
+            sql.SQL(
+                "select count(*) from cabinet.leads as leads"
+                " where leads.lead_id = any(%s) and pg_try_advisory_xact_lock({lock_key})"
+            ).format(lock_key=sql.SQL(LEAD_LOCK_KEY)),
+            (sorted(leads),),
+        ).fetchone()
+        return locked is not None and locked[0] == len(leads)
 
 
 def one_line_error(stderr: str) -> bool:

@@ -266,9 +266,9 @@ def runs(near_db: Database) -> dict[str, Any]:
     calls: list[int] = []
     fetch = db.fetch_near_candidates
 
-    def counted(conn: Any, variants: Any) -> Any:
+    def counted(conn: Any, variants: Any, **options: Any) -> Any:
         calls.append(len(variants))
-        return fetch(conn, variants)
+        return fetch(conn, variants, **options)
 
     without = kpi_red(near_db, "match", "--limit", "0", "--dry-run", "--no-near")
     with pytest.MonkeyPatch.context() as patch:
