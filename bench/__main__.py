@@ -11,6 +11,7 @@ import click
 
 from bench import report
 from bench.run import SIZES, Options, run
+from matcher import config
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -29,7 +30,7 @@ def _ints(text: str) -> tuple[int, ...]:
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option(
     "--batch-sizes",
-    default="1000",
+    default=str(config.DEFAULT_BATCH_SIZE),
     show_default=True,
     help="Matcher --batch-size; several (comma-separated) are tried, each on a copy, "
     "and the fastest drains.",

@@ -39,7 +39,7 @@ SIZES = {
 class Options:
     size: str
     seed: int = 42
-    batch_sizes: tuple[int, ...] = (2000,)
+    batch_sizes: tuple[int, ...] = (config.DEFAULT_BATCH_SIZE,)
     naive_sample: int = 2000
     trace_batches: int = 3
     new_share: float = 0.01

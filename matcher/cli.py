@@ -274,9 +274,9 @@ CYCLE_BUSY_EXIT = 75  # EX_TEMPFAIL: another cycle is running; try again later
 batch_size_option = click.option(
     "--batch-size",
     type=click.IntRange(1, 100_000),
-    default=500,
+    default=config.DEFAULT_BATCH_SIZE,
     show_default=True,
-    help="Leads per transaction.",
+    help="Leads per transaction (each writer locks them until it commits).",
 )
 
 
@@ -293,7 +293,7 @@ batch_size_option = click.option(
 @click.option(
     "--writers",
     type=click.IntRange(1, 8),
-    default=2,
+    default=config.DEFAULT_WRITERS,
     show_default=True,
     help="Batches written at once, each on its own connection.",
 )

@@ -22,6 +22,10 @@ EMBEDDED_TARGET = "embedded"
 EMBEDDED_HOST_PLACEHOLDER = "__EMBEDDED_SOCKET_DIR__"
 EMBEDDED_DBNAME = "kpi_red"
 
+# `kpi-red match` defaults, shared by the command line, `kpi-red cycle` and the benchmark
+DEFAULT_BATCH_SIZE = 2000
+DEFAULT_WRITERS = 2
+
 
 class ConfigError(Exception):
     """A configuration problem the user can fix; shown as one line."""

@@ -39,6 +39,11 @@ def connect(conninfo: str, *, autocommit: bool = False) -> Iterator[psycopg.Conn
     try:
         with conn:
             yield conn
+    except psycopg.errors.OutOfMemory as exc:  # the lock table: a lock per lead being written
+        raise DatabaseError(
+            f"{_first_line(exc, conninfo)}: lower --batch-size or --writers, or raise"
+            " max_locks_per_transaction"
+        ) from None
     except psycopg.OperationalError as exc:
         raise DatabaseError(
             f"lost the connection to PostgreSQL: {_first_line(exc, conninfo)}"
@@ -390,8 +395,9 @@ class StagedWrite(NamedTuple):
 _WRITE_STAGED = """
 with
 
--- an index probe per lead (lateral: the staging table has no statistics, and a hashed
--- subplan would read every link)
+-- index probes per lead (lateral: the staging table has no statistics, and a hashed
+-- subplan would read every link); a matched lead needs no link probe: its insert below
+-- finds an existing link (on conflict)
 staged as materialized (
     select
         staged.*,
@@ -410,7 +416,8 @@ staged as materialized (
         select links.source_pk
         from {links} as links
         where
-            links.source_table = %(source_table)s
+            staged.outcome = 'failed'
+            and links.source_table = %(source_table)s
             and links.source_pk = staged.lead_source_pk
         limit 1
     ) as linked on true
@@ -489,7 +496,7 @@ select
     array(
         select staged.lead_source_pk
         from staged
-        where staged.is_attempted_since or (staged.is_linked and staged.outcome = 'failed')
+        where staged.is_attempted_since or staged.is_linked
     ) as changed,
     array(
         select staged.lead_source_pk

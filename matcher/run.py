@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 import orjson
 import psycopg
 
-from matcher import db, match, pipeline
+from matcher import config, db, match, pipeline
 from matcher.config import Settings
 from matcher.normalize import NormalizationRules
 from matcher.report import RunSummary
@@ -37,13 +37,16 @@ Progress = Callable[[int], None]
 class MatchOptions:
     limit: int | None = 1000
     """Most leads to claim; None for the whole eligible backlog."""
-    batch_size: int = 500
+    batch_size: int = config.DEFAULT_BATCH_SIZE
+    """Leads per transaction. Each writer holds an advisory lock per lead of its batch
+    until it commits: ``batch_size * writers`` locks (PostgreSQL's lock table holds about
+    ``max_locks_per_transaction * max_connections``, 6,400 by default)."""
     dry_run: bool = False
     name_threshold: float = match.DEFAULT_NAME_THRESHOLD
     near: bool = True
     """Try documents and phones one edit away for leads the exact keys did not settle."""
     near_name_threshold: float = match.DEFAULT_NEAR_NAME_THRESHOLD
-    writers: int = 2
+    writers: int = config.DEFAULT_WRITERS
     """Batches written at once, each on its own connection (PostgreSQL works on one
     while Python prepares the other)."""
 

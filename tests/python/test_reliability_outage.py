@@ -128,3 +128,17 @@ def test_a_stopped_server_is_one_line_and_a_rerun_recovers(
         assert not held & set(support.attempts_per_lead(database))
         assert_batches_whole_or_absent(database, batches)
         finish_and_compare(database, reference)
+
+
+def test_a_full_lock_table_is_one_line_with_what_to_change(
+    make_database: Callable[..., Database],
+) -> None:
+    """Each writer holds a lock per lead of its batch: too many for PostgreSQL's lock table
+    gives one line naming the options, not a "lost connection"."""
+    database = make_database(init=False)
+    with (
+        pytest.raises(db.DatabaseError, match=r"--batch-size or --writers") as raised,
+        db.connect(database.conninfo) as conn,
+    ):
+        conn.execute("select count(pg_advisory_xact_lock(key)) from generate_series(1, 100000) key")
+    assert "out of shared memory" in str(raised.value)
