@@ -100,9 +100,12 @@ def run(options: Options) -> Outcome:
         record["eligible"] = before["eligible"]
         record["database_mb"] = round(database.database_size_mb(main_db), 1)
 
-        # fresh statistics before any copy: the matcher and the bound plan on the same ones
-        # (autovacuum's analyze, landing at a random moment, changed the bound's plan)
-        main_db.execute("analyze", autocommit=True)
+        # fresh statistics and visibility maps before any copy: the matcher and the bound
+        # plan on the same statistics (autovacuum's analyze, landing at a random moment,
+        # changed the bound's plan), and no autovacuum of the freshly built tables is left
+        # to run during a measured step of the original (its copies start with none)
+        log("vacuum analyze (not timed)")
+        main_db.execute("vacuum analyze", autocommit=True)
         reference = database.clone(main_db, f"{name}_ref")
         created.append(reference)
         references(reference, settings, options, outcome)
@@ -257,12 +260,11 @@ def batch_trials(
 ) -> int:
     """Drain an identical copy once per batch size; the fastest size wins."""
     trials: list[dict[str, Any]] = []
-    eligible = outcome.record["eligible"]
     for batch_size in options.batch_sizes:
         copy = database.clone(main_db, f"{main_db.name}_b{batch_size}")
         try:
             log(f"batch-size trial: {batch_size}")
-            child, summary = match_child.run(copy, limit=eligible, batch_size=batch_size)
+            child, summary = match_child.run(copy, batch_size=batch_size)
         finally:
             database.drop(copy)
         trials.append(
@@ -284,7 +286,7 @@ def drain(
 ) -> None:
     record = outcome.record
     log(f"kpi-red match: drain {record['eligible']} eligible leads, batch {batch_size}")
-    child, summary = match_child.run(main_db, limit=record["eligible"], batch_size=batch_size)
+    child, summary = match_child.run(main_db, batch_size=batch_size)
     claimed = int(summary.get("claimed") or 0)
     record.update(
         batch_size=batch_size,
@@ -318,9 +320,7 @@ def exact_drain(
     copy = database.clone(main_db, f"{main_db.name}_exact")
     try:
         log(f"kpi-red match --no-near: drain a copy, batch {batch_size}")
-        child, summary = match_child.run(
-            copy, limit=record["eligible"], batch_size=batch_size, near=False
-        )
+        child, summary = match_child.run(copy, batch_size=batch_size, near=False)
     finally:
         database.drop(copy)
     claimed = int(summary.get("claimed") or 0)
@@ -373,13 +373,12 @@ def incremental(
         Step(f"add {options.new_share:.0%} new leads (SQL)", clock.seconds, rows=added)
     )
 
-    eligible = workload.counts(main_db, settings)["eligible"]
     if outcome.slowest is not None:
         log("EXPLAIN ANALYZE of that statement again, in the hourly steady state")
         record["steady_state_explain"] = trace.explain_analyze(
             main_db.conninfo, outcome.slowest, timeout_s=180
         )
-    child, summary = match_child.run(main_db, limit=max(eligible, 1), batch_size=batch_size)
+    child, summary = match_child.run(main_db, batch_size=batch_size)
     record["match_new_s"] = round(child.seconds, 3)
     record["match_new_leads"] = summary.get("claimed")
     outcome.steps.append(

@@ -147,7 +147,7 @@ class BacklogLead(NamedTuple):
     candidate_names: list[str | None] | None = None
 
 
-def _stream_query() -> sql.Composed:
+def _stream_query(*, oldest_first: bool) -> sql.Composed:
     # The keys are the backlog view's own (dbt's normalization, junk removed): the
     # matcher decides on exactly the keys behind the view's reason_bucket. The newest
     # attempt is the view's (the fold of the log). The candidates are looked up after the
@@ -173,8 +173,8 @@ def _stream_query() -> sql.Composed:
                 backlog.max_attempt_id
             from {backlog} as backlog
             where backlog.is_eligible
-            order by backlog.lead_created_at, backlog.lead_source_pk
-            offset 0  -- sort first: the probes run for fetched rows only
+            {order}
+            offset 0  -- the probes run for fetched rows only
         ) as eligible
         left join lateral (
             select
@@ -188,6 +188,9 @@ def _stream_query() -> sql.Composed:
         """
     ).format(
         backlog=qualified(BACKLOG_RELATION),
+        order=sql.SQL(
+            "order by backlog.lead_created_at, backlog.lead_source_pk" if oldest_first else ""
+        ),
         probes=sql.SQL("\n                union all\n                ").join(
             sql.SQL(
                 "select key_type, person_key, full_name from {person_keys}"
@@ -202,15 +205,18 @@ def _stream_query() -> sql.Composed:
     )
 
 
-def stream_eligible(conninfo: str, *, batch_size: int) -> Generator[list[BacklogLead], None, None]:
-    """The eligible backlog, oldest first, with its candidates, in batches: one query for
-    the whole run, memory flat."""
+def stream_eligible(
+    conninfo: str, *, batch_size: int, oldest_first: bool = True
+) -> Generator[list[BacklogLead], None, None]:
+    """The eligible backlog with its candidates, in batches: one query for the whole run,
+    memory flat. Oldest first, or (a run that takes them all) in the order the server
+    reads them: no sort of the whole backlog before the first row."""
     with connect(conninfo) as conn:
         conn.read_only = True
         tune_lookups(conn)
         with conn.cursor(name="kpi_red_eligible_leads", binary=True) as cursor:
             cursor.itersize = batch_size
-            cursor.execute(_stream_query())
+            cursor.execute(_stream_query(oldest_first=oldest_first))
             while rows := cursor.fetchmany(batch_size):
                 yield [BacklogLead._make(row) for row in rows]
 
@@ -724,6 +730,7 @@ def grant_statements(tables: Tables, *, matcher_role: str, reader_role: str) -> 
     written = (tables.links, tables.origin, tables.attempts)
     statement = sql.SQL(template).format(
         matcher_role=sql.Identifier(matcher_role),
+        matcher_role_name=sql.Literal(matcher_role),
         reader_role=sql.Identifier(reader_role),
         matcher_schemas=identifiers(
             [name[0] for name in (*source_tables, *written, *dbt_relations)]

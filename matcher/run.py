@@ -109,10 +109,13 @@ def found_batches(
     *,
     rules: NormalizationRules,
     junk: frozenset[tuple[str, str]],
-    batch_size: int,
+    options: MatchOptions,
 ) -> Iterator[FoundBatch]:
-    """Stream the eligible backlog with the candidates of every key (one query)."""
-    stream = db.stream_eligible(conninfo, batch_size=batch_size)
+    """Stream the eligible backlog with the candidates of every key (one query): oldest
+    first when the run takes only some (``--limit``)."""
+    stream = db.stream_eligible(
+        conninfo, batch_size=options.batch_size, oldest_first=options.limit is not None
+    )
     with closing(stream):
         for rows in stream:
             leads = [to_lead(row, rules=rules, junk=junk) for row in rows]
@@ -415,7 +418,7 @@ def run_match(
     with db.connect(conninfo, autocommit=True) as conn:
         started_at = conn.execute("select now()").fetchone()[0]  # type: ignore[index]
         junk = db.load_junk(conn)
-        found = found_batches(conninfo, rules=rules, junk=junk, batch_size=options.batch_size)
+        found = found_batches(conninfo, rules=rules, junk=junk, options=options)
         with (
             tuned_interpreter(),
             pipeline.ahead(found, name="kpi-red-find") as found_ahead,

@@ -12,6 +12,11 @@ grant select, insert, update on {links}, {origin}, {attempts} to {matcher_role};
 grant select on {backlog}, {person_keys}, {person_identifiers}, {person_deletions}, {junk} to {matcher_role};
 -- dbt re-creates its tables on every build: let the new ones carry the grant.
 alter default privileges in schema {dbt_schemas} grant select on tables to {matcher_role};
+-- Each batch is staged in a temporary table: TEMPORARY on this database (PostgreSQL
+-- grants it to PUBLIC unless that was revoked).
+do $$ begin
+    execute format('grant temporary on database %I to %I', current_database(), {matcher_role_name});
+end $$;
 
 -- The panel role (`kpi-red metrics`, `kpi-red serve`, BI tools): read-only on the marts.
 grant usage on schema {ops_schema} to {reader_role};

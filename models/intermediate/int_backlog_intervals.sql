@@ -51,6 +51,14 @@ all_matched_attempts as (
     where is_matched
 ),
 
+first_claims as (
+    select
+        lead_id,
+        min(claimed_at) as first_claimed_at
+    from claims
+    group by lead_id
+),
+
 {% if is_incremental() -%}
 
 existing as (
@@ -103,19 +111,18 @@ changed_leads as (
             where stored_states.lead_source_pk = all_leads.lead_id
         )
     union
-    -- stored in/out state no longer true (a link removed, a backdated link or claim)
+    -- stored in/out state no longer true (a link removed, a backdated link or claim);
+    -- joins, not correlated EXISTS: a subplan over a CTE too big to hash rescans it per
+    -- lead (after a large drain: 500k leads x 300k links)
     select stored_states.lead_source_pk
     from stored_states
-    where stored_states.is_open = (
-        exists (
-            select 1 from links
-            where links.source_pk = stored_states.lead_source_pk
-        )
-        or exists (
-            select 1 from claims
-            where claims.lead_id = stored_states.lead_source_pk
-        )
-    )
+    left join links
+        on links.source_pk = stored_states.lead_source_pk
+    left join first_claims
+        on first_claims.lead_id = stored_states.lead_source_pk
+    where
+        stored_states.is_open
+        = (links.source_pk is not null or first_claims.lead_id is not null)
 ),
 
 leads as (
@@ -145,14 +152,6 @@ matched_attempts as (
 ),
 
 {%- endif %}
-
-first_claims as (
-    select
-        lead_id,
-        min(claimed_at) as first_claimed_at
-    from claims
-    group by lead_id
-),
 
 last_matches as (
     select

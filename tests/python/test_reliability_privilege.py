@@ -66,6 +66,13 @@ def roles(make_database: Callable[..., Database]) -> Iterator[tuple[Database, st
                         sql.Identifier(role), sql.Literal(PASSWORD)
                     )
                 )
+            # a locked-down database: temporary tables only where granted (the matcher
+            # stages its batches in one)
+            conn.execute(
+                sql.SQL("revoke temporary on database {} from public").format(
+                    sql.Identifier(database.name)
+                )
+            )
         try:
             code, grants = kpi_red(
                 database.conninfo,
