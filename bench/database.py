@@ -152,7 +152,7 @@ def create(name: str, *, home: Path, init: bool = True) -> BenchDatabase:
     return database
 
 
-def clone(source: BenchDatabase, name: str) -> BenchDatabase:
+def clone(source: BenchDatabase, name: str, *, home: Path | None = None) -> BenchDatabase:
     """An identical copy (``create database ... template``): the same state, other files.
 
     ``file_copy`` copies the files after a checkpoint; much faster than the default
@@ -167,7 +167,7 @@ def clone(source: BenchDatabase, name: str) -> BenchDatabase:
                 sql.Identifier(name), sql.Identifier(source.name)
             )
         )
-    home = source.home.parent / name
+    home = home or source.home.parent / name
     home.mkdir(parents=True, exist_ok=True)
     return BenchDatabase(name=name, socket=source.socket, home=home)
 

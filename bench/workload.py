@@ -64,23 +64,12 @@ def add_new_leads(database: BenchDatabase, settings: Settings, *, share: float, 
     return inserted
 
 
-def read_panel(database: BenchDatabase, settings: Settings) -> Any:
-    """What ``kpi-red metrics --json`` reads: the function it uses, when it exists."""
+def read_panel(database: BenchDatabase, settings: Settings, *, live: bool = False) -> Any:
+    """What ``kpi-red metrics --json`` (``--live``) reads, with the same function."""
     from matcher import db
 
     time_zone = str(settings.vars.get("metrics_time_zone", "America/Lima"))
-    reader = getattr(db, "read_panel_rows", None)
-    if reader is not None:
-        return reader(database.conninfo, days=7, time_zone=time_zone)
-    with database.connect() as conn:
-        rows = conn.execute(
-            "select * from ops.v_cabinet_kpi_red_recovery_metrics_daily"
-            " where metric_date > (select max(metric_date)"
-            " from ops.v_cabinet_kpi_red_recovery_metrics_daily) - 7"
-            " order by metric_date"
-        ).fetchall()
-        backlog = conn.execute("select count(*) from ops.v_cabinet_kpi_red_backlog").fetchone()
-    return rows, backlog
+    return db.read_panel_rows(database.conninfo, days=7, time_zone=time_zone, live=live)
 
 
 def counts(database: BenchDatabase, settings: Settings) -> dict[str, int]:

@@ -513,16 +513,22 @@ def _metrics_time_zone(ctx: Context) -> str:
     show_default=True,
     help="Days in the trend (--json adds last_<N>_days when N is not 7).",
 )
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Count the backlog view now (reads every lead) instead of the last build's figure.",
+)
 @click.pass_obj
 @handle_errors
-def metrics(ctx: Context, as_json: bool, watch: int | None, days: int) -> None:
+def metrics(ctx: Context, as_json: bool, watch: int | None, days: int, live: bool) -> None:
     """Is the red backlog draining? Today's numbers, the trend and the alerts.
 
-    Reads only the dbt models ops.v_cabinet_kpi_red_recovery_metrics_daily and
+    Reads only the dbt models ops.v_cabinet_kpi_red_recovery_metrics_daily and (--live)
     ops.v_cabinet_kpi_red_backlog (a read-only role suffices): run `dbt build` first.
-    "Today" is the newest day the metrics model holds. --json prints
-    {"today", "yesterday", "last_7_days", "current_backlog"}; a day without a row in the
-    model has null numbers.
+    "Today" is the newest day the metrics model holds; the current backlog is its
+    backlog_end, the backlog at the last dbt build, unless --live counts the backlog view
+    now. --json prints {"today", "yesterday", "last_7_days", "current_backlog",
+    "current_backlog_is_live"}; a day without a row in the model has null numbers.
 
     Example: kpi-red metrics --watch 60
     """
@@ -534,7 +540,7 @@ def metrics(ctx: Context, as_json: bool, watch: int | None, days: int) -> None:
     time_zone = _metrics_time_zone(ctx)
 
     def show() -> None:
-        payload = panel.load_payload(conninfo, days=days, time_zone=time_zone)
+        payload = panel.load_payload(conninfo, days=days, time_zone=time_zone, live=live)
         if as_json and watch:
             click.echo(json_module.dumps(payload, ensure_ascii=False))
         elif as_json:

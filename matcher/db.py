@@ -765,19 +765,23 @@ class MetricsNotBuiltError(DatabaseError):
 
 @dataclass(frozen=True)
 class PanelRows:
-    """What the panel shows: the newest days of metrics and the live backlog size."""
+    """What the panel shows: the newest days of metrics and, when asked for, the live
+    size of the backlog."""
 
     metrics: list[dict[str, Any]]
-    current_backlog: int
+    live_backlog: int | None
+    """``count(*)`` of the backlog view now; None unless ``live`` was asked for."""
     local_today: date
 
 
-def read_panel_rows(conninfo: str, *, days: int, time_zone: str) -> PanelRows:
-    """The last ``days`` metric rows (up to the newest metric_date) and the backlog count."""
+def read_panel_rows(conninfo: str, *, days: int, time_zone: str, live: bool = False) -> PanelRows:
+    """The last ``days`` metric rows (up to the newest metric_date) and, with ``live``,
+    the backlog view's row count (which reads every lead: a second at millions)."""
     from psycopg.rows import dict_row
 
     metrics = qualified(METRICS_RELATION)
     backlog = qualified(BACKLOG_RELATION)
+    live_backlog: int | None = None
     with connect(conninfo) as conn:
         conn.read_only = True
         try:
@@ -794,8 +798,9 @@ def read_panel_rows(conninfo: str, *, days: int, time_zone: str) -> PanelRows:
                     (days,),
                 )
                 rows = cursor.fetchall()
-                cursor.execute(sql.SQL("select count(*) as leads from {}").format(backlog))
-                current_backlog = cursor.fetchone()["leads"]  # type: ignore[index]
+                if live:
+                    cursor.execute(sql.SQL("select count(*) as leads from {}").format(backlog))
+                    live_backlog = int(cursor.fetchone()["leads"])  # type: ignore[index]
         except psycopg.errors.UndefinedTable as exc:
             missing = exc.diag.message_primary or "a model is missing"
             raise MetricsNotBuiltError(
@@ -805,7 +810,7 @@ def read_panel_rows(conninfo: str, *, days: int, time_zone: str) -> PanelRows:
             raise
         except psycopg.Error as exc:
             raise DatabaseError(f"cannot read the metrics: {_first_line(exc, conninfo)}") from None
-    return PanelRows(metrics=rows, current_backlog=int(current_backlog), local_today=local_today)
+    return PanelRows(metrics=rows, live_backlog=live_backlog, local_today=local_today)
 
 
 # --- kpi-red demo -----------------------------------------------------------------------

@@ -1,9 +1,15 @@
 """The recovery panel: the JSON payload built from metrics rows, and its terminal rendering.
 
 ``build_payload`` (pure) turns the rows of ``ops.v_cabinet_kpi_red_recovery_metrics_daily``
-and the live size of ``ops.v_cabinet_kpi_red_backlog`` into the JSON contract shared by
-``kpi-red metrics --json``, the HTTP API and the web page; ``render`` (pure) draws it for a
-terminal. ``load_payload``, at the bottom, is the one step that reads (through ``db``).
+(and, when asked for, the live size of ``ops.v_cabinet_kpi_red_backlog``) into the JSON
+contract shared by ``kpi-red metrics --json``, the HTTP API and the web page; ``render``
+(pure) draws it for a terminal. ``load_payload``, at the bottom, is the one step that reads
+(through ``db``).
+
+The current backlog is the newest day's ``backlog_end``: the backlog at the last ``dbt
+build`` (a dbt test holds it equal to the backlog view then), the same number as the
+trend's last row and the BI tool's, read in a millisecond. ``live`` counts the backlog view
+instead: exact now, but a read of every lead (a quarter of a second at 500,000 leads).
 
 "Today" is the newest ``metric_date`` the model holds (so a build with the dbt var
 ``as_of`` shows that day); with no rows at all, the current date in the metrics time zone.
@@ -60,24 +66,28 @@ Payload = dict[str, Any]
 def build_payload(
     rows: Sequence[Mapping[str, Any]],
     *,
-    current_backlog: int,
     local_today: date,
+    live_backlog: int | None = None,
     days: int = CONTRACT_DAYS,
 ) -> Payload:
-    """The panel's JSON: ``today``, ``yesterday``, ``last_7_days``, ``current_backlog``.
+    """The panel's JSON: ``today``, ``yesterday``, ``last_7_days``, ``current_backlog``,
+    then ``current_backlog_is_live``.
 
     ``rows`` are metrics rows (any order, any extra columns). ``local_today`` is only used
-    when there are no rows. With ``days`` other than 7 a ``last_<days>_days`` list follows
-    the four contract keys (the web page asks for 14).
+    when there are no rows. ``current_backlog`` is ``live_backlog`` when given, else the
+    newest row's ``backlog_end`` (0 without rows: no lead yet). With ``days`` other than 7 a
+    ``last_<days>_days`` list follows (the web page asks for 14).
     """
     by_date = {_as_date(row["metric_date"]): row for row in rows}
     today = max(by_date) if by_date else local_today
     yesterday = today - timedelta(days=1)
+    at_last_build = int(by_date[today]["backlog_end"]) if by_date else 0
     payload: Payload = {
         "today": daily(by_date[today]) if today in by_date else None,
         "yesterday": daily(by_date[yesterday]) if yesterday in by_date else None,
         "last_7_days": _series(by_date, today, CONTRACT_DAYS),
-        "current_backlog": int(current_backlog),
+        "current_backlog": at_last_build if live_backlog is None else int(live_backlog),
+        "current_backlog_is_live": live_backlog is not None,
     }
     if days != CONTRACT_DAYS:
         payload[f"last_{days}_days"] = _series(by_date, today, days)
@@ -196,7 +206,13 @@ def _headline(payload: Mapping[str, Any], today: Daily | None) -> list[str]:
 
     net = value("net_change")
     rows = [
-        ("Current backlog", str(payload["current_backlog"]), "live, from the backlog view"),
+        (
+            "Current backlog",
+            str(payload["current_backlog"]),
+            "live, from the backlog view"
+            if payload.get("current_backlog_is_live")
+            else "at the last dbt build (--live: now)",
+        ),
         ("Entered today", _dash(value("new_backlog_in")), "new red leads"),
         ("Recovered today", _dash(value("matched_out")), "matched by kpi-red"),
         ("Other exits", _dash(value("other_out")), "linked or claimed elsewhere"),
@@ -317,16 +333,17 @@ def _dash(value: Any) -> str:
 # --- the one impure step: read the rows, build the payload ----------------------------
 
 
-def load_payload(conninfo: str, *, days: int = CONTRACT_DAYS, time_zone: str) -> Payload:
-    """Read the metrics and backlog models and build the payload: the CLI and the API's
-    single source. Raises ``matcher.db.DatabaseError`` (``MetricsNotBuiltError`` when dbt
-    has not been built)."""
+def load_payload(
+    conninfo: str, *, days: int = CONTRACT_DAYS, time_zone: str, live: bool = False
+) -> Payload:
+    """Read the metrics model (and, with ``live``, count the backlog view) and build the
+    payload: the CLI and the API's single source. Raises ``matcher.db.DatabaseError``
+    (``MetricsNotBuiltError`` when dbt has not been built)."""
     from matcher import db
 
-    rows = db.read_panel_rows(conninfo, days=max(days, CONTRACT_DAYS), time_zone=time_zone)
+    rows = db.read_panel_rows(
+        conninfo, days=max(days, CONTRACT_DAYS), time_zone=time_zone, live=live
+    )
     return build_payload(
-        rows.metrics,
-        current_backlog=rows.current_backlog,
-        local_today=rows.local_today,
-        days=days,
+        rows.metrics, local_today=rows.local_today, live_backlog=rows.live_backlog, days=days
     )

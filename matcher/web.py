@@ -53,10 +53,12 @@ def create_app(*, conninfo: str, time_zone: str) -> FastAPI:
     @app.get(API_PATH)
     def recovery_metrics(
         days: int = Query(panel.CONTRACT_DAYS, ge=1, le=366),
+        live: bool = Query(False),
     ) -> Any:
-        """``{today, yesterday, last_7_days, current_backlog}`` (+ ``last_<days>_days``)."""
+        """``{today, yesterday, last_7_days, current_backlog, current_backlog_is_live}``
+        (+ ``last_<days>_days``); ``live=true`` counts the backlog view now."""
         try:
-            return panel.load_payload(conninfo, days=days, time_zone=time_zone)
+            return panel.load_payload(conninfo, days=days, time_zone=time_zone, live=live)
         except MetricsNotBuiltError as exc:
             log.warning("%s", exc)
             return _unavailable("metrics_not_built", "The metrics are not built yet: run dbt.")

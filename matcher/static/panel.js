@@ -18,6 +18,7 @@ function setText(id, text) {
 function renderCards(payload) {
   const today = payload.today || {};
   setText("current-backlog", dash(payload.current_backlog));
+  setText("current-backlog-note", payload.current_backlog_is_live ? "live" : "at the last dbt build");
   setText("new-backlog-in", dash(today.new_backlog_in));
   setText("matched-out", dash(today.matched_out));
   setText("other-out", dash(today.other_out));

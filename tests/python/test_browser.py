@@ -135,9 +135,10 @@ def test_the_page_shows_the_database_numbers(built_db: Any, served: str, browser
     newest = max(model)
     today = model[newest]
     assert text_of(browser, "metric-date") == newest
-    assert text_of(browser, "current-backlog") == str(
-        built_db.scalar(f"select count(*) from {BACKLOG}")  # noqa: S608
-    )
+    # the backlog at the last build: today's end, and the view's count right after it
+    assert text_of(browser, "current-backlog") == str(today["backlog_end"])
+    assert today["backlog_end"] == built_db.scalar(f"select count(*) from {BACKLOG}")  # noqa: S608
+    assert text_of(browser, "current-backlog-note") == "at the last dbt build"
     assert text_of(browser, "new-backlog-in") == str(today["new_backlog_in"])
     assert text_of(browser, "matched-out") == str(today["matched_out"])
     assert text_of(browser, "other-out") == str(today["other_out"])

@@ -29,7 +29,13 @@ from matcher.cli import main
 
 METRICS = "ops.v_cabinet_kpi_red_recovery_metrics_daily"
 BACKLOG = "ops.v_cabinet_kpi_red_backlog"
-CONTRACT_KEYS = ["today", "yesterday", "last_7_days", "current_backlog"]
+CONTRACT_KEYS = [
+    "today",
+    "yesterday",
+    "last_7_days",
+    "current_backlog",
+    "current_backlog_is_live",
+]
 DAILY_KEYS = [
     "metric_date",
     "backlog_start",
@@ -122,14 +128,17 @@ def test_payload_has_the_contract_shape_and_fills_missing_days_with_nulls() -> N
         row(today - timedelta(days=4), backlog_end=9),
         row(today - timedelta(days=30), backlog_end=1),  # outside the window: ignored
     ]
-    payload = panel.build_payload(rows, current_backlog=14, local_today=date(2030, 1, 1))
+    payload = panel.build_payload(rows, local_today=date(2030, 1, 1))
 
     assert list(payload) == CONTRACT_KEYS
     assert list(payload["today"])[:7] == DAILY_KEYS
     assert payload["today"]["metric_date"] == "2024-05-10"
     assert payload["today"]["new_backlog_in"] == 4
     assert payload["yesterday"]["metric_date"] == "2024-05-09"
-    assert payload["current_backlog"] == 14
+    # the backlog at the last build: the newest day's end
+    assert (payload["current_backlog"], payload["current_backlog_is_live"]) == (13, False)
+    live = panel.build_payload(rows, local_today=date(2030, 1, 1), live_backlog=14)
+    assert (live["current_backlog"], live["current_backlog_is_live"]) == (14, True)
     days = payload["last_7_days"]
     assert [day["metric_date"] for day in days] == [
         (today - timedelta(days=6 - offset)).isoformat() for offset in range(7)
@@ -141,8 +150,9 @@ def test_payload_has_the_contract_shape_and_fills_missing_days_with_nulls() -> N
 
 
 def test_no_rows_means_no_today_and_seven_empty_days_ending_on_the_local_date() -> None:
-    payload = panel.build_payload([], current_backlog=0, local_today=date(2024, 2, 29))
+    payload = panel.build_payload([], local_today=date(2024, 2, 29))
     assert payload["today"] is None and payload["yesterday"] is None
+    assert payload["current_backlog"] == 0
     assert payload["last_7_days"][-1]["metric_date"] == "2024-02-29"
     assert len(payload["last_7_days"]) == 7
     assert all(day["backlog_end"] is None for day in payload["last_7_days"])
@@ -150,7 +160,7 @@ def test_no_rows_means_no_today_and_seven_empty_days_ending_on_the_local_date() 
 
 def test_other_window_lengths_follow_the_contract_keys() -> None:
     today = date(2024, 5, 10)
-    payload = panel.build_payload([row(today)], current_backlog=0, local_today=today, days=14)
+    payload = panel.build_payload([row(today)], local_today=today, days=14)
     assert list(payload) == [*CONTRACT_KEYS, "last_14_days"]
     assert len(payload["last_14_days"]) == 14 and len(payload["last_7_days"]) == 7
     assert payload["last_14_days"][-1]["metric_date"] == "2024-05-10"
@@ -194,7 +204,7 @@ def test_render_shows_the_numbers_the_trend_and_coloured_alerts() -> None:
     ]
     rows[0].update(new_backlog_in=7, matched_out=2, other_out=1, net_change=4)
     rows[0].update(top_fail_reason="no_match", has_conflicts=True, conflicts=1)
-    payload = panel.build_payload(rows, current_backlog=123, local_today=today)
+    payload = panel.build_payload(rows, local_today=today, live_backlog=123)
     text = panel.render(payload, time_zone="America/Lima")
     plain = click.unstyle(text)
 
@@ -213,8 +223,16 @@ def test_render_shows_the_numbers_the_trend_and_coloured_alerts() -> None:
     assert "\x1b[31m" in text  # red, for the TTY; click.echo drops it elsewhere
 
 
+def test_render_says_where_the_current_backlog_comes_from() -> None:
+    today = date(2024, 5, 10)
+    at_build = click.unstyle(panel.render(panel.build_payload([row(today)], local_today=today)))
+    assert "at the last dbt build (--live: now)" in at_build
+    live = panel.build_payload([row(today)], local_today=today, live_backlog=5)
+    assert "live, from the backlog view" in click.unstyle(panel.render(live))
+
+
 def test_render_without_metrics_says_so() -> None:
-    payload = panel.build_payload([], current_backlog=3, local_today=date(2024, 5, 10))
+    payload = panel.build_payload([], local_today=date(2024, 5, 10), live_backlog=3)
     plain = click.unstyle(panel.render(payload))
     assert "no metrics for this day yet: run dbt build" in plain
     assert "✓ no alerts" in plain
@@ -232,8 +250,12 @@ def test_metrics_json_equals_the_models(built_db: Any) -> None:
 
     assert list(payload) == CONTRACT_KEYS
     assert payload["today"]["metric_date"] == newest
-    assert payload["current_backlog"] == built_db.scalar(f"select count(*) from {BACKLOG}")  # noqa: S608
-    assert payload["current_backlog"] > 0
+    # right after a build, the last build's backlog is the view's (a dbt test holds it)
+    live_count = built_db.scalar(f"select count(*) from {BACKLOG}")  # noqa: S608
+    assert payload["current_backlog"] == payload["today"]["backlog_end"] == live_count > 0
+    assert payload["current_backlog_is_live"] is False
+    live = json.loads(run_cli(built_db, "--json", "--live").output)
+    assert (live["current_backlog"], live["current_backlog_is_live"]) == (live_count, True)
     days = payload["last_7_days"]
     assert len(days) == 7 and days[-1]["metric_date"] == newest
     for day in [payload["today"], payload["yesterday"], *days]:

@@ -45,6 +45,15 @@ def test_the_api_returns_what_the_cli_prints(built_db: Any) -> None:
     assert payload["today"]["metric_date"] == newest
 
 
+def test_the_api_counts_the_backlog_live_when_asked(built_db: Any) -> None:
+    client = client_for(built_db.conninfo)
+    live = client.get(API, params={"live": "true"}).json()
+    printed = CliRunner().invoke(main, ["metrics", "--json", "--live"], env=built_db.cli_env())
+    assert live == json.loads(printed.output)
+    assert live["current_backlog_is_live"] is True
+    assert client.get(API).json()["current_backlog_is_live"] is False
+
+
 def test_the_api_gives_fourteen_days_for_the_chart(built_db: Any) -> None:
     payload = client_for(built_db.conninfo).get(API, params={"days": 14}).json()
     assert list(payload) == [*CONTRACT_KEYS, "last_14_days"]
