@@ -259,22 +259,12 @@ def settle_linked_meanwhile(
         for decision in decisions
         if decision.lead.lead_source_pk in existing
     ]
-    origins = [
-        db.OriginRow(
-            person_key=decision.person_key or "",
-            lead_source_pk=decision.lead.lead_source_pk,
-            lead_created_at=decision.lead.created_at or started_at,
-        )
-        for decision in settled
-        if decision.is_matched
-    ]
     origins_written = db.record_outcomes(
         conn,
         tables=settings.tables,
         run_id=run_id,
         started_at=started_at,
-        origins=origins,
-        attempts=[attempt_row(decision) for decision in settled],
+        decisions=[staged_decision(decision) for decision in settled],
     )
     return settled, origins_written
 
@@ -298,20 +288,6 @@ def staged_decision(decision: match.Decision) -> db.StagedDecision:
         decision.person_key,
         evidence_json(decision),
         lead.identifiers_hash,
-    )
-
-
-def attempt_row(decision: match.Decision) -> db.AttemptRow:
-    """The attempts-log row of a decision."""
-    return db.AttemptRow(
-        decision.lead.lead_source_pk,
-        decision.outcome,
-        decision.fail_reason,
-        decision.match_rule,
-        decision.match_score,
-        decision.person_key,
-        evidence_json(decision),
-        decision.lead.identifiers_hash,
     )
 
 

@@ -171,11 +171,22 @@ def test_repair_origin_is_set_based_and_idempotent(
     assert state(built) == before
 
 
+@pytest.mark.parametrize(
+    ("linked_to", "recorded", "origin_rows"),
+    [
+        ("P-SOMEONE-ELSE", ("failed", "conflict"), 0),  # another person: a conflict
+        ("P-DECIDED", ("matched", None), 1),  # the same person: the match stands
+    ],
+)
 def test_a_lead_linked_elsewhere_meanwhile_is_left_alone_and_reported(
-    built: Database, first_run: dict[str, object]
+    built: Database,
+    first_run: dict[str, object],
+    linked_to: str,
+    recorded: tuple[str, str | None],
+    origin_rows: int,
 ) -> None:
     """The write path on its own: a decision for a lead that someone else linked between
-    the stream and the write."""
+    the stream and the write. Their link stays; the attempt says what happened."""
     lead_pk, created_at, hash_, last_attempt_id = built.query(
         """
         select
@@ -186,14 +197,18 @@ def test_a_lead_linked_elsewhere_meanwhile_is_left_alone_and_reported(
         from kpi_red.match_attempts as attempts
         inner join cabinet.leads as leads on leads.lead_id = attempts.lead_source_pk
         where attempts.outcome = 'failed' and attempts.fail_reason = 'no_match'
+            and not exists (
+                select 1 from canon.identity_links as links
+                where links.source_pk = attempts.lead_source_pk
+            )
         order by attempts.lead_source_pk
         limit 1
         """
     )[0]
     built.execute(
         "insert into canon.identity_links (source_table, source_pk, person_key, linked_by)"
-        " values ('cabinet_leads', %s, 'P-SOMEONE-ELSE', 'backoffice')",
-        (lead_pk,),
+        " values ('cabinet_leads', %s, %s, 'backoffice')",
+        (lead_pk, linked_to),
     )
     decided = match.Decision(
         lead=match.Lead(
@@ -209,7 +224,7 @@ def test_a_lead_linked_elsewhere_meanwhile_is_left_alone_and_reported(
         person_key="P-DECIDED",
         evidence={"document": {"value": "DNI:1", "person_keys": ["P-DECIDED"]}},
     )
-    run_id = "test-conflict"
+    run_id = f"test-linked-to-{linked_to}"
     with db.connect(built.conninfo) as conn, conn.transaction():
         written = run.write_decisions(
             conn,
@@ -218,22 +233,21 @@ def test_a_lead_linked_elsewhere_meanwhile_is_left_alone_and_reported(
             run_id=run_id,
             started_at=datetime.now(UTC),
         )
-    assert written.links_written == 0
-    assert [(final.outcome, final.fail_reason) for final in written.decisions] == [
-        ("failed", "conflict")
-    ]
+    assert (written.links_written, written.origins_written) == (0, origin_rows)
+    assert [(final.outcome, final.fail_reason) for final in written.decisions] == [recorded]
     assert built.query(
         "select person_key, linked_by from canon.identity_links where source_pk = %s", (lead_pk,)
-    ) == [("P-SOMEONE-ELSE", "backoffice")]
+    ) == [(linked_to, "backoffice")]
     outcome, reason, evidence = built.query(
         "select outcome, fail_reason, evidence from kpi_red.match_attempts where run_id = %s",
         (run_id,),
     )[0]
-    assert (outcome, reason) == ("failed", "conflict")
-    assert evidence["already_linked_elsewhere"] == "P-SOMEONE-ELSE"
+    assert (outcome, reason) == recorded
+    if recorded[0] == "failed":
+        assert evidence["already_linked_elsewhere"] == linked_to
     assert (
         built.scalar("select count(*) from canon.identity_origin where person_key = 'P-DECIDED'")
-        == 0
+        == origin_rows
     )
 
 

@@ -217,7 +217,7 @@ def check_decision(decision: match.Decision) -> None:
     else:
         assert decision.outcome == "failed" and decision.fail_reason in FAIL_REASONS
     # what the attempts log gets: valid JSON that PostgreSQL's jsonb accepts
-    row = run.attempt_row(decision)
+    row = run.staged_decision(decision)
     assert "\\u0000" not in row.evidence
     json.loads(row.evidence)
 
