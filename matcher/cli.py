@@ -597,8 +597,9 @@ def serve(ctx: Context, host: str, port: int) -> None:
 
     \b
     GET /   the panel and a 14-day chart, refreshing every 60 s
-    GET /api/v1/ops/payments/cabinet-financial-14d/kpi-red-recovery-metrics[?days=14]
-            the same JSON as `kpi-red metrics --json`; 503 when the database is not ready
+    GET /api/v1/ops/payments/cabinet-financial-14d/kpi-red-recovery-metrics
+            the same JSON as `kpi-red metrics --json` (?days=14, ?live=true as --live);
+            503 when the database is not ready
 
     Example: kpi-red serve --port 8000
     """

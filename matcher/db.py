@@ -122,7 +122,6 @@ CYCLE_LOCK = (0x4B53, 1)  # the session lock that keeps two `kpi-red cycle`s apa
 PERSON_KEYS_RELATION = ("kpi_red_intermediate", "int_person_keys")
 PERSON_IDENTIFIERS_RELATION = ("kpi_red_intermediate", "int_person_identifiers")
 PERSON_DELETIONS_RELATION = ("kpi_red_intermediate", "int_person_identifier_deletions")
-NEAR_KEY_TYPES = ("document", "phone")
 JUNK_RELATION = ("kpi_red_intermediate", "int_junk_identifiers")
 ORIGIN_TAG = "cabinet_lead"
 LINKED_BY = "kpi-red"
@@ -150,10 +149,11 @@ class BacklogLead(NamedTuple):
 def _stream_query(*, oldest_first: bool) -> sql.Composed:
     # The keys are the backlog view's own (dbt's normalization, junk removed): the
     # matcher decides on exactly the keys behind the view's reason_bucket. The newest
-    # attempt is the view's (the fold of the log). The candidates are looked up after the
-    # sort, as rows are fetched: per lead and key one probe of the `(key_type, key_value)`
-    # index of `int_person_keys`, on the server, while Python decides earlier batches. (A
-    # lead's key is not junk, so no holder of its value is: the probe needs no junk filter.)
+    # attempt is the view's (the fold of the log). The candidates are looked up as rows
+    # are fetched (after the sort, if any): per lead and key one probe of the `(key_type,
+    # key_value)` index of `int_person_keys`, on the server, while Python decides earlier
+    # batches. (A lead's key is not junk, so no holder of its value is: the probe needs no
+    # junk filter.)
     return sql.SQL(
         """
         select
@@ -246,17 +246,19 @@ def _by_key_type(
     conn: psycopg.Connection,
     template: str,
     pairs: Iterable[tuple[str, str]],
-    key_types: Sequence[str],
     relation: tuple[str, str],
 ) -> list[tuple[Any, ...]]:
     """``template`` (a select over ``{relation}`` with ``{key_type}`` and one array
-    parameter) once per key type, ``union all``: a ``= any(...)`` index scan each."""
-    values: dict[str, list[str]] = {key_type: [] for key_type in key_types}
+    parameter) once per key type of ``pairs`` (``(key_type, value)``), ``union all``: a
+    ``= any(...)`` index scan each."""
+    values: dict[str, list[str]] = {}
     for key_type, value in pairs:
-        values[key_type].append(value)
+        values.setdefault(key_type, []).append(value)
+    if not values:
+        return []
     statement = sql.SQL(" union all ").join(
         sql.SQL(template).format(relation=qualified(relation), key_type=sql.Literal(key_type))
-        for key_type in key_types
+        for key_type in values
     )
     return conn.execute(statement, list(values.values())).fetchall()
 
@@ -282,7 +284,6 @@ def fetch_near_candidates(
         "select distinct key_type, variant, key_value from {relation}"
         " where key_type = {key_type} and variant = any(%b::text[])",
         variants,
-        NEAR_KEY_TYPES,
         PERSON_DELETIONS_RELATION,
     )
     if keep is not None:
@@ -293,7 +294,6 @@ def fetch_near_candidates(
         "select key_type, key_value, person_key, full_name from {relation}"
         " where key_type = {key_type} and key_value = any(%b::text[])",
         {(key_type, key_value) for key_type, _variant, key_value in found},
-        NEAR_KEY_TYPES,
         PERSON_IDENTIFIERS_RELATION,
     ):
         holders.setdefault((key_type, key_value), []).append((person_key, full_name))

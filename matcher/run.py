@@ -1,12 +1,12 @@
 """One matcher run: stream and decide the eligible backlog, then per batch claim and write.
 
-A thread streams once (a server-side cursor, oldest lead first, each lead with the
-registry persons of its keys); another decides in pure Python; each runs a batch or two
-ahead of the next stage. Each batch is one transaction on the writer: stage its
-decisions, lock its leads (others' locked leads are skipped), then one statement drops
-the ones attempted or linked since the stream read them and writes links, origin and the
-attempts log; commit. A crash rolls the batch back and its locks vanish with the
-connection.
+A thread streams once (a server-side cursor, each lead with the registry persons of its
+keys; oldest first when the run takes only some); another decides in pure Python; each
+runs a batch or two ahead of the next stage. Writers (two by default, a connection each)
+make each batch one transaction: stage its decisions, lock its leads (others' locked
+leads are skipped), then one statement drops the ones attempted or linked since the
+stream read them and writes links, origin and the attempts log; commit. A crash rolls
+the batch back and its locks vanish with the connection.
 """
 
 from __future__ import annotations
@@ -113,8 +113,10 @@ def found_batches(
 ) -> Iterator[FoundBatch]:
     """Stream the eligible backlog with the candidates of every key (one query): oldest
     first when the run takes only some (``--limit``)."""
+    # a run that takes fewer leads than a batch fetches (and decides) no more than that
+    batch_size = min(options.batch_size, options.limit or options.batch_size)
     stream = db.stream_eligible(
-        conninfo, batch_size=options.batch_size, oldest_first=options.limit is not None
+        conninfo, batch_size=batch_size, oldest_first=options.limit is not None
     )
     with closing(stream):
         for rows in stream:

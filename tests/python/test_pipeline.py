@@ -53,3 +53,31 @@ def test_stages_chain() -> None:
         pipeline.ahead(doubled(first)) as second,
     ):
         assert list(second) == [number * 2 for number in range(10)]
+
+
+def test_fan_out_hands_each_item_to_exactly_one_worker() -> None:
+    seen: list[tuple[str, int]] = []
+    lock = threading.Lock()
+
+    def work(items: Iterator[int]) -> None:
+        for item in items:
+            with lock:
+                seen.append((threading.current_thread().name, item))
+
+    pipeline.fan_out(range(1000), work, workers=3, name="writer")
+    assert sorted(item for _, item in seen) == list(range(1000))
+    assert {name for name, _ in seen} <= {"writer-1", "writer-2", "writer-3"}
+
+
+def test_fan_out_raises_the_first_error_and_stops_the_other_workers() -> None:
+    taken: list[int] = []
+
+    def work(items: Iterator[int]) -> None:
+        for item in items:
+            taken.append(item)
+            if item == 5:
+                raise ValueError("batch 5 failed")
+
+    with pytest.raises(ValueError, match="batch 5 failed"):
+        pipeline.fan_out(range(1_000_000), work, workers=2, name="writer")
+    assert len(taken) < 1_000_000  # the other worker stopped too
