@@ -4,14 +4,16 @@ Order (all on the same generated data):
 
 1. a fresh database; ``demo.load`` generates the data inside PostgreSQL;
 2. ``dbt parse`` (not timed: dbt's fixed start-up cost), then ``dbt build`` (full);
-3. an identical copy of that state (``create database ... template``) for the references:
-   the naive loop on a sample (rolled back), a traced in-process matcher run for a few
-   batches (its slowest statement explained), then the one-statement bound on the rest;
+3. ``vacuum analyze``, then an identical copy of that state (``create database ...
+   template``) for the references: the naive loop on a sample (rolled back), a traced
+   in-process matcher run for a few batches (its slowest statement explained), then the
+   one-statement bound on the rest;
 4. optional batch-size trials, each on its own copy;
-5. ``kpi-red match`` draining the whole backlog on the original, as a child process;
+5. ``kpi-red match --limit 0 --no-near`` draining a copy, then ``kpi-red match --limit 0``
+   draining another copy (the rest of the run continues on it), as child processes;
 6. ``dbt build`` after the drain; 1% new leads (one statement); the matcher on them;
    ``dbt build`` again: the incremental build, compared with the full one;
-7. the panel's metrics read, median of 5.
+7. the panel's read, median of 5, without and with ``--live``.
 """
 
 from __future__ import annotations
