@@ -127,7 +127,11 @@ def run(options: Options) -> Outcome:
             if len(options.batch_sizes) > 1
             else (options.batch_sizes[0])
         )
-        exact_drain(main_db, settings, best, outcome)
+        exact = database.clone(main_db, f"{name}_exact")
+        created.append(exact)
+        drain(exact, best, outcome, near=False)
+        database.drop(exact)
+        created.remove(exact)
         # every measured step starts on a database just copied (so its files are as
         # fresh in the page cache as the bound's): the default drain, and all after it,
         # run on a copy of the original
@@ -136,7 +140,7 @@ def run(options: Options) -> Outcome:
         database.drop(main_db)
         created.remove(main_db)
         main_db = drained
-        drain(main_db, settings, best, outcome)
+        drain(main_db, best, outcome, near=True)
 
         if options.incremental:
             incremental(main_db, settings, options, best, outcome)
@@ -292,58 +296,36 @@ def batch_trials(
 
 
 def drain(
-    main_db: database.BenchDatabase, settings: config.Settings, batch_size: int, outcome: Outcome
+    target: database.BenchDatabase, batch_size: int, outcome: Outcome, *, near: bool
 ) -> None:
+    """``kpi-red match --limit 0`` as a child process. With ``near=False``
+    (``--no-near``) the matcher does exactly the bound's work (exact keys, plus the name
+    guard): ``exact_*`` keys, issue 4's ratio; by default the one-edit pass runs too:
+    ``leads_per_s``, ``peak_rss_mb``, ``matcher_*``, issue 8's ratio."""
     record = outcome.record
-    log(f"kpi-red match: drain {record['eligible']} eligible leads, batch {batch_size}")
-    child, summary = match_child.run(main_db, batch_size=batch_size)
+    prefix, label = ("", "kpi-red match drain") if near else ("exact_", "kpi-red match --no-near")
+    log(f"{label}: {record['eligible']} eligible leads, batch {batch_size}")
+    child, summary = match_child.run(target, batch_size=batch_size, near=near)
     claimed = int(summary.get("claimed") or 0)
     record.update(
-        batch_size=batch_size,
-        matcher_leads=claimed,
-        matcher_matched=summary.get("matched"),
-        matcher_failed_by_reason=summary.get("failed_by_reason"),
-        matcher_matched_by_rule=summary.get("matched_by_rule"),
-        matcher_seconds=round(child.seconds, 3),
-        matcher_reported_leads_per_s=summary.get("leads_per_s"),
-        leads_per_s=round(claimed / child.seconds, 1) if child.seconds else 0.0,
-        peak_rss_mb=round(child.peak_rss_mb, 1),
+        {
+            f"{prefix}matcher_leads": claimed,
+            f"{prefix}matcher_matched": summary.get("matched"),
+            f"{prefix}matcher_seconds": round(child.seconds, 3),
+            f"{prefix}leads_per_s": round(claimed / child.seconds, 1) if child.seconds else 0.0,
+            f"{prefix}peak_rss_mb": round(child.peak_rss_mb, 1),
+        }
     )
-    outcome.steps.append(
-        Step(
-            f"kpi-red match drain (batch {batch_size})",
-            child.seconds,
-            rows=claimed,
-            peak_rss_mb=child.peak_rss_mb,
-            note=f"matched {summary.get('matched')}",
+    if near:
+        record.update(
+            batch_size=batch_size,
+            matcher_failed_by_reason=summary.get("failed_by_reason"),
+            matcher_matched_by_rule=summary.get("matched_by_rule"),
+            matcher_reported_leads_per_s=summary.get("leads_per_s"),
         )
-    )
-
-
-def exact_drain(
-    main_db: database.BenchDatabase, settings: config.Settings, batch_size: int, outcome: Outcome
-) -> None:
-    """``kpi-red match --no-near`` on a copy: the matcher doing exactly the bound's work
-    (exact keys, plus the name guard), for issue 4's ratio; the default drain (with the
-    one-edit pass) gives issue 8's."""
-    record = outcome.record
-    copy = database.clone(main_db, f"{main_db.name}_exact")
-    try:
-        log(f"kpi-red match --no-near: drain a copy, batch {batch_size}")
-        child, summary = match_child.run(copy, batch_size=batch_size, near=False)
-    finally:
-        database.drop(copy)
-    claimed = int(summary.get("claimed") or 0)
-    record.update(
-        exact_matcher_leads=claimed,
-        exact_matcher_matched=summary.get("matched"),
-        exact_matcher_seconds=round(child.seconds, 3),
-        exact_leads_per_s=round(claimed / child.seconds, 1) if child.seconds else 0.0,
-        exact_peak_rss_mb=round(child.peak_rss_mb, 1),
-    )
     outcome.steps.append(
         Step(
-            f"kpi-red match --no-near (batch {batch_size})",
+            f"{label} (batch {batch_size})",
             child.seconds,
             rows=claimed,
             peak_rss_mb=child.peak_rss_mb,
