@@ -236,9 +236,9 @@ def load_junk(conn: psycopg.Connection) -> frozenset[tuple[str, str]]:
 
 
 def tune_lookups(conn: psycopg.Connection) -> None:
-    """The matcher's statements are index lookups and inserts of one batch: launching
-    parallel workers costs more than they save (measured: the candidate lookup of a
-    2,000-lead batch takes half the time without them)."""
+    """The matcher's statements are index lookups (the stream's probes, the one-edit
+    queries) and one batch's writes: launching parallel workers costs more than they
+    save (measured: a 2,000-lead batch's candidate lookup took half the time without)."""
     conn.execute("set max_parallel_workers_per_gather = 0")
 
 
@@ -630,9 +630,9 @@ def record_outcomes(
 
 def analyze_written(conn: psycopg.Connection, *, tables: Tables) -> None:
     """Fresh statistics on the attempts log and the links after a run's writes, so the
-    next run's plans (the stream's newest-attempt lookup, the backlog's anti-joins) see
-    the rows just added instead of an empty table. A role that may not analyze them
-    gets a warning from PostgreSQL, not an error."""
+    next run's plans (the backlog view's attempt folds and anti-joins, the writers'
+    re-check probes) see the rows just added instead of an empty table. A role that may
+    not analyze them gets a warning from PostgreSQL, not an error."""
     for table in (tables.attempts, tables.links):
         conn.execute(sql.SQL("analyze {}").format(qualified(table)))
 
