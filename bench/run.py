@@ -295,9 +295,7 @@ def batch_trials(
     return int(best["batch_size"])
 
 
-def drain(
-    target: database.BenchDatabase, batch_size: int, outcome: Outcome, *, near: bool
-) -> None:
+def drain(target: database.BenchDatabase, batch_size: int, outcome: Outcome, *, near: bool) -> None:
     """``kpi-red match --limit 0`` as a child process. With ``near=False``
     (``--no-near``) the matcher does exactly the bound's work (exact keys, plus the name
     guard): ``exact_*`` keys, issue 4's ratio; by default the one-edit pass runs too:
