@@ -25,10 +25,19 @@ class Context:
     profiles_dir: str | None = None
     target: str | None = None
     dsn: str | None = None
+    vars: str | None = None
 
     @functools.cached_property
     def settings(self) -> config.Settings:
-        return config.load_settings(Path(self.project_dir).resolve() if self.project_dir else None)
+        from matcher.project import ProjectError, parse_cli_vars
+
+        try:
+            return config.load_settings(
+                Path(self.project_dir).resolve() if self.project_dir else None,
+                cli_vars=parse_cli_vars(self.vars),
+            )
+        except (ConfigError, ProjectError) as exc:
+            raise click.ClickException(str(exc)) from None
 
     @functools.cached_property
     def connection(self) -> config.Connection:
@@ -44,7 +53,7 @@ class Context:
 
 
 def connection_options(command: F) -> F:
-    """--project-dir, --profiles-dir, --target and --dsn, shared by every command."""
+    """--project-dir, --profiles-dir, --target, --dsn and --vars, shared by every command."""
 
     def store(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
         def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
@@ -82,6 +91,13 @@ def connection_options(command: F) -> F:
             expose_value=False,
             callback=store("dsn"),
             help="A libpq connection string; overrides the profile. [env: KPI_RED_DSN]",
+        ),
+        click.option(
+            "--vars",
+            metavar="YAML",
+            expose_value=False,
+            callback=store("vars"),
+            help="dbt vars on top of the project's, as for dbt (passed to the dbt it runs).",
         ),
     ]
     for option in reversed(options):
@@ -227,16 +243,23 @@ def db_url(ctx: Context) -> None:
 @click.pass_obj
 @handle_errors
 def init(ctx: Context) -> None:
-    """Create the tables the matcher writes (links, origin, attempts log) if missing.
+    """Create what the project owns, when missing: its schemas and the attempts log.
 
-    Idempotent: safe to run before every match.
+    Run it as the dbt role (with var dbt_role set, as any role that may act as it: what
+    it creates belongs to dbt_role). It never touches an upstream table: links, origin,
+    leads, registry and claims are their owners' (see `kpi-red grants`). Idempotent.
 
     Example: kpi-red init --target prod
     """
     from matcher import db as database
 
+    roles = ctx.settings.roles
     with database.connect(ctx.connection.conninfo) as conn:
-        database.init_schema(conn, ctx.settings.tables)
+        created = database.init_schema(
+            conn, ctx.settings.tables, dbt_role=roles.dbt if roles.dbt_is_set else None
+        )
+    if created:
+        click.echo(f"created {', '.join(created)}")
     click.echo(f"ready: {ctx.connection.description}")
 
 
@@ -267,6 +290,17 @@ def demo(ctx: Context, size: str, seed: int, reset: bool) -> None:
 
 
 # --- kpi-red match / repair-origin / cycle (matcher) ------------------------------------
+
+
+def check_agreement(ctx: Context) -> None:
+    """One line and exit 1 when kpi-red's settings are not those of the last dbt build."""
+    from matcher import agreement
+    from matcher import db as database
+
+    with database.connect(ctx.connection.conninfo) as conn:
+        agreement.check(ctx.settings, database.read_dbt_settings(conn))
+
+
 # (implemented by the matcher: matcher/match.py, matcher/db.py, matcher/report.py)
 
 CYCLE_BUSY_EXIT = 75  # EX_TEMPFAIL: another cycle is running; try again later
@@ -361,6 +395,7 @@ def match_command(
         near_name_threshold=near_name_threshold,
     )
     conninfo = ctx.connection.conninfo
+    check_agreement(ctx)
     if not sys.stderr.isatty():
         summary = run_match(conninfo, settings=ctx.settings, options=options)
     else:
@@ -393,6 +428,7 @@ def repair_origin(ctx: Context, dry_run: bool, as_json: bool) -> None:
     """
     from matcher import db as database
 
+    check_agreement(ctx)
     with database.connect(ctx.connection.conninfo) as conn:
         added = database.repair_origin(conn, tables=ctx.settings.tables, dry_run=dry_run)
     if as_json:
@@ -414,16 +450,35 @@ def repair_origin(ctx: Context, dry_run: bool, as_json: bool) -> None:
 )
 @batch_size_option
 @click.option("--full-refresh", is_flag=True, help="Rebuild dbt's incremental models first.")
+@click.option(
+    "--select",
+    "-s",
+    multiple=True,
+    metavar="SELECTOR",
+    help="dbt node selection for both builds (repeatable) [default: in a host project,"
+    " package:kpi_red_recovery; else everything].",
+)
 @json_option
 @click.pass_obj
 @handle_errors
-def cycle(ctx: Context, limit: int, batch_size: int, full_refresh: bool, as_json: bool) -> None:
+def cycle(
+    ctx: Context,
+    limit: int,
+    batch_size: int,
+    full_refresh: bool,
+    select: tuple[str, ...],
+    as_json: bool,
+) -> None:
     """One scheduled step: init, dbt build, match, dbt build.
 
     Guarded by a PostgreSQL advisory lock: a second cycle on the same database exits at
-    once with code 75. dbt uses the same profile and target as kpi-red; with --dsn (or
-    KPI_RED_DSN) a temporary profile is made from the DSN, its password passed in
-    DBT_ENV_SECRET_PGPASSWORD, never written to a file.
+    once with code 75. dbt uses the same project, profile, target and --vars as kpi-red;
+    with --dsn (or KPI_RED_DSN) a temporary profile is made from the DSN, its password
+    passed in DBT_ENV_SECRET_PGPASSWORD, never written to a file. Run it as the dbt role.
+
+    A failed build names the failed nodes; the match step still runs on the last good
+    build when its relations are there (they survive a failed build), and the cycle
+    exits 1 at the end.
 
     \b
     cron:  17 * * * *  cd /srv/kpi-red && .venv/bin/kpi-red cycle --json >> cycle.log
@@ -438,63 +493,158 @@ def cycle(ctx: Context, limit: int, batch_size: int, full_refresh: bool, as_json
     from matcher.run import MatchOptions
 
     conninfo = ctx.connection.conninfo
-    profile = config.profiles_dir_for(ctx.settings.project_dir, ctx.profiles_dir) / "profiles.yml"
+    settings = ctx.settings
+    profile = config.profiles_dir_for(settings.project_dir, ctx.profiles_dir) / "profiles.yml"
     uses_dsn = bool(ctx.dsn or os.environ.get("KPI_RED_DSN"))
+    failure: cycles.CycleBuildError | None = None
     with contextlib.ExitStack() as stack:
         if uses_dsn or not profile.is_file():
-            target = stack.enter_context(cycles.dbt_profile_from_dsn(conninfo))
+            target = stack.enter_context(
+                cycles.dbt_profile_from_dsn(conninfo, profile_name=settings.profile_name)
+            )
         else:
             target = cycles.DbtTarget(profiles_dir=profile.parent, target=ctx.target)
         on_step = None if as_json else (lambda name: click.echo(f"-> {name}", err=True))
         try:
             result = cycles.run_cycle(
                 conninfo,
-                settings=ctx.settings,
+                settings=settings,
                 dbt_target=target,
                 options=MatchOptions(limit=limit or None, batch_size=batch_size),
                 full_refresh=full_refresh,
+                select=select,
                 on_step=on_step,
             )
         except cycles.CycleBusyError as exc:
             click.echo(f"Error: {exc}; exiting (code {CYCLE_BUSY_EXIT})", err=True)
             sys.exit(CYCLE_BUSY_EXIT)
+        except cycles.CycleBuildError as exc:
+            failure, result = exc, exc.report
     if as_json:
         echo_json(result.to_json())
-        return
-    for name, seconds in result.steps:
-        click.echo(f"{name:<10} {seconds:8.2f} s")
-    if result.summary is not None:
-        click.echo(report.render(result.summary))
+    else:
+        for name, seconds in result.steps:
+            click.echo(f"{name:<10} {seconds:8.2f} s")
+        if result.summary is not None:
+            click.echo(report.render(result.summary))
+    if failure is not None:
+        raise click.ClickException(str(failure))
+
+
+def role_options(command: F) -> F:
+    """--dbt-role, --matcher-role, --reader-role: the vars' roles unless given."""
+    for option in reversed(
+        [
+            click.option(
+                "--dbt-role",
+                help="Owns the project's objects [default: var dbt_role, else kpi_red_dbt].",
+            ),
+            click.option("--matcher-role", help="Runs kpi-red match [default: var matcher_role]."),
+            click.option("--reader-role", help="Reads the marts [default: var reader_role]."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def _roles(
+    ctx: Context, dbt_role: str | None, matcher_role: str | None, reader_role: str | None
+) -> config.Roles:
+    roles = ctx.settings.roles
+    return config.Roles(
+        dbt=dbt_role or roles.dbt,
+        matcher=matcher_role or roles.matcher,
+        reader=reader_role or roles.reader,
+        dbt_is_set=roles.dbt_is_set or bool(dbt_role),
+    )
 
 
 @main.command()
-@click.option("--matcher-role", default="kpi_red_matcher", show_default=True)
-@click.option("--reader-role", default="kpi_red_reader", show_default=True)
-@click.option("--project-dir", type=click.Path(file_okay=False, exists=True), hidden=True)
-def grants(matcher_role: str, reader_role: str, project_dir: str | None) -> None:
-    """Print the GRANT statements for a least-privilege matcher role and a read-only
-    panel role (names from dbt_project.yml vars, quoted as identifiers).
+@connection_options
+@click.option(
+    "--for",
+    "part",
+    type=click.Choice(["database", "upstream", "project", "all"]),
+    required=True,
+    help="database: as the DBA; upstream: as the upstream tables' owner; project: as the"
+    " dbt role; all: every part (a superuser).",
+)
+@role_options
+@click.pass_obj
+@handle_errors
+def grants(
+    ctx: Context,
+    part: str,
+    dbt_role: str | None,
+    matcher_role: str | None,
+    reader_role: str | None,
+) -> None:
+    """Print the GRANT statements one owner runs (names quoted as identifiers).
 
-    Run them as the role dbt builds with; `kpi-red match` then runs as the matcher role
-    (`kpi-red cycle`, which runs dbt, needs dbt's role).
+    \b
+    --for database   as the DBA: connect/create/temporary, and the dbt role in the matcher role
+    --for upstream   as the owner of the upstream tables: read the sources, write links/origin
+    --for project    as the dbt role, after `kpi-red init`: the attempts log, the marts, and
+                     default privileges for what dbt builds later
 
-    Example: kpi-red grants --matcher-role matcher | psql "$DATABASE_URL"
+    Nothing is run: pipe each part to psql as its owner. `kpi-red doctor` checks the result.
+
+    Example: kpi-red grants --for upstream | psql -U etl warehouse
     """
     from matcher import db as database
 
-    settings = config.load_settings(Path(project_dir).resolve() if project_dir else None)
-    statements = database.grant_statements(
-        settings.tables, matcher_role=matcher_role, reader_role=reader_role
+    roles = _roles(ctx, dbt_role, matcher_role, reader_role)
+    parts = database.GRANT_PARTS if part == "all" else (part,)
+    text = "\n".join(
+        database.grant_statements(ctx.settings.tables, roles=roles, part=name) for name in parts
     )
-    click.echo(statements, nl=False)
+    click.echo(text, nl=False)
+
+
+@main.command()
+@connection_options
+@role_options
+@json_option
+@click.pass_obj
+@handle_errors
+def doctor(
+    ctx: Context,
+    dbt_role: str | None,
+    matcher_role: str | None,
+    reader_role: str | None,
+    as_json: bool,
+) -> None:
+    """Check a live database against the data contract and the three roles.
+
+    Each upstream table, column, type and key the matcher needs; each privilege and
+    owner the dbt, matcher and reader roles need; kpi-red's settings against the last
+    dbt build's. One line per finding with the statement that fixes it and who runs it
+    ("fail": something breaks; "note": advice). Exits 0 only when nothing fails. Reads
+    the catalog in a read-only transaction: it never changes anything. Any role can run
+    it.
+
+    Example: kpi-red doctor --target prod
+    """
+    from matcher import doctor as checks
+
+    roles = _roles(ctx, dbt_role, matcher_role, reader_role)
+    facts = checks.gather(ctx.connection.conninfo, settings=ctx.settings, roles=roles)
+    findings = checks.diagnose(facts, settings=ctx.settings, roles=roles)
+    if as_json:
+        echo_json(
+            {
+                "ok": not any(finding.level == "fail" for finding in findings),
+                "findings": [finding.__dict__ for finding in findings],
+            }
+        )
+    else:
+        click.echo(checks.report(findings, facts=facts, roles=roles))
+    if any(finding.level == "fail" for finding in findings):
+        raise SystemExit(1)
 
 
 # --- kpi-red metrics / serve (panel) ----------------------------------------------------
 # (implemented by the panel: matcher/panel.py, matcher/web.py, matcher/db.py)
-
-
-def _metrics_time_zone(ctx: Context) -> str:
-    return str(ctx.settings.vars.get("metrics_time_zone") or "UTC")
 
 
 @main.command()
@@ -537,10 +687,10 @@ def metrics(ctx: Context, as_json: bool, watch: int | None, days: int, live: boo
     from matcher import panel
 
     conninfo = ctx.connection.conninfo
-    time_zone = _metrics_time_zone(ctx)
 
     def show() -> None:
-        payload = panel.load_payload(conninfo, days=days, time_zone=time_zone, live=live)
+        # the days are in the zone the last dbt build used (read with the rows)
+        payload, time_zone = panel.load_panel(conninfo, days=days, live=live)
         if as_json and watch:
             click.echo(json_module.dumps(payload, ensure_ascii=False))
         elif as_json:
@@ -611,6 +761,6 @@ def serve(ctx: Context, host: str, port: int) -> None:
         raise click.ClickException(
             "kpi-red serve needs the serve extra: pip install 'kpi-red-recovery[serve]'"
         ) from None
-    app = web.create_app(conninfo=ctx.connection.conninfo, time_zone=_metrics_time_zone(ctx))
+    app = web.create_app(conninfo=ctx.connection.conninfo)
     click.echo(f"the recovery panel: http://{host}:{port}/  (Ctrl-C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="info")

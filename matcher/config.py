@@ -1,23 +1,26 @@
-"""Where the database is and what the tables are called.
+"""Where the database is, what the tables are called, and the vars behind them.
 
-One configuration: the dbt profile. The matcher reads the same profile and target as
-dbt (``--profiles-dir``, ``--target``), or a DSN from ``--dsn`` / ``KPI_RED_DSN``. With no
-configuration at all it uses the embedded PostgreSQL under ``.data/``.
-Table names come from the ``vars:`` of ``dbt_project.yml``, the same ones dbt uses.
+One configuration: the dbt project and its profile. The matcher reads the same profile
+and target as dbt (``--profiles-dir``, ``--target``), or a DSN from ``--dsn`` /
+``KPI_RED_DSN``; with no configuration at all it uses the embedded PostgreSQL under
+``.data/``. Table names and every other setting come from the vars dbt resolves for this
+project's models (``matcher.project``), ``--vars`` included.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jinja2
-import yaml
+from matcher import project as dbt_project
+from matcher.project import PACKAGE_NAME, ProjectError
 
-PROFILE_NAME = "kpi_red_recovery"
+PROFILE_NAME = PACKAGE_NAME
+"""The profile name when the dbt project names none (its own ``profile:`` wins)."""
 EMBEDDED_TARGET = "embedded"
 EMBEDDED_HOST_PLACEHOLDER = "__EMBEDDED_SOCKET_DIR__"
 EMBEDDED_DBNAME = "kpi_red"
@@ -33,7 +36,8 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class Tables:
-    """Qualified names of every table the matcher touches, as (schema, table) pairs."""
+    """Qualified names of every table the matcher touches, as (schema, table) pairs, and
+    the values it writes into ``identity_links`` (``source_table``, ``linked_by``)."""
 
     leads: tuple[str, str] = ("cabinet", "leads")
     registry: tuple[str, str] = ("canon", "identity_registry")
@@ -42,47 +46,64 @@ class Tables:
     claims: tuple[str, str] = ("claims", "lead_claims")
     attempts: tuple[str, str] = ("kpi_red", "match_attempts")
     lead_source_table: str = "cabinet_leads"
+    linked_by: str = "kpi-red"
+
+
+@dataclass(frozen=True)
+class Roles:
+    """The three production roles (vars ``dbt_role``, ``matcher_role``, ``reader_role``)."""
+
+    dbt: str = "kpi_red_dbt"
+    matcher: str = "kpi_red_matcher"
+    reader: str = "kpi_red_reader"
+    dbt_is_set: bool = False
+    """Whether var ``dbt_role`` is set (dbt then builds every model as that role)."""
 
 
 @dataclass(frozen=True)
 class Settings:
-    """What the matcher needs from ``dbt_project.yml``."""
+    """What the matcher needs from the dbt project: the same vars dbt uses."""
 
     project_dir: Path
+    """The dbt project dbt runs: this one, or a host project that installs it."""
     tables: Tables = field(default_factory=Tables)
     vars: dict[str, Any] = field(default_factory=dict)
+    """The vars as dbt resolves them for this project's models, ``--vars`` included."""
+    cli_vars: dict[str, Any] = field(default_factory=dict)
+    """``--vars``: passed on to every dbt command ``kpi-red`` runs."""
+    package_dir: Path | None = None
+    """This project's own directory (``project_dir`` itself unless it is a package)."""
+    profile_name: str = PROFILE_NAME
+    project_found: bool = True
 
+    @property
+    def is_package(self) -> bool:
+        return self.package_dir is not None and self.package_dir != self.project_dir
 
-def find_project_dir(start: Path | None = None) -> Path:
-    """The dbt project: ``KPI_RED_PROJECT_DIR``, else the nearest ``dbt_project.yml`` up
-    from the working directory, else the one this package was installed from."""
-    env = os.environ.get("KPI_RED_PROJECT_DIR")
-    if env:
-        return Path(env).resolve()
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "dbt_project.yml").is_file():
-            return candidate
-    return Path(__file__).resolve().parent.parent
-
-
-def load_settings(project_dir: Path | None = None) -> Settings:
-    project_dir = project_dir or find_project_dir()
-    path = project_dir / "dbt_project.yml"
-    try:
-        project = yaml.safe_load(path.read_text()) or {}
-    except FileNotFoundError:
-        project = {}
-    project_vars: dict[str, Any] = project.get("vars") or {}
-
-    def pair(name: str, default: tuple[str, str]) -> tuple[str, str]:
-        return (
-            str(project_vars.get(f"{name}_schema", default[0])),
-            str(project_vars.get(f"{name}_table", default[1])),
+    @property
+    def roles(self) -> Roles:
+        dbt = self.vars.get("dbt_role")
+        return Roles(
+            dbt=str(dbt) if dbt not in (None, "") else Roles.dbt,
+            matcher=str(self.vars.get("matcher_role") or Roles.matcher),
+            reader=str(self.vars.get("reader_role") or Roles.reader),
+            dbt_is_set=dbt not in (None, ""),
         )
 
+
+def tables_from_vars(project_vars: Mapping[str, Any]) -> Tables:
+    """The tables and written values named by the vars (defaults where a var is unset)."""
     defaults = Tables()
-    tables = Tables(
+
+    def pair(name: str, default: tuple[str, str]) -> tuple[str, str]:
+        schema = project_vars.get(f"{name}_schema", default[0])
+        table = project_vars.get(f"{name}_table", default[1])
+        for var, value in ((f"{name}_schema", schema), (f"{name}_table", table)):
+            if value is None or str(value) == "":
+                raise ConfigError(f"var {var} is empty: it names a schema or table")
+        return (str(schema), str(table))
+
+    return Tables(
         leads=pair("leads", defaults.leads),
         registry=pair("registry", defaults.registry),
         links=pair("links", defaults.links),
@@ -90,8 +111,35 @@ def load_settings(project_dir: Path | None = None) -> Settings:
         claims=pair("claims", defaults.claims),
         attempts=pair("attempts", defaults.attempts),
         lead_source_table=str(project_vars.get("lead_source_table", defaults.lead_source_table)),
+        linked_by=str(project_vars.get("matcher_linked_by", defaults.linked_by)),
     )
-    return Settings(project_dir=project_dir, tables=tables, vars=project_vars)
+
+
+def load_settings(
+    project_dir: Path | None = None, *, cli_vars: Mapping[str, Any] | None = None
+) -> Settings:
+    """The settings of the dbt project at ``project_dir`` (else found from the working
+    directory), with ``cli_vars`` (``--vars``) on top, as dbt would resolve them."""
+    given = dict(cli_vars or {})
+    try:
+        found = dbt_project.load_project(project_dir, cli_vars=given)
+        project_vars = dbt_project.resolve_vars(found, given)
+    except ProjectError as exc:
+        raise ConfigError(str(exc)) from None
+    return Settings(
+        project_dir=found.root_dir,
+        tables=tables_from_vars(project_vars),
+        vars=project_vars,
+        cli_vars=given,
+        package_dir=found.package_dir,
+        profile_name=found.profile_name,
+        project_found=found.found,
+    )
+
+
+def find_project_dir(start: Path | None = None) -> Path:
+    """The dbt project ``kpi-red`` uses (see ``matcher.project.find_project_dir``)."""
+    return dbt_project.find_project_dir(start) or (start or Path.cwd()).resolve()
 
 
 # --- the connection -------------------------------------------------------------------
@@ -121,58 +169,66 @@ def profiles_dir_for(project_dir: Path, profiles_dir: str | None) -> Path:
     return Path("~/.dbt").expanduser()
 
 
-def _env_var(name: str, default: str | None = None) -> str:
-    if name in os.environ:
-        return os.environ[name]
-    if default is not None:
-        return default
-    raise ConfigError(f"the dbt profile needs environment variable {name}, which is not set")
-
-
-def read_profile(path: Path, target: str | None) -> tuple[str, dict[str, Any]]:
-    """The chosen target of our profile in a ``profiles.yml``, with ``env_var()`` rendered."""
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
-    env.globals["env_var"] = _env_var
-    env.filters["as_number"] = lambda value: int(value) if str(value).isdigit() else float(value)
-    env.filters["as_text"] = str
-
-    def render(value: Any) -> Any:
-        if isinstance(value, str) and "{{" in value:
-            return env.from_string(value).render()
-        if isinstance(value, dict):
-            return {key: render(item) for key, item in value.items()}
-        return value
-
+def read_profile(
+    path: Path, target: str | None, *, profile_name: str = PROFILE_NAME
+) -> tuple[str, dict[str, Any]]:
+    """The chosen target of a profile in a ``profiles.yml``, rendered as dbt renders it."""
+    environment = dbt_project.renderer()
     try:
-        profiles = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc.__class__.__name__}") from None
-    profile = profiles.get(PROFILE_NAME)
-    if not isinstance(profile, dict):
-        raise ConfigError(f"{path} has no profile named {PROFILE_NAME!r}")
-    chosen = target or os.environ.get("DBT_TARGET") or render(profile.get("target"))
-    outputs = profile.get("outputs") or {}
-    if chosen not in outputs:
-        known = ", ".join(sorted(outputs)) or "none"
-        raise ConfigError(f"profile {PROFILE_NAME!r} has no target {chosen!r} (targets: {known})")
-    return str(chosen), render(outputs[chosen])
+        profiles = dbt_project.read_yaml(path)
+        profile = profiles.get(profile_name)
+        if not isinstance(profile, dict):
+            raise ConfigError(f"{path} has no profile named {profile_name!r}")
+        chosen = (
+            target
+            or os.environ.get("DBT_TARGET")
+            or dbt_project.render(profile.get("target"), environment)
+        )
+        outputs = profile.get("outputs") or {}
+        if chosen not in outputs:
+            known = ", ".join(sorted(outputs)) or "none"
+            raise ConfigError(
+                f"profile {profile_name!r} has no target {chosen!r} (targets: {known})"
+            )
+        return str(chosen), dbt_project.render(outputs[chosen], environment)
+    except ProjectError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 def conninfo_from_output(output: dict[str, Any]) -> str:
+    """A libpq connection string for a dbt-postgres target: the same server, user and
+    options (``role`` becomes ``-c role=...``: the matcher acts as the role dbt sets)."""
     from psycopg.conninfo import make_conninfo
 
+    port = output.get("port")
+    if port not in (None, "") and not str(port).strip().isdigit():
+        raise ConfigError(f"the dbt target's port must be a number, not {str(port)!r}")
+    options = [
+        f"-c {name}={_option_value(str(output[name]))}"
+        for name in ("role", "search_path")
+        if output.get(name) not in (None, "")
+    ]
     parts = {
         "host": output.get("host"),
-        "port": output.get("port"),
+        "port": port,
         "user": output.get("user"),
         "password": output.get("password") or output.get("pass") or None,
         "dbname": output.get("dbname") or output.get("database"),
         "sslmode": output.get("sslmode"),
+        "sslcert": output.get("sslcert"),
+        "sslkey": output.get("sslkey"),
+        "sslrootcert": output.get("sslrootcert"),
         "connect_timeout": output.get("connect_timeout", 10),
+        "options": " ".join(options) or None,
     }
     return make_conninfo(
         **{key: str(value) for key, value in parts.items() if value not in (None, "")}
     )
+
+
+def _option_value(value: str) -> str:
+    """A value inside libpq's ``options``: spaces and backslashes escaped."""
+    return value.replace("\\", "\\\\").replace(" ", "\\ ")
 
 
 def redact(conninfo: str) -> str:
@@ -235,7 +291,7 @@ def resolve_connection(
     directory = profiles_dir_for(settings.project_dir, profiles_dir)
     path = directory / "profiles.yml"
     if path.is_file():
-        chosen, output = read_profile(path, target)
+        chosen, output = read_profile(path, target, profile_name=settings.profile_name)
         if output.get("type", "postgres") != "postgres":
             raise ConfigError(f"target {chosen!r} in {path} is not a postgres target")
         if str(output.get("host", "")) != EMBEDDED_HOST_PLACEHOLDER and not (

@@ -13,16 +13,17 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from psycopg import ProgrammingError
 from psycopg.conninfo import conninfo_to_dict
 
-from matcher import db
+from matcher import agreement, db
 from matcher.config import PROFILE_NAME, Settings
+from matcher.project import PACKAGE_NAME
 from matcher.report import RunSummary
 from matcher.run import MatchOptions, run_match
 
@@ -60,7 +61,7 @@ PASSWORD_ENV = "DBT_ENV_SECRET_PGPASSWORD"
 
 
 @contextmanager
-def dbt_profile_from_dsn(conninfo: str) -> Iterator[DbtTarget]:
+def dbt_profile_from_dsn(conninfo: str, *, profile_name: str = PROFILE_NAME) -> Iterator[DbtTarget]:
     """A temporary profiles.yml for the DSN; the password only in ``DBT_ENV_SECRET_*``."""
     try:
         parts = conninfo_to_dict(conninfo)
@@ -79,7 +80,7 @@ def dbt_profile_from_dsn(conninfo: str) -> Iterator[DbtTarget]:
         "sslmode": parts.get("sslmode") or os.environ.get("PGSSLMODE") or "prefer",
     }
     text = PROFILE_TEMPLATE.format(
-        profile=PROFILE_NAME,
+        profile=json.dumps(profile_name),
         secret=PASSWORD_ENV,
         **{
             key: value if isinstance(value, int) else json.dumps(str(value))
@@ -104,12 +105,24 @@ def dbt_profile_from_dsn(conninfo: str) -> Iterator[DbtTarget]:
 class CycleReport:
     steps: list[tuple[str, float]]
     summary: RunSummary | None = None
+    dbt_failures: list[str] = field(default_factory=list)
+    """Each failed dbt node (``name (type, status): first error line``), both builds."""
 
     def to_json(self) -> dict[str, object]:
         return {
             "steps": [{"step": name, "seconds": round(seconds, 3)} for name, seconds in self.steps],
             "match": self.summary.to_json() if self.summary else None,
+            "dbt_failures": self.dbt_failures,
         }
+
+
+class CycleBuildError(Exception):
+    """A dbt build of the cycle failed; the match step ran on the last good build if
+    its relations were there. Carries the report of what ran."""
+
+    def __init__(self, message: str, *, report: CycleReport) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 def run_cycle(
@@ -119,9 +132,16 @@ def run_cycle(
     dbt_target: DbtTarget,
     options: MatchOptions,
     full_refresh: bool = False,
+    select: Sequence[str] = (),
     on_step: Callable[[str], None] | None = None,
 ) -> CycleReport:
     """``init`` → ``dbt build`` → match → ``dbt build`` under a session advisory lock.
+
+    ``select`` (dbt node selection) narrows both builds; in a host project it defaults to
+    this package alone. A failed build does not stop the cycle when the relations the
+    matcher reads are there (built by the last good build; the views are replaced in
+    place, so they survive a failure elsewhere): it matches on them, runs the second
+    build, then raises CycleBuildError naming the failed nodes.
 
     Raises CycleBusyError at once when another cycle holds the lock; the lock is released
     at the end, or by the server when this process dies.
@@ -129,6 +149,8 @@ def run_cycle(
     from matcher import dbt
 
     report = CycleReport(steps=[])
+    selection = list(select) or ([f"package:{PACKAGE_NAME}"] if settings.is_package else [])
+    errors: list[str] = []
 
     def step(name: str, work: Callable[[], object]) -> object:
         if on_step is not None:
@@ -138,24 +160,47 @@ def run_cycle(
         report.steps.append((name, time.perf_counter() - clock))
         return result
 
-    def build(*extra: str) -> object:
-        return dbt.run(
-            ["build", *extra],
-            settings=settings,
-            profiles_dir=dbt_target.profiles_dir,
-            target=dbt_target.target,
-        )
+    def build(*extra: str) -> None:
+        try:
+            dbt.run(
+                ["build", *(["--select", *selection] if selection else []), *extra],
+                settings=settings,
+                profiles_dir=dbt_target.profiles_dir,
+                target=dbt_target.target,
+            )
+        except dbt.DbtError as exc:
+            errors.append(str(exc))
+            report.dbt_failures.extend(exc.failures)
+            if on_step is not None:
+                on_step(f"{exc} (continuing on the last good build)")
 
     with db.connect(conninfo, autocommit=True) as guard:
         if not db.try_cycle_lock(guard):
             raise CycleBusyError("another kpi-red cycle is running on this database")
         try:
-            step("init", lambda: db.init_schema(guard, settings.tables))
+            roles = settings.roles
+            step(
+                "init",
+                lambda: db.init_schema(
+                    guard, settings.tables, dbt_role=roles.dbt if roles.dbt_is_set else None
+                ),
+            )
             step("dbt build", lambda: build(*(["--full-refresh"] if full_refresh else [])))
+            missing = db.missing_relations(guard)
+            if missing:
+                failed = "".join(f"{error}; " for error in errors)
+                raise CycleBuildError(
+                    f"{failed}cannot match: {', '.join(missing)} missing", report=report
+                )
+            agreement.check(settings, db.read_dbt_settings(guard))
             report.summary = step(  # type: ignore[assignment]
                 "match", lambda: run_match(conninfo, settings=settings, options=options)
             )
             step("dbt build", build)
         finally:
             db.release_cycle_lock(guard)
+    if errors:
+        raise CycleBuildError(
+            f"{'; '.join(errors)}; the match step ran on the last good build", report=report
+        )
     return report

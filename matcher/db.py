@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import psycopg
 from psycopg import sql
 
-from matcher.config import Tables, password_candidates, redact
+from matcher.config import Roles, Tables, password_candidates, redact
 
 
 class DatabaseError(Exception):
@@ -75,22 +75,82 @@ def _first_line(exc: BaseException, conninfo: str) -> str:
 
 # --- kpi-red init -----------------------------------------------------------------------
 
+DBT_SCHEMAS = ("kpi_red_staging", "kpi_red_intermediate", "ops")
+"""The schemas dbt builds into (``+schema`` in ``dbt_project.yml``, used as written)."""
 
-def init_schema(conn: psycopg.Connection, tables: Tables) -> None:
-    """Create the three tables the matcher writes when missing. Idempotent."""
-    template = resources.files("matcher").joinpath("sql/init.sql").read_text()
-    statement = sql.SQL(template).format(
-        links_schema=sql.Identifier(tables.links[0]),
-        origin_schema=sql.Identifier(tables.origin[0]),
-        attempts_schema=sql.Identifier(tables.attempts[0]),
-        links=qualified(tables.links),
-        origin=qualified(tables.origin),
-        attempts=qualified(tables.attempts),
-    )
+
+def init_schema(
+    conn: psycopg.Connection, tables: Tables, *, dbt_role: str | None = None
+) -> list[str]:
+    """Create what the project owns when missing: its schemas (the attempts log's and
+    dbt's) and the attempts log. As ``dbt_role`` when given (``set local role``), so
+    whoever runs it, it belongs to that role. Never touches an upstream table.
+    Idempotent; returns the schemas and tables it created."""
+    created: list[str] = []
     with conn.transaction():
         # two `init`s at once must not race on "create ... if not exists"
         conn.execute("select pg_advisory_xact_lock(hashtext('kpi-red init'))")
-        conn.execute(statement)
+        if dbt_role:
+            _become(conn, dbt_role)
+        for schema in dict.fromkeys((tables.attempts[0], *DBT_SCHEMAS)):
+            if _owner(conn, "select nspowner from pg_namespace where nspname = %s", schema):
+                continue
+            try:
+                conn.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
+            except psycopg.errors.InsufficientPrivilege:
+                raise DatabaseError(
+                    f"{_current_user(conn)} may not create schema {schema}: as the"
+                    " database's owner, run `kpi-red grants --for database`"
+                ) from None
+            created.append(schema)
+        attempts = ".".join(tables.attempts)
+        owner = _owner(
+            conn,
+            "select relowner from pg_class where oid = to_regclass(format('%%I.%%I', %s, %s))",
+            *tables.attempts,
+        )
+        if owner and not owner[1]:
+            raise DatabaseError(
+                f"{attempts} belongs to {owner[0]}, not {_current_user(conn)}: as {owner[0]}"
+                f" or a superuser, run: alter table {qualified(tables.attempts).as_string(conn)}"
+                f" owner to {sql.Identifier(_current_user(conn)).as_string(conn)};"
+            )
+        if not owner:
+            created.append(attempts)
+        template = resources.files("matcher").joinpath("sql/init.sql").read_text()
+        conn.execute(
+            sql.SQL(template).format(
+                attempts_schema=sql.Identifier(tables.attempts[0]),
+                attempts=qualified(tables.attempts),
+            )
+        )
+    return created
+
+
+def _become(conn: psycopg.Connection, role: str) -> None:
+    """``set local role``, or a one-line error naming who may not act as whom."""
+    user = _current_user(conn)
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("set local role {}").format(sql.Identifier(role)))
+    except (psycopg.errors.InsufficientPrivilege, psycopg.errors.InvalidParameterValue):
+        raise DatabaseError(
+            f"{user} may not act as {role} (var dbt_role): run it as {role}, or as a member of it"
+        ) from None
+
+
+def _current_user(conn: psycopg.Connection) -> str:
+    return str(conn.execute("select current_user").fetchone()[0])  # type: ignore[index]
+
+
+def _owner(conn: psycopg.Connection, query: str, *params: str) -> tuple[str, bool] | None:
+    """The owner of the object ``query`` finds (a select of one owner oid), and whether
+    the current role may act as it; None when there is no such object."""
+    row = conn.execute(
+        f"select owner::regrole::text, pg_has_role(owner, 'USAGE') from ({query}) as found (owner)",  # noqa: S608
+        params,
+    ).fetchone()
+    return (str(row[0]), bool(row[1])) if row else None
 
 
 def create_database(conninfo: str, dbname: str) -> None:
@@ -124,7 +184,6 @@ PERSON_IDENTIFIERS_RELATION = ("kpi_red_intermediate", "int_person_identifiers")
 PERSON_DELETIONS_RELATION = ("kpi_red_intermediate", "int_person_identifier_deletions")
 JUNK_RELATION = ("kpi_red_intermediate", "int_junk_identifiers")
 ORIGIN_TAG = "cabinet_lead"
-LINKED_BY = "kpi-red"
 
 
 class BacklogLead(NamedTuple):
@@ -436,7 +495,8 @@ claimed as (
 
 new_links as (
     insert into {links} (
-        source_table, source_pk, person_key, match_rule, match_score, linked_by, run_id
+        source_table, source_pk, person_key, match_rule, match_score, linked_at, linked_by,
+        run_id
     )
     select
         %(source_table)s,
@@ -444,6 +504,7 @@ new_links as (
         claimed.person_key,
         claimed.match_rule,
         claimed.match_score,
+        now(),
         %(linked_by)s,
         %(run_id)s
     from claimed
@@ -462,12 +523,15 @@ settled as (
 ),
 
 new_origins as (
-    insert into {origin} (person_key, origin_tag, origin_source_pk, origin_created_at)
+    insert into {origin} (
+        person_key, origin_tag, origin_source_pk, origin_created_at, recorded_at
+    )
     select distinct on (settled.person_key)
         settled.person_key,
         %(origin_tag)s,
         settled.lead_source_pk,
-        coalesce(settled.lead_created_at, %(started_at)s)
+        coalesce(settled.lead_created_at, %(started_at)s),
+        now()
     from settled
     where settled.outcome = 'matched'
     order by settled.person_key, settled.lead_created_at, settled.lead_source_pk
@@ -535,7 +599,7 @@ def write_staged(
         statement,
         {
             "source_table": tables.lead_source_table,
-            "linked_by": LINKED_BY,
+            "linked_by": tables.linked_by,
             "origin_tag": ORIGIN_TAG,
             "run_id": run_id,
             "started_at": started_at,
@@ -580,11 +644,13 @@ def record_outcomes(
             sql.SQL(
                 """
                 with new_origins as (
-                    insert into {origin}
-                        (person_key, origin_tag, origin_source_pk, origin_created_at)
+                    insert into {origin} (
+                        person_key, origin_tag, origin_source_pk, origin_created_at,
+                        recorded_at
+                    )
                     select distinct on (linked.person_key)
                         linked.person_key, %s, linked.source_pk,
-                        coalesce(linked.created_at, %s)
+                        coalesce(linked.created_at, %s), now()
                     from unnest(%s::text[], %s::text[], %s::timestamptz[])
                         as linked (person_key, source_pk, created_at)
                     order by linked.person_key, linked.created_at, linked.source_pk
@@ -671,8 +737,10 @@ def repair_origin(conn: psycopg.Connection, *, tables: Tables, dry_run: bool = F
         ),
 
         inserted as (
-            insert into {origin} (person_key, origin_tag, origin_source_pk, origin_created_at)
-            select person_key, origin_tag, origin_source_pk, origin_created_at
+            insert into {origin} (
+                person_key, origin_tag, origin_source_pk, origin_created_at, recorded_at
+            )
+            select person_key, origin_tag, origin_source_pk, origin_created_at, now()
             from origin_sources
             on conflict (person_key) do nothing
             returning 1
@@ -705,42 +773,69 @@ def release_cycle_lock(conn: psycopg.Connection) -> None:
     conn.execute("select pg_advisory_unlock(%s, %s)", CYCLE_LOCK)
 
 
-def grant_statements(tables: Tables, *, matcher_role: str, reader_role: str) -> str:
-    """``matcher/sql/grants.sql`` with every schema, table and role quoted."""
-    template = resources.files("matcher").joinpath("sql/grants.sql").read_text()
+GRANT_PARTS = ("database", "upstream", "project")
+"""The parts of ``kpi-red grants``, each run by the owner of its objects: the DBA, the
+owner of the upstream tables, the dbt role."""
 
-    def identifiers(names: Sequence[str]) -> sql.Composable:
+
+def grant_statements(tables: Tables, *, roles: Roles, part: str) -> str:
+    """One part of ``matcher/sql/grants.sql`` with every schema, table and role quoted."""
+    template = sql_sections("grants.sql")[part]
+    for role in (roles.dbt, roles.matcher, roles.reader):
+        if "$$" in role or not role:
+            raise DatabaseError(f"role name {role!r} cannot be used (empty, or has $$)")
+
+    def identifiers(names: Iterable[str]) -> sql.Composable:
         return sql.SQL(", ").join(sql.Identifier(name) for name in dict.fromkeys(names))
 
-    dbt_relations = (
-        BACKLOG_RELATION,
-        PERSON_KEYS_RELATION,
-        PERSON_IDENTIFIERS_RELATION,
-        PERSON_DELETIONS_RELATION,
-        JUNK_RELATION,
-    )
-    source_tables = (tables.leads,)
-    written = (tables.links, tables.origin, tables.attempts)
-    statement = sql.SQL(template).format(
-        matcher_role=sql.Identifier(matcher_role),
-        matcher_role_name=sql.Literal(matcher_role),
-        reader_role=sql.Identifier(reader_role),
-        matcher_schemas=identifiers(
-            [name[0] for name in (*source_tables, *written, *dbt_relations)]
+    upstream = (tables.leads, tables.registry, tables.links, tables.origin, tables.claims)
+    matcher_dbt_schemas = [BACKLOG_RELATION[0], PERSON_KEYS_RELATION[0]]
+    statement = sql.SQL(template.strip() + "\n").format(
+        dbt_role=sql.Identifier(roles.dbt),
+        matcher_role=sql.Identifier(roles.matcher),
+        reader_role=sql.Identifier(roles.reader),
+        dbt_role_name=sql.Literal(roles.dbt),
+        matcher_role_name=sql.Literal(roles.matcher),
+        reader_role_name=sql.Literal(roles.reader),
+        upstream_schemas=identifiers(name[0] for name in upstream),
+        matcher_upstream_schemas=identifiers(
+            name[0] for name in (tables.leads, tables.links, tables.origin)
         ),
-        dbt_schemas=identifiers([name[0] for name in dbt_relations]),
-        ops_schema=sql.Identifier(BACKLOG_RELATION[0]),
         leads=qualified(tables.leads),
+        registry=qualified(tables.registry),
         links=qualified(tables.links),
         origin=qualified(tables.origin),
+        claims=qualified(tables.claims),
+        attempts_schema=sql.Identifier(tables.attempts[0]),
         attempts=qualified(tables.attempts),
-        backlog=qualified(BACKLOG_RELATION),
-        person_keys=qualified(PERSON_KEYS_RELATION),
-        person_identifiers=qualified(PERSON_IDENTIFIERS_RELATION),
-        person_deletions=qualified(PERSON_DELETIONS_RELATION),
-        junk=qualified(JUNK_RELATION),
+        matcher_dbt_schemas=identifiers(matcher_dbt_schemas),
+        reader_schema=sql.Identifier(BACKLOG_RELATION[0]),
     )
     return statement.as_string(None)
+
+
+def sql_sections(name: str) -> dict[str, str]:
+    """``matcher/sql/<name>`` split at its ``-- name: <section>`` lines."""
+    text = resources.files("matcher").joinpath(f"sql/{name}").read_text()
+    sections: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("-- name: "):
+            current = sections.setdefault(line.removeprefix("-- name: ").strip(), [])
+        else:
+            current.append(line)
+    return {name: "\n".join(lines) for name, lines in sections.items()}
+
+
+def doctor_rows(
+    conn: psycopg.Connection, section: str, params: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """One section of ``matcher/sql/doctor.sql`` (catalog reads only), as dicts."""
+    from psycopg.rows import dict_row
+
+    with conn.cursor(row_factory=dict_row) as cursor:
+        cursor.execute(sql.SQL(sql_sections("doctor.sql")[section]), params)
+        return cursor.fetchall()
 
 
 # --- panel ---
@@ -750,6 +845,7 @@ def grant_statements(tables: Tables, *, matcher_role: str, reader_role: str) -> 
 
 METRICS_RELATION = ("ops", "v_cabinet_kpi_red_recovery_metrics_daily")
 BACKLOG_RELATION = ("ops", "v_cabinet_kpi_red_backlog")
+SETTINGS_RELATION = ("ops", "kpi_red_settings")
 
 
 class MetricsNotBuiltError(DatabaseError):
@@ -765,11 +861,17 @@ class PanelRows:
     live_backlog: int | None
     """``count(*)`` of the backlog view now; None unless ``live`` was asked for."""
     local_today: date
+    time_zone: str
+    """The zone the model's days are in: the ``metrics_time_zone`` dbt built it with."""
 
 
-def read_panel_rows(conninfo: str, *, days: int, time_zone: str, live: bool = False) -> PanelRows:
+def read_panel_rows(
+    conninfo: str, *, days: int, time_zone: str | None = None, live: bool = False
+) -> PanelRows:
     """The last ``days`` metric rows (up to the newest metric_date) and, with ``live``,
-    the backlog view's row count (which reads every lead: a second at millions)."""
+    the backlog view's row count (which reads every lead: a second at millions). The
+    days are in ``time_zone``, by default the one the last build used
+    (``ops.kpi_red_settings``)."""
     from psycopg.rows import dict_row
 
     metrics = qualified(METRICS_RELATION)
@@ -780,6 +882,8 @@ def read_panel_rows(conninfo: str, *, days: int, time_zone: str, live: bool = Fa
         try:
             with conn.cursor(row_factory=dict_row) as cursor:
                 cursor.execute("set local statement_timeout = '30s'")
+                if time_zone is None:
+                    time_zone = str(_built_setting(cursor, "metrics_time_zone") or "UTC")
                 cursor.execute("select (now() at time zone %s)::date as local_today", (time_zone,))
                 local_today = cursor.fetchone()["local_today"]  # type: ignore[index]
                 cursor.execute(
@@ -803,7 +907,57 @@ def read_panel_rows(conninfo: str, *, days: int, time_zone: str, live: bool = Fa
             raise
         except psycopg.Error as exc:
             raise DatabaseError(f"cannot read the metrics: {_first_line(exc, conninfo)}") from None
-    return PanelRows(metrics=rows, live_backlog=live_backlog, local_today=local_today)
+    return PanelRows(
+        metrics=rows, live_backlog=live_backlog, local_today=local_today, time_zone=time_zone
+    )
+
+
+def _built_setting(cursor: psycopg.Cursor[Any], name: str) -> Any:
+    """One var as the last ``dbt build`` used it (``ops.kpi_red_settings``)."""
+    cursor.execute(
+        sql.SQL("select setting_value from {} where setting_name = %s").format(
+            qualified(SETTINGS_RELATION)
+        ),
+        (name,),
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return row["setting_value"] if isinstance(row, dict) else row[0]
+
+
+def missing_relations(conn: psycopg.Connection) -> list[str]:
+    """The dbt relations the matcher reads that do not exist (none after a good build)."""
+    names = [
+        BACKLOG_RELATION,
+        PERSON_KEYS_RELATION,
+        PERSON_IDENTIFIERS_RELATION,
+        PERSON_DELETIONS_RELATION,
+        JUNK_RELATION,
+        SETTINGS_RELATION,
+    ]
+    rows = conn.execute(
+        "select name from unnest(%s::text[], %s::text[]) as relation (schema, name)"
+        " where to_regclass(format('%%I.%%I', relation.schema, relation.name)) is null",
+        ([schema for schema, _ in names], [name for _, name in names]),
+    ).fetchall()
+    missing = {row[0] for row in rows}
+    return [".".join(name) for name in names if name[1] in missing]
+
+
+def read_dbt_settings(conn: psycopg.Connection) -> dict[str, Any] | None:
+    """Every var as the last ``dbt build`` used it (``ops.kpi_red_settings``), or None
+    when no build has made that view yet."""
+    try:
+        with conn.transaction():
+            rows = conn.execute(
+                sql.SQL("select setting_name, setting_value from {}").format(
+                    qualified(SETTINGS_RELATION)
+                )
+            ).fetchall()
+    except psycopg.errors.UndefinedTable:
+        return None
+    return {str(name): value for name, value in rows}
 
 
 # --- kpi-red demo -----------------------------------------------------------------------
@@ -811,15 +965,7 @@ def read_panel_rows(conninfo: str, *, days: int, time_zone: str, live: bool = Fa
 
 def demo_sql_sections() -> dict[str, str]:
     """``matcher/sql/demo.sql`` split at its ``-- name: <section>`` lines."""
-    text = resources.files("matcher").joinpath("sql/demo.sql").read_text()
-    sections: dict[str, list[str]] = {}
-    current: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("-- name: "):
-            current = sections.setdefault(line.removeprefix("-- name: ").strip(), [])
-        else:
-            current.append(line)
-    return {name: "\n".join(lines) for name, lines in sections.items()}
+    return sql_sections("demo.sql")
 
 
 def run_demo_sql(
@@ -836,6 +982,8 @@ def run_demo_sql(
     statement = sql.SQL(demo_sql_sections()[section]).format(
         leads_schema=sql.Identifier(tables.leads[0]),
         registry_schema=sql.Identifier(tables.registry[0]),
+        links_schema=sql.Identifier(tables.links[0]),
+        origin_schema=sql.Identifier(tables.origin[0]),
         claims_schema=sql.Identifier(tables.claims[0]),
         leads=qualified(tables.leads),
         registry=qualified(tables.registry),

@@ -1,4 +1,4 @@
-"""Run dbt in-process, against the same profile the matcher uses."""
+"""Run dbt in-process, against the same project, profile and vars the matcher uses."""
 
 from __future__ import annotations
 
@@ -7,12 +7,18 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from matcher.config import Settings
 
 
 class DbtError(Exception):
     """dbt ran and failed (a model or test error), or could not start."""
+
+    def __init__(self, message: str, *, failures: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.failures = tuple(failures)
+        """One line per failed node: its name, type and first error line."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,8 @@ def run(
     target_path: Path | None = None,
     quiet: bool = True,
 ) -> DbtResult:
-    """``dbt <args>`` for the project; raises DbtError naming what failed."""
+    """``dbt <args>`` for the project, with ``settings.cli_vars`` (``--vars``) and
+    ``dbt_vars`` on top; raises DbtError naming each node that failed and why."""
     from dbt.cli.main import dbtRunner
 
     argv = [*args, "--project-dir", str(settings.project_dir)]
@@ -40,8 +47,9 @@ def run(
         argv += ["--profiles-dir", str(profiles_dir)]
     if target:
         argv += ["--target", target]
-    if dbt_vars:
-        argv += ["--vars", json.dumps(dbt_vars)]
+    given = {**settings.cli_vars, **(dbt_vars or {})}
+    if given:
+        argv += ["--vars", json.dumps(given, default=str)]
     if target_path is not None:
         argv += ["--target-path", str(target_path), "--log-path", str(target_path / "logs")]
     if quiet:
@@ -54,13 +62,30 @@ def run(
         os.chdir(previous)
     command = "dbt " + " ".join(args)
     if outcome.exception is not None:
-        raise DbtError(f"{command} could not run: {outcome.exception}")
+        raise DbtError(f"{command} could not run: {_first_line(outcome.exception)}")
     failures = tuple(
-        f"{result.node.name}: {result.status}"
+        describe_failure(result)
         for result in getattr(outcome.result, "results", None) or ()
         if str(result.status) in {"error", "fail", "runtime error"}
     )
     if not outcome.success:
         detail = "; ".join(failures[:5]) or "see dbt's log"
-        raise DbtError(f"{command} failed: {detail}")
+        more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+        raise DbtError(f"{command} failed: {detail}{more}", failures=failures)
     return DbtResult(command=command, succeeded=True, failures=failures)
+
+
+def describe_failure(result: Any) -> str:
+    """``<node> (<type>): <first line of its error>``."""
+    node = result.node
+    kind = getattr(node, "resource_type", "node")
+    return f"{node.name} ({kind}, {result.status}): {_first_line(result.message)}"
+
+
+def _first_line(message: object) -> str:
+    """The line of a dbt message that says what went wrong (not "Database Error in ...")."""
+    lines = [line.strip() for line in str(message or "").splitlines() if line.strip()]
+    for line in lines:
+        if not line.endswith(")") or " Error in " not in line:
+            return line[:300]
+    return lines[0][:300] if lines else "no message"

@@ -177,11 +177,12 @@ def load(
     reset: bool = False,
     as_of: datetime | None = None,
 ) -> Loaded:
-    """Create the source tables when missing and fill them, in one transaction.
+    """Create the upstream tables when missing (as their owner would: run it as that
+    role) and fill them, in one transaction.
 
     A no-op when this size and seed are already loaded; ``reset`` empties the sources,
-    the matcher's tables and its attempts log first. Raises ``DemoDataError`` when other
-    data is there and ``reset`` is not given.
+    links and origin, and the attempts log (when ``kpi-red init`` has made it) first.
+    Raises ``DemoDataError`` when other data is there and ``reset`` is not given.
     """
     if size not in SIZES:
         raise DemoDataError(f"unknown demo size {size!r} (sizes: {', '.join(SIZES)})")
@@ -190,7 +191,6 @@ def load(
     started = time.perf_counter()
     with db.connect(conninfo) as conn, conn.transaction():
         db.run_demo_sql(conn, "lock", tables=tables)
-        db.init_schema(conn, tables)
         db.run_demo_sql(conn, "ddl", tables=tables)
         state = db.run_demo_sql(conn, "state", tables=tables)
         if state and not reset:
@@ -208,6 +208,12 @@ def load(
             )
         if reset:
             db.run_demo_sql(conn, "reset", tables=tables)
+            attempts: dict[str, object] = {
+                "schema": tables.attempts[0],
+                "table": tables.attempts[1],
+            }
+            if db.run_demo_sql(conn, "has_attempts", tables=tables, params=attempts)[0][0]:
+                db.run_demo_sql(conn, "reset_attempts", tables=tables)
         first_names, last_names = name_pools(seed)
         names, bounds = scenario_bounds()
         db.run_demo_sql(

@@ -334,16 +334,25 @@ def _dash(value: Any) -> str:
 
 
 def load_payload(
-    conninfo: str, *, days: int = CONTRACT_DAYS, time_zone: str, live: bool = False
+    conninfo: str, *, days: int = CONTRACT_DAYS, time_zone: str | None = None, live: bool = False
 ) -> Payload:
     """Read the metrics model (and, with ``live``, count the backlog view) and build the
     payload: the CLI and the API's single source. Raises ``matcher.db.DatabaseError``
     (``MetricsNotBuiltError`` when dbt has not been built)."""
+    return load_panel(conninfo, days=days, time_zone=time_zone, live=live)[0]
+
+
+def load_panel(
+    conninfo: str, *, days: int = CONTRACT_DAYS, time_zone: str | None = None, live: bool = False
+) -> tuple[Payload, str]:
+    """The payload and the time zone its days are in: by default the ``metrics_time_zone``
+    the last ``dbt build`` used, read from the database (not from the local project)."""
     from matcher import db
 
     rows = db.read_panel_rows(
         conninfo, days=max(days, CONTRACT_DAYS), time_zone=time_zone, live=live
     )
-    return build_payload(
+    payload = build_payload(
         rows.metrics, local_today=rows.local_today, live_backlog=rows.live_backlog, days=days
     )
+    return payload, rows.time_zone

@@ -33,8 +33,9 @@ SECURITY_HEADERS = {
 log = logging.getLogger("kpi_red.web")
 
 
-def create_app(*, conninfo: str, time_zone: str) -> FastAPI:
-    """The panel's app, reading the database at ``conninfo`` on every request."""
+def create_app(*, conninfo: str, time_zone: str | None = None) -> FastAPI:
+    """The panel's app, reading the database at ``conninfo`` on every request; days are
+    in ``time_zone``, by default the one the last ``dbt build`` used."""
     app = FastAPI(
         title="kpi-red recovery panel",
         docs_url=None,

@@ -12,9 +12,9 @@ select
     case
         when folded.last_outcome = 'failed'
             then folded.last_attempt_at + make_interval(mins => least(
-                {{ var('retry_base_minutes') }}
+                {{ sql_integer('retry_base_minutes', var('retry_base_minutes')) }}
                 * power(2, least(greatest(folded.attempts_since_change - 1, 0), 30)),
-                {{ var('retry_cap_minutes') }}
+                {{ sql_integer('retry_cap_minutes', var('retry_cap_minutes')) }}
             )::integer)
     end as retry_at
 from (

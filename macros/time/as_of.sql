@@ -9,18 +9,18 @@
     {%- if as_of is none or as_of | string | trim in ('', 'None', 'null') -%}
         now()
     {%- elif modules.re.match('^\\d{4}-\\d{2}-\\d{2}$', as_of | string | trim) -%}
-        ((date '{{ as_of | string | trim }}' + 1)::timestamp at time zone '{{ var("metrics_time_zone") }}' - interval '1 microsecond')
+        (({{ sql_literal(as_of | string | trim) }}::date + 1)::timestamp at time zone {{ sql_literal(var("metrics_time_zone")) }} - interval '1 microsecond')
     {%- else -%}
-        ('{{ as_of | string | trim }}'::timestamptz)
+        ({{ sql_literal(as_of | string | trim) }}::timestamptz)
     {%- endif -%}
 {%- endmacro %}
 
 {#- The calendar date (in `metrics_time_zone`) of a timestamptz expression. -#}
 {% macro local_date(expr) -%}
-    (({{ expr }}) at time zone '{{ var("metrics_time_zone") }}')::date
+    (({{ expr }}) at time zone {{ sql_literal(var("metrics_time_zone")) }})::date
 {%- endmacro %}
 
 {#- The instant a local calendar date starts (midnight in `metrics_time_zone`). -#}
 {% macro local_day_start(date_expr) -%}
-    (({{ date_expr }})::timestamp at time zone '{{ var("metrics_time_zone") }}')
+    (({{ date_expr }})::timestamp at time zone {{ sql_literal(var("metrics_time_zone")) }})
 {%- endmacro %}

@@ -9,9 +9,13 @@
 select pg_advisory_xact_lock(hashtext('kpi-red demo'));
 
 -- name: ddl
--- The data contract's source tables (issue 2), created when missing.
+-- The data contract's upstream tables, created when missing, as their owner would (run
+-- `kpi-red demo` as that role): exactly the contract's columns, keys and recommended
+-- indexes, and no defaults (the matcher sets every column it writes).
 create schema if not exists {leads_schema};
 create schema if not exists {registry_schema};
+create schema if not exists {links_schema};
+create schema if not exists {origin_schema};
 create schema if not exists {claims_schema};
 create schema if not exists kpi_red_demo;
 
@@ -45,6 +49,29 @@ create table if not exists {claims} (
 );
 create index if not exists lead_claims_lead_id_idx on {claims} (lead_id);
 
+-- the matcher needs the unique key (its inserts are `on conflict do nothing` on it)
+create table if not exists {links} (
+    source_table text not null,
+    source_pk text not null,
+    person_key text not null,
+    match_rule text,
+    match_score real,
+    linked_at timestamptz not null,
+    linked_by text,
+    run_id text,
+    unique (source_table, source_pk)
+);
+-- recommended: a person's links (ORIGIN_MISSING, `kpi-red repair-origin`)
+create index if not exists identity_links_person_key_idx on {links} (person_key);
+
+create table if not exists {origin} (
+    person_key text primary key,
+    origin_tag text,
+    origin_source_pk text,
+    origin_created_at timestamptz,
+    recorded_at timestamptz not null
+);
+
 -- Not part of the data contract: which person each demo lead really is.
 create table if not exists kpi_red_demo.lead_truth (
     lead_id text primary key,
@@ -75,8 +102,15 @@ limit 1;
 select exists (select 1 from {leads}) or exists (select 1 from {registry});
 
 -- name: reset
-truncate {leads}, {registry}, {claims}, {links}, {origin}, {attempts},
+truncate {leads}, {registry}, {claims}, {links}, {origin},
     kpi_red_demo.lead_truth, kpi_red_demo.loaded;
+
+-- name: reset_attempts
+-- the project's attempts log, when `kpi-red init` has made it
+truncate {attempts};
+
+-- name: has_attempts
+select to_regclass(format('%%I.%%I', %(schema)s::text, %(table)s::text)) is not null;
 
 -- name: params
 create temporary table demo_params on commit drop as

@@ -1,24 +1,57 @@
--- Least privilege for kpi-red (`kpi-red grants` prints this with the names filled in).
--- Run as the owner of the tables (the role dbt builds with). Identifiers are quoted by
--- psycopg.sql, never spliced in as text.
+-- `kpi-red grants --for <part>`: least privilege for the three roles, one part per owner,
+-- so each runs as the role that owns its objects and no statement is left with a
+-- "no privileges were granted" warning. Every name is quoted by psycopg.sql. Re-running a
+-- part changes nothing.
 
--- The matcher role: reads the dbt relations it claims from (the backlog view, the
--- registry keys, the one-edit and junk tables) and the leads (repair-origin), writes its three tables
--- (links, origin, attempts log) and nothing else. The registry and claims it never reads:
--- the view does, with its owner's rights.
-grant usage on schema {matcher_schemas} to {matcher_role};
+-- name: database
+-- Run as a superuser or the database's owner (the DBA who created the three roles).
+-- The dbt role creates the project's schemas (`kpi-red init`, `dbt build`); the matcher
+-- stages each batch in a temporary table.
+do $$
+begin
+    execute format('grant connect, create on database %I to %I', current_database(), {dbt_role_name});
+    execute format('grant connect, temporary on database %I to %I', current_database(), {matcher_role_name});
+    execute format('grant connect on database %I to %I', current_database(), {reader_role_name});
+end
+$$;
+-- `kpi-red cycle` runs as the dbt role and matches too: it acts with the matcher's rights.
+do $$
+begin
+    if not exists (
+        select 1
+        from pg_catalog.pg_auth_members as members
+        inner join pg_catalog.pg_roles as granted on granted.oid = members.roleid
+        inner join pg_catalog.pg_roles as member on member.oid = members.member
+        where granted.rolname = {matcher_role_name} and member.rolname = {dbt_role_name}
+    ) then
+        grant {matcher_role} to {dbt_role};
+    end if;
+end
+$$;
+
+-- name: upstream
+-- Run as the owner of the upstream tables (each owner its own lines, if there are several).
+-- dbt's role reads every source: its views read them with its rights.
+grant usage on schema {upstream_schemas} to {dbt_role};
+grant select on {leads}, {registry}, {links}, {origin}, {claims} to {dbt_role};
+-- The matcher reads the leads, and reads and inserts links and origin rows (it never
+-- updates or deletes them; `kpi-red repair-origin` inserts origin rows too).
+grant usage on schema {matcher_upstream_schemas} to {matcher_role};
 grant select on {leads} to {matcher_role};
-grant select, insert, update on {links}, {origin}, {attempts} to {matcher_role};
-grant select on {backlog}, {person_keys}, {person_identifiers}, {person_deletions}, {junk} to {matcher_role};
--- dbt re-creates its tables on every build: let the new ones carry the grant.
-alter default privileges in schema {dbt_schemas} grant select on tables to {matcher_role};
--- Each batch is staged in a temporary table: TEMPORARY on this database (PostgreSQL
--- grants it to PUBLIC unless that was revoked).
-do $$ begin
-    execute format('grant temporary on database %I to %I', current_database(), {matcher_role_name});
-end $$;
+grant select, insert on {links}, {origin} to {matcher_role};
 
--- The panel role (`kpi-red metrics`, `kpi-red serve`, BI tools): read-only on the marts.
-grant usage on schema {ops_schema} to {reader_role};
-grant select on all tables in schema {ops_schema} to {reader_role};
-alter default privileges in schema {ops_schema} grant select on tables to {reader_role};
+-- name: project
+-- Run as the dbt role (it owns all of these: `kpi-red init` and `dbt build` made them).
+-- The matcher appends to its attempts log, and reads the relations dbt builds.
+grant usage on schema {attempts_schema} to {matcher_role};
+grant select, insert on {attempts} to {matcher_role};
+grant usage on schema {matcher_dbt_schemas} to {matcher_role};
+grant select on all tables in schema {matcher_dbt_schemas} to {matcher_role};
+-- The reader (`kpi-red metrics`, `kpi-red serve`, BI tools): the marts, read-only.
+grant usage on schema {reader_schema} to {reader_role};
+grant select on all tables in schema {reader_schema} to {reader_role};
+-- What dbt builds later, as the dbt role, carries the same grants.
+alter default privileges for role {dbt_role} in schema {matcher_dbt_schemas}
+grant select on tables to {matcher_role};
+alter default privileges for role {dbt_role} in schema {reader_schema}
+grant select on tables to {reader_role};

@@ -1,31 +1,8 @@
--- Tables the matcher writes: created by `kpi-red init` when missing (idempotent).
--- In production identity_links and identity_origin already exist; only the
--- attempts log is the matcher's own. Identifiers are passed in by psycopg.sql.
-
-create schema if not exists {links_schema};
-create schema if not exists {origin_schema};
-create schema if not exists {attempts_schema};
-
-create table if not exists {links} (
-    source_table text not null,
-    source_pk text not null,
-    person_key text not null,
-    match_rule text,
-    match_score real,
-    linked_at timestamptz not null default now(),
-    linked_by text,
-    run_id text,
-    unique (source_table, source_pk)
-);
-create index if not exists identity_links_person_key_idx on {links} (person_key);
-
-create table if not exists {origin} (
-    person_key text primary key,
-    origin_tag text,
-    origin_source_pk text,
-    origin_created_at timestamptz,
-    recorded_at timestamptz not null default now()
-);
+-- `kpi-red init`: the project's own log, created when missing (idempotent). The schema
+-- is created beforehand by matcher.db.init_schema when missing. Run as the dbt role (or
+-- with var dbt_role set, as any role that may act as it): what it creates belongs to that
+-- role. Upstream tables (leads, registry, links, origin, claims) are never touched here:
+-- they are their owners'. Identifiers are passed in by psycopg.sql.
 
 create table if not exists {attempts} (
     attempt_id bigint generated always as identity primary key,

@@ -71,7 +71,8 @@ watermark as (
     select  -- noqa: LT02
         {%- if relation_has_column(this, 'changed_at') %}
         {{ stored_watermark(this, 'changed_at') }}
-        - interval '{{ var("queue_lookback_minutes") }} minutes' as changed_since
+        - make_interval(mins => {{ sql_integer('queue_lookback_minutes', var('queue_lookback_minutes')) }})
+        as changed_since
         {%- else %}
         '-infinity'::timestamptz as changed_since
         {%- endif %}
@@ -171,7 +172,7 @@ live_link_attempts as (
         on
             links.source_pk = matched_attempts.lead_source_pk
             and links.person_key = matched_attempts.person_key
-            and links.linked_by = '{{ var("matcher_linked_by") }}'
+            and links.linked_by = {{ sql_literal(var("matcher_linked_by")) }}
     order by
         matched_attempts.lead_source_pk asc,
         matched_attempts.attempted_at desc,

@@ -1,5 +1,5 @@
 {{ config(
-    materialized='table',
+    materialized='table_in_place',
     indexes=[
         {'columns': ['key_type', 'key_value'], 'unique': true},
     ],
@@ -8,11 +8,12 @@
 {#- The unique index is the primary key, and it lets PostgreSQL drop the junk joins of
     `int_lead_identifiers` from queries that read no key (the backlog view's count). -#}
 
-{%- set blocklists = {
-    'phone': var('junk_phones', []),
-    'document': var('junk_documents', []),
-    'email': var('junk_emails', []),
-} %}
+{%- set blocklists = {} %}
+{%- for key_type, name in [('phone', 'junk_phones'), ('document', 'junk_documents'), ('email', 'junk_emails')] %}
+    {%- set values = var(name, []) %}
+    {#- one value given as text (`--vars '{junk_emails: a@b.co}'`) is a list of one #}
+    {%- do blocklists.update({key_type: [values] if values is string else (values or [])}) %}
+{%- endfor %}
 
 with
 
@@ -29,7 +30,7 @@ blocklisted as (
         values
         (null::text, null::text)
         {%- for key_type, values in blocklists.items() %}{% for value in values %},
-        ('{{ key_type }}', '{{ value | replace("'", "''") }}')
+        ({{ sql_literal(key_type) }}, {{ sql_literal(value) }})
         {%- endfor %}{% endfor %}
     ) as blocked (key_type, key_value)
     where blocked.key_value is not null
@@ -45,7 +46,7 @@ shared as (
     group by key_type, key_value
     -- one row per (person, key type) (the unique index of int_person_keys): count(*)
     -- counts persons, read from the (key_type, key_value) index alone
-    having count(*) > {{ var('junk_shared_threshold') }}
+    having count(*) > {{ sql_integer('junk_shared_threshold', var('junk_shared_threshold')) }}
 ),
 
 combined as (

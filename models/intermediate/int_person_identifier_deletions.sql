@@ -64,7 +64,7 @@ split_values as (
         loaded_at,
         case
             when key_type = 'document' then split_part(key_value, ':', 1) || ':'
-            else '{{ country_code }}'
+            else {{ sql_literal(country_code) }}
         end as fixed_prefix,
         case
             when key_type = 'document' then split_part(key_value, ':', 2)
@@ -73,13 +73,13 @@ split_values as (
     from near_keys
     where
         key_type = 'document'
-        or left(key_value, {{ country_code | length }}) = '{{ country_code }}'
+        or left(key_value, {{ country_code | length }}) = {{ sql_literal(country_code) }}
 ),
 
 eligible_values as (
     select *
     from split_values
-    where length(editable_part) >= {{ var('near_match_min_length', 6) }}
+    where length(editable_part) >= {{ sql_integer('near_match_min_length', var('near_match_min_length', 6), 1) }}
 ),
 
 -- position 0 keeps the value itself; deleting any character of a run of equal ones

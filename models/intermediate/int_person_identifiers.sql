@@ -1,5 +1,3 @@
-{{ config(materialized='view') }}
-
 {#- A view: the usable keys are `int_person_keys` (incremental, indexed on
     `(key_type, key_value)`) minus junk, so a build never copies the registry again, and
     the matcher's `key_type = ... and key_value = any(...)` lookup is an index scan on

@@ -1,4 +1,4 @@
-{{ config(materialized='view') }}
+{{ config(materialized='view_in_place') }}
 
 {%- set folded_columns = [
     'attempt_count', 'attempts_since_change', 'last_attempt_at', 'last_outcome',

@@ -12,7 +12,7 @@
 {%- set window_start_sql = "bounds.first_date" %}
 {%- if is_incremental() %}
 {%- set window_start_sql = "greatest(bounds.first_date, (select max(metric_date) from "
-    ~ this ~ ") - " ~ var('metrics_lookback_days') ~ ")" %}
+    ~ this ~ ") - " ~ sql_integer('metrics_lookback_days', var('metrics_lookback_days')) ~ ")" %}
 {%- endif %}
 
 with

@@ -1,4 +1,4 @@
-{{ config(materialized='view') }}
+{{ config(materialized='view_in_place') }}
 
 with
 

@@ -11,5 +11,5 @@ select
     linked_at::timestamptz as linked_at,
     linked_by::text as linked_by,
     run_id::text as run_id,
-    source_table = '{{ var("lead_source_table") }}' as is_lead_link
+    source_table = {{ sql_literal(var("lead_source_table")) }} as is_lead_link
 from {{ source('canon', 'identity_links') }}

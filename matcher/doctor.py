@@ -1,0 +1,475 @@
+"""``kpi-red doctor``: a live database checked against the data contract and the roles.
+
+``gather`` reads the catalog (``matcher/sql/doctor.sql``, a read-only transaction: it
+never changes anything); ``diagnose`` is pure: one ``Finding`` per problem, each with the
+statement that fixes it and the role that must run it. ``fail`` findings break something
+(the exit code is 1); ``note`` ones are advice (a recommended index, an unset var).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from matcher import contract
+from matcher.config import Roles, Settings, Tables
+
+SUPPORTED_VERSION_NUM = 150000
+"""The oldest PostgreSQL supported (15): CI runs the production suite on it."""
+DBT_SCHEMAS = ("kpi_red_staging", "kpi_red_intermediate", "ops")
+MATCHER_READS = (
+    ("ops", "v_cabinet_kpi_red_backlog"),
+    ("ops", "kpi_red_settings"),
+    ("kpi_red_intermediate", "int_person_keys"),
+    ("kpi_red_intermediate", "int_person_identifiers"),
+    ("kpi_red_intermediate", "int_person_identifier_deletions"),
+    ("kpi_red_intermediate", "int_junk_identifiers"),
+)
+READER_READS = (
+    ("ops", "v_cabinet_kpi_red_recovery_metrics_daily"),
+    ("ops", "v_cabinet_kpi_red_backlog"),
+    ("ops", "kpi_red_settings"),
+)
+UPSTREAM = ("leads", "registry", "links", "origin", "claims")
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str
+    """``fail`` or ``note``."""
+    problem: str
+    fix: str
+    """The statement (or command) that fixes it."""
+    run_as: str
+    """Who runs the fix."""
+
+    def line(self) -> str:
+        return f"{self.level:<4}  {self.problem}; as {self.run_as}: {self.fix}"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the catalog says (``gather``)."""
+
+    server: Mapping[str, Any]
+    roles: Mapping[str, Mapping[str, Any]]
+    schemas: Mapping[str, Mapping[str, Any]]
+    relations: Mapping[tuple[str, str], Mapping[str, Any]]
+    columns: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]]
+    indexes: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]]
+    privileges: Mapping[tuple[str, str, str, str, str], bool]
+    """(role, kind, schema, name, privilege) -> granted."""
+    default_privileges: frozenset[tuple[str, str, str]]
+    """(schema, grantee, privilege) of relations the dbt role creates."""
+    built: Mapping[str, Any] | None = None
+    """The vars of the last dbt build (``ops.kpi_red_settings``)."""
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A privilege a role needs: (role, kind, schema, name, privilege) and why."""
+
+    role: str
+    kind: str
+    schema: str
+    name: str
+    privilege: str
+    why: str = field(compare=False, default="")
+
+    @property
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.role, self.kind, self.schema, self.name, self.privilege)
+
+
+def ident(name: str) -> str:
+    """A quoted SQL identifier (the fixes are printed, never run)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def qualified(pair: tuple[str, str]) -> str:
+    return f"{ident(pair[0])}.{ident(pair[1])}"
+
+
+def shown(pair: tuple[str, str]) -> str:
+    return ".".join(pair)
+
+
+def upstream_tables(tables: Tables) -> dict[str, tuple[str, str]]:
+    return {name: getattr(tables, name) for name in UPSTREAM}
+
+
+def wanted_privileges(
+    tables: Tables, roles: Roles, *, built: Iterable[tuple[str, str]]
+) -> list[Wanted]:
+    """Every privilege the three roles need; dbt relations only once they are ``built``."""
+    present = set(built)
+    upstream = upstream_tables(tables)
+    wanted = [
+        Wanted(roles.dbt, "database", "", "", "CONNECT", "dbt connects"),
+        Wanted(roles.matcher, "database", "", "", "CONNECT", "the matcher connects"),
+        Wanted(roles.matcher, "database", "", "", "TEMPORARY", "the matcher stages batches"),
+        Wanted(roles.reader, "database", "", "", "CONNECT", "the panel connects"),
+        Wanted(roles.dbt, "role", "", roles.matcher, "USAGE", "kpi-red cycle matches as dbt"),
+    ]
+    for table in upstream.values():
+        wanted.append(Wanted(roles.dbt, "schema", table[0], "", "USAGE", "dbt reads sources"))
+        wanted.append(Wanted(roles.dbt, "table", *table, "SELECT", "dbt reads it"))
+    for name in ("leads", "links", "origin"):
+        wanted.append(
+            Wanted(roles.matcher, "schema", upstream[name][0], "", "USAGE", "the matcher")
+        )
+    wanted.append(Wanted(roles.matcher, "table", *tables.leads, "SELECT", "repair-origin"))
+    for name in ("links", "origin"):
+        for privilege in ("SELECT", "INSERT"):
+            wanted.append(
+                Wanted(roles.matcher, "table", *upstream[name], privilege, "the matcher writes")
+            )
+    wanted.append(Wanted(roles.matcher, "schema", tables.attempts[0], "", "USAGE", "its log"))
+    for privilege in ("SELECT", "INSERT"):
+        wanted.append(Wanted(roles.matcher, "table", *tables.attempts, privilege, "its log"))
+    for schema in ("ops", "kpi_red_intermediate"):
+        wanted.append(Wanted(roles.matcher, "schema", schema, "", "USAGE", "dbt's relations"))
+    wanted.append(Wanted(roles.reader, "schema", "ops", "", "USAGE", "the marts"))
+    for relation in MATCHER_READS:
+        if relation in present:
+            wanted.append(Wanted(roles.matcher, "table", *relation, "SELECT", "the matcher"))
+    for relation in READER_READS:
+        if relation in present:
+            wanted.append(Wanted(roles.reader, "table", *relation, "SELECT", "the panel"))
+    return wanted
+
+
+# --- gather: the catalog, read-only ------------------------------------------------------
+
+
+def gather(conninfo: str, *, settings: Settings, roles: Roles) -> Facts:
+    """Read what ``diagnose`` needs, in one read-only transaction."""
+    from matcher import db
+
+    tables = settings.tables
+    role_names = [roles.dbt, roles.matcher, roles.reader]
+    upstream = list(upstream_tables(tables).values())
+    named = [*upstream, tables.attempts, *MATCHER_READS, *READER_READS]
+    schemas = list(dict.fromkeys([*(name[0] for name in named), *DBT_SCHEMAS]))
+    pairs = {"schemas": [name[0] for name in named], "names": [name[1] for name in named]}
+    with db.connect(conninfo) as conn:
+        conn.read_only = True
+        server = db.doctor_rows(conn, "server")[0]
+        role_rows = db.doctor_rows(conn, "roles", {"roles": role_names})
+        present_roles = {row["role_name"] for row in role_rows if row["is_present"]}
+        relations = {
+            (row["schema_name"], row["relation_name"]): row
+            for row in db.doctor_rows(
+                conn, "relations", {**pairs, "owned_schemas": [tables.attempts[0], *DBT_SCHEMAS]}
+            )
+        }
+        schema_rows = db.doctor_rows(conn, "schemas", {"schemas": schemas})
+        present_schemas = {row["schema_name"] for row in schema_rows if row["is_present"]}
+        wanted = [
+            item
+            for item in wanted_privileges(tables, roles, built=relations)
+            if item.role in present_roles
+            and (item.kind != "role" or item.name in present_roles)
+            and (item.kind != "schema" or item.schema in present_schemas)
+            and (item.kind != "table" or (item.schema, item.name) in relations)
+        ]
+        privileges = {
+            (row["role_name"], row["object_kind"], row["schema_name"], row["object_name"],
+             row["privilege"]): bool(row["is_granted"])
+            for row in db.doctor_rows(
+                conn,
+                "privileges",
+                {
+                    "roles": [item.role for item in wanted],
+                    "kinds": [item.kind for item in wanted],
+                    "schemas": [item.schema for item in wanted],
+                    "names": [item.name for item in wanted],
+                    "privileges": [item.privilege for item in wanted],
+                },
+            )
+        }  # fmt: skip
+        columns: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row in db.doctor_rows(conn, "columns", pairs):
+            columns.setdefault((row["schema_name"], row["relation_name"]), []).append(row)
+        indexes: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for row in db.doctor_rows(conn, "indexes", pairs):
+            indexes.setdefault((row["schema_name"], row["relation_name"]), []).append(row)
+        defaults = frozenset(
+            (row["schema_name"], row["grantee"], row["privilege"])
+            for row in db.doctor_rows(conn, "default_privileges", {"owner": roles.dbt})
+        )
+        built = db.read_dbt_settings(conn) if ("ops", "kpi_red_settings") in relations else None
+    return Facts(
+        server=server,
+        roles={row["role_name"]: row for row in role_rows},
+        schemas={row["schema_name"]: row for row in schema_rows},
+        relations=relations,
+        columns=columns,
+        indexes=indexes,
+        privileges=privileges,
+        default_privileges=defaults,
+        built=built,
+    )
+
+
+# --- diagnose: pure ----------------------------------------------------------------------
+
+
+def diagnose(facts: Facts, *, settings: Settings, roles: Roles) -> list[Finding]:
+    """Every problem and note, in the order a DBA would fix them."""
+    return [
+        *_server(facts),
+        *_roles(facts, roles),
+        *_upstream(facts, settings.tables),
+        *_project(facts, settings.tables, roles),
+        *_privileges(facts, settings.tables, roles),
+        *_agreement(facts, settings),
+        *_notes(facts, settings.tables, roles),
+    ]
+
+
+def _server(facts: Facts) -> Iterator[Finding]:
+    if int(facts.server["version_num"]) < SUPPORTED_VERSION_NUM:
+        yield Finding(
+            "fail",
+            f"PostgreSQL {facts.server['version']} is older than 15, the oldest supported",
+            "upgrade the server to PostgreSQL 15 or newer",
+            "the DBA",
+        )
+
+
+def _roles(facts: Facts, roles: Roles) -> Iterator[Finding]:
+    for name, what in ((roles.dbt, "dbt"), (roles.matcher, "matcher"), (roles.reader, "reader")):
+        if not facts.roles.get(name, {}).get("is_present"):
+            yield Finding(
+                "fail",
+                f"role {name} (the {what} role) does not exist",
+                f"create role {ident(name)} login;",
+                "the DBA",
+            )
+
+
+def _upstream(facts: Facts, tables: Tables) -> Iterator[Finding]:
+    for key, table in upstream_tables(tables).items():
+        relation = facts.relations.get(table)
+        if relation is None:
+            columns = ", ".join(
+                f"{ident(column.name)} {contract.SQL_TYPES[column.data_type]}"
+                for column in contract.UPSTREAM_COLUMNS[key]
+            )
+            yield Finding(
+                "fail",
+                f"{shown(table)} does not exist (the data contract's {key} table)",
+                f"create table {qualified(table)} ({columns}); -- see the data contract",
+                "its upstream owner",
+            )
+            continue
+        owner = str(relation["owner"])
+        present = {row["column_name"]: row for row in facts.columns.get(table, ())}
+        for column in contract.UPSTREAM_COLUMNS[key]:
+            row = present.get(column.name)
+            sql_type = contract.SQL_TYPES[column.data_type]
+            if row is None:
+                yield Finding(
+                    "fail",
+                    f"{shown(table)} has no column {column.name} ({sql_type})",
+                    f"alter table {qualified(table)} add column {ident(column.name)} {sql_type};",
+                    owner,
+                )
+            elif not contract.accepts(column.data_type, str(row["data_type"])):
+                yield Finding(
+                    "fail",
+                    f"{shown(table)}.{column.name} is {row['data_type']}, the contract says"
+                    f" {sql_type}",
+                    f"alter table {qualified(table)} alter column {ident(column.name)}"
+                    f" type {sql_type};",
+                    owner,
+                )
+        if key in contract.REQUIRED_KEYS:
+            yield from _written_table(facts, key, table, owner, present)
+
+
+def _written_table(
+    facts: Facts, key: str, table: tuple[str, str], owner: str, present: Mapping[str, Any]
+) -> Iterator[Finding]:
+    """The key the matcher's ``on conflict`` needs, and no NOT NULL column it does not
+    set (it relies on no default)."""
+    wanted = set(contract.REQUIRED_KEYS[key])
+    unique = [
+        index
+        for index in facts.indexes.get(table, ())
+        if index["is_unique"] and set(index["column_names"] or ()) == wanted
+    ]
+    columns = ", ".join(ident(name) for name in contract.REQUIRED_KEYS[key])
+    if not unique:
+        yield Finding(
+            "fail",
+            f"{shown(table)} has no unique key on ({', '.join(contract.REQUIRED_KEYS[key])}):"
+            " the matcher's inserts need it",
+            f"alter table {qualified(table)} add unique ({columns});",
+            owner,
+        )
+    elif all(index["is_deferrable"] for index in unique):
+        yield Finding(
+            "fail",
+            f"{shown(table)}'s unique key on ({', '.join(contract.REQUIRED_KEYS[key])}) is"
+            " deferrable: `on conflict` cannot use it",
+            f"alter table {qualified(table)} add unique ({columns});",
+            owner,
+        )
+    known = {column.name for column in contract.UPSTREAM_COLUMNS[key]}
+    for name, row in present.items():
+        if name not in known and row["is_not_null"] and not row["has_default"]:
+            yield Finding(
+                "fail",
+                f"{shown(table)}.{name} is NOT NULL without a default: the matcher does not"
+                " write it",
+                f"alter table {qualified(table)} alter column {ident(name)} drop not null;",
+                owner,
+            )
+
+
+def _project(facts: Facts, tables: Tables, roles: Roles) -> Iterator[Finding]:
+    """The project's schemas and relations: present, and owned by the dbt role."""
+    for schema in dict.fromkeys((tables.attempts[0], *DBT_SCHEMAS)):
+        row = facts.schemas.get(schema) or {}
+        if not row.get("is_present"):
+            yield Finding("fail", f"schema {schema} does not exist", "kpi-red init", roles.dbt)
+        elif row["owner"] != roles.dbt and facts.roles.get(roles.dbt, {}).get("is_present"):
+            yield Finding(
+                "fail",
+                f"schema {schema} belongs to {row['owner']}, not the dbt role {roles.dbt}",
+                f"alter schema {ident(schema)} owner to {ident(roles.dbt)};",
+                f"{row['owner']} (or a superuser)",
+            )
+    if tables.attempts not in facts.relations:
+        yield Finding("fail", f"{shown(tables.attempts)} does not exist", "kpi-red init", roles.dbt)
+    if not facts.roles.get(roles.dbt, {}).get("is_present"):
+        return  # without the role, "not owned by it" says nothing more
+    project_schemas = {tables.attempts[0], *DBT_SCHEMAS}
+    for (schema, name), row in sorted(facts.relations.items()):
+        if schema in project_schemas and row["owner"] != roles.dbt:
+            kind = "view" if row["kind"] == "v" else "table"
+            yield Finding(
+                "fail",
+                f"{schema}.{name} belongs to {row['owner']}, not {roles.dbt}: a dbt build as"
+                f" {roles.dbt} cannot replace it, and the grants do not reach it",
+                f"alter {kind} {qualified((schema, name))} owner to {ident(roles.dbt)};",
+                f"{row['owner']} (or a superuser)",
+            )
+
+
+def _privileges(facts: Facts, tables: Tables, roles: Roles) -> Iterator[Finding]:
+    """Missing privileges, one finding per role and object (privileges grouped)."""
+    missing: dict[tuple[str, str, str, str], list[Wanted]] = {}
+    for item in wanted_privileges(tables, roles, built=facts.relations):
+        if facts.privileges.get(item.key) is False:
+            missing.setdefault((item.role, item.kind, item.schema, item.name), []).append(item)
+    database = str(facts.server["database_name"])
+    for (role, kind, schema, name), items in missing.items():
+        privileges = ", ".join(item.privilege.lower() for item in items)
+        why = items[0].why
+        if kind == "database":
+            yield Finding(
+                "fail",
+                f"{role} lacks {privileges.upper()} on database {database} ({why})",
+                f"grant {privileges} on database {ident(database)} to {ident(role)};",
+                f"{facts.server['database_owner']} (the database's owner) or a superuser",
+            )
+        elif kind == "role":
+            yield Finding(
+                "fail",
+                f"{role} is not a member of {name} ({why})",
+                f"grant {ident(name)} to {ident(role)};",
+                "the DBA (a superuser, or the role that created them)",
+            )
+        elif kind == "schema":
+            owner = facts.schemas.get(schema, {}).get("owner", "its owner")
+            yield Finding(
+                "fail",
+                f"{role} lacks USAGE on schema {schema} ({why})",
+                f"grant usage on schema {ident(schema)} to {ident(role)};",
+                str(owner),
+            )
+        else:
+            owner = facts.relations.get((schema, name), {}).get("owner", "its owner")
+            yield Finding(
+                "fail",
+                f"{role} lacks {privileges.upper()} on {schema}.{name} ({why})",
+                f"grant {privileges} on {qualified((schema, name))} to {ident(role)};",
+                str(owner),
+            )
+    for schema, grantee in (
+        ("ops", roles.matcher),
+        ("kpi_red_intermediate", roles.matcher),
+        ("ops", roles.reader),
+    ):
+        present = all(facts.roles.get(name, {}).get("is_present") for name in (roles.dbt, grantee))
+        if present and (schema, grantee, "SELECT") not in facts.default_privileges:
+            yield Finding(
+                "fail",
+                f"what {roles.dbt} builds in {schema} is not readable by {grantee} by default:"
+                " the next build would take its access away",
+                f"alter default privileges for role {ident(roles.dbt)} in schema {ident(schema)}"
+                f" grant select on tables to {ident(grantee)};",
+                roles.dbt,
+            )
+
+
+def _agreement(facts: Facts, settings: Settings) -> Iterator[Finding]:
+    from matcher import agreement
+
+    if facts.built is None:
+        return
+    for difference in agreement.differences(settings, facts.built):
+        yield Finding(
+            "fail",
+            f"kpi-red's settings differ from the last dbt build's: {difference}",
+            "run kpi-red with the vars dbt uses (its project directory, the same --vars)",
+            "whoever runs kpi-red",
+        )
+
+
+def _notes(facts: Facts, tables: Tables, roles: Roles) -> Iterator[Finding]:
+    if not roles.dbt_is_set:
+        yield Finding(
+            "note",
+            "var dbt_role is not set: a dbt build run by another role (a superuser) makes"
+            " relations it owns, which the dbt role cannot replace",
+            f"set `dbt_role: {roles.dbt}` in the vars of dbt_project.yml",
+            "the analytics engineer",
+        )
+    for relation in MATCHER_READS:
+        if relation not in facts.relations:
+            yield Finding("note", f"{shown(relation)} is not built yet", "dbt build", roles.dbt)
+    for key, wanted in contract.RECOMMENDED_INDEXES.items():
+        table = getattr(tables, key)
+        if table not in facts.relations:
+            continue
+        leading = {(index["column_names"] or [None])[0] for index in facts.indexes.get(table, ())}
+        for column, use in wanted:
+            if column not in leading:
+                yield Finding(
+                    "note",
+                    f"{shown(table)} has no index on ({column}), recommended for {use}",
+                    f"create index on {qualified(table)} ({ident(column)});",
+                    str(facts.relations[table]["owner"]),
+                )
+
+
+def report(findings: Sequence[Finding], *, facts: Facts, roles: Roles) -> str:
+    """The findings, one line each, and a last line that sums them up."""
+    failures = sum(finding.level == "fail" for finding in findings)
+    notes = len(findings) - failures
+    head = (
+        f"database {facts.server['database_name']}, PostgreSQL {facts.server['version']},"
+        f" checked as {facts.server['current_role_name']}; roles: dbt {roles.dbt},"
+        f" matcher {roles.matcher}, reader {roles.reader}"
+    )
+    tail = (
+        f"{failures} problem{'s' * (failures != 1)}, {notes} note{'s' * (notes != 1)}"
+        if failures
+        else f"all well ({notes} note{'s' * (notes != 1)})"
+    )
+    return "\n".join([head, *(finding.line() for finding in findings), tail])
