@@ -154,7 +154,8 @@ decided as materialized (
 
 new_links as (
     insert into {links} (
-        source_table, source_pk, person_key, match_rule, match_score, linked_by, run_id
+        source_table, source_pk, person_key, match_rule, match_score, linked_at, linked_by,
+        run_id
     )
     select
         %(source_table)s,
@@ -162,6 +163,7 @@ new_links as (
         person_key,
         match_rule,
         100,
+        now(),
         'kpi-red-bound',
         %(run_id)s
     from decided
@@ -171,12 +173,15 @@ new_links as (
 ),
 
 new_origins as (
-    insert into {origin} (person_key, origin_tag, origin_source_pk, origin_created_at)
+    insert into {origin} (
+        person_key, origin_tag, origin_source_pk, origin_created_at, recorded_at
+    )
     select distinct on (person_key)
         person_key,
         'cabinet_lead',
         lead_source_pk,
-        created_at
+        created_at,
+        now()
     from decided
     where outcome = 'matched'
     order by person_key asc, created_at asc, lead_source_pk asc

@@ -57,12 +57,12 @@ def run(conninfo: str, settings: Settings, *, sample: int) -> NaiveResult:
     ).format(sql.Identifier(*PERSON_IDENTIFIERS))
     insert_link = sql.SQL(
         "insert into {} (source_table, source_pk, person_key, match_rule, match_score,"
-        " linked_by, run_id) values (%s, %s, %s, %s, %s, 'naive', 'naive')"
+        " linked_at, linked_by, run_id) values (%s, %s, %s, %s, %s, now(), 'naive', 'naive')"
         " on conflict (source_table, source_pk) do nothing"
     ).format(sql.Identifier(*tables.links))
     insert_origin = sql.SQL(
-        "insert into {} (person_key, origin_tag, origin_source_pk, origin_created_at)"
-        " values (%s, 'naive', %s, %s) on conflict (person_key) do nothing"
+        "insert into {} (person_key, origin_tag, origin_source_pk, origin_created_at,"
+        " recorded_at) values (%s, 'naive', %s, %s, now()) on conflict (person_key) do nothing"
     ).format(sql.Identifier(*tables.origin))
     insert_attempt = sql.SQL(
         "insert into {} (run_id, lead_source_pk, outcome, fail_reason, match_rule,"

@@ -106,7 +106,8 @@ def init_schema(
         attempts = ".".join(tables.attempts)
         owner = _owner(
             conn,
-            "select relowner from pg_class where oid = to_regclass(format('%%I.%%I', %s, %s))",
+            "select relowner from pg_class"
+            " where oid = to_regclass(format('%%I.%%I', %s::text, %s::text))",
             *tables.attempts,
         )
         if owner and not owner[1]:
@@ -882,10 +883,6 @@ def read_panel_rows(
         try:
             with conn.cursor(row_factory=dict_row) as cursor:
                 cursor.execute("set local statement_timeout = '30s'")
-                if time_zone is None:
-                    time_zone = str(_built_setting(cursor, "metrics_time_zone") or "UTC")
-                cursor.execute("select (now() at time zone %s)::date as local_today", (time_zone,))
-                local_today = cursor.fetchone()["local_today"]  # type: ignore[index]
                 cursor.execute(
                     sql.SQL(
                         "select * from {metrics} where metric_date >"
@@ -895,6 +892,10 @@ def read_panel_rows(
                     (days,),
                 )
                 rows = cursor.fetchall()
+                if time_zone is None:
+                    time_zone = str(_built_setting(cursor, "metrics_time_zone") or "UTC")
+                cursor.execute("select (now() at time zone %s)::date as local_today", (time_zone,))
+                local_today = cursor.fetchone()["local_today"]  # type: ignore[index]
                 if live:
                     cursor.execute(sql.SQL("select count(*) as leads from {}").format(backlog))
                     live_backlog = int(cursor.fetchone()["leads"])  # type: ignore[index]

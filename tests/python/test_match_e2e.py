@@ -206,8 +206,9 @@ def test_a_lead_linked_elsewhere_meanwhile_is_left_alone_and_reported(
         """
     )[0]
     built.execute(
-        "insert into canon.identity_links (source_table, source_pk, person_key, linked_by)"
-        " values ('cabinet_leads', %s, %s, 'backoffice')",
+        "insert into canon.identity_links"
+        " (source_table, source_pk, person_key, linked_at, linked_by)"
+        " values ('cabinet_leads', %s, %s, now(), 'backoffice')",
         (lead_pk, linked_to),
     )
     decided = match.Decision(
@@ -268,10 +269,12 @@ def test_a_bad_connection_never_prints_the_password() -> None:
 
 
 def test_grants_quote_identifiers() -> None:
-    result = CliRunner().invoke(main, ["grants", "--matcher-role", 'odd"role'])
+    result = CliRunner().invoke(main, ["grants", "--for", "all", "--matcher-role", 'odd"role'])
     assert result.exit_code == 0, result.output
     assert 'to "odd""role"' in result.output
+    # the matcher inserts links and origin rows (never updates them), appends attempts
     assert (
-        'grant select, insert, update on "canon"."identity_links", "canon"."identity_origin",'
-        ' "kpi_red"."match_attempts" to "odd""role"' in result.output
+        'grant select, insert on "canon"."identity_links", "canon"."identity_origin"'
+        ' to "odd""role"' in result.output
     )
+    assert 'grant select, insert on "kpi_red"."match_attempts" to "odd""role"' in result.output

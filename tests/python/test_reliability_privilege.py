@@ -74,9 +74,14 @@ def roles(make_database: Callable[..., Database]) -> Iterator[tuple[Database, st
                 )
             )
         try:
+            # one superuser built everything here: it is the dbt role and runs every part
             code, grants = kpi_red(
                 database.conninfo,
                 "grants",
+                "--for",
+                "all",
+                "--dbt-role",
+                "postgres",
                 "--matcher-role",
                 matcher_role,
                 "--reader-role",
@@ -187,23 +192,24 @@ def test_configured_names_are_quoted_identifiers_never_sql(
 
     code, output = kpi_red(database.conninfo, "init", project_dir=odd_project)
     assert code == 0, output
-    created = {
-        tuple(row)
-        for row in database.query(
-            "select table_schema, table_name from information_schema.tables"
-            " where table_schema not in ('pg_catalog', 'information_schema')"
-        )
-    }
-    assert {tables.links, tables.origin, tables.attempts, ("public", "canary")} <= created
 
-    # the write path and repair-origin with those names
-    database.execute(
-        sql.SQL(
-            "create schema {schema}; create table {leads} (lead_id text, created_at timestamptz)"
-        )
-        .format(schema=sql.Identifier(tables.leads[0]), leads=sql.Identifier(*tables.leads))
-        .as_string(None)  # type: ignore[arg-type]
-    )
+    def relations() -> set[tuple[str, ...]]:
+        return {
+            tuple(row)
+            for row in database.query(
+                "select table_schema, table_name from information_schema.tables"
+                " where table_schema not in ('pg_catalog', 'information_schema')"
+            )
+        }
+
+    # init makes the project's own log only; links and origin are upstream's
+    assert {tables.attempts, ("public", "canary")} <= relations()
+    assert not {tables.links, tables.origin} & relations()
+    with db.connect(database.conninfo) as conn, conn.transaction():
+        db.run_demo_sql(conn, "ddl", tables=tables)  # as their owner would
+    assert {tables.links, tables.origin} <= relations()
+
+    # the write path and repair-origin with those names (the leads table: the demo's DDL)
     database.execute(
         sql.SQL("insert into {} values ('L1', now())").format(sql.Identifier(*tables.leads))
     )
@@ -228,7 +234,7 @@ def test_configured_names_are_quoted_identifiers_never_sql(
         )
     assert database.scalar("select count(*) from public.canary") == 0  # still there
 
-    code, grants = kpi_red(database.conninfo, "grants", project_dir=odd_project)
+    code, grants = kpi_red(database.conninfo, "grants", "--for", "all", project_dir=odd_project)
     assert code == 0
     assert '"Cabinet Leads"."leads""; drop table canary; --"' in grants
     assert '"kpi ""red"""."Match Attempts"' in grants

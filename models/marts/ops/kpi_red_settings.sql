@@ -35,8 +35,7 @@ settings as (
 final as (
     select
         setting_name::text as setting_name,
-        setting_value,
-        {{ sql_literal(run_started_at.isoformat()) }}::timestamptz as built_at
+        setting_value
     from settings
 )
 
