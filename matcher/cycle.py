@@ -200,7 +200,6 @@ def run_cycle(
         finally:
             db.release_cycle_lock(guard)
     if errors:
-        raise CycleBuildError(
-            f"{'; '.join(errors)}; the match step ran on the last good build", report=report
-        )
+        failed = "; ".join(dict.fromkeys(errors))  # the second build often fails the same
+        raise CycleBuildError(f"{failed}; the match step ran on the last good build", report=report)
     return report

@@ -92,6 +92,7 @@ def init_schema(
         conn.execute("select pg_advisory_xact_lock(hashtext('kpi-red init'))")
         if dbt_role:
             _become(conn, dbt_role)
+        user = _current_user(conn)
         for schema in dict.fromkeys((tables.attempts[0], *DBT_SCHEMAS)):
             if _owner(conn, "select nspowner from pg_namespace where nspname = %s", schema):
                 continue
@@ -99,8 +100,8 @@ def init_schema(
                 conn.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
             except psycopg.errors.InsufficientPrivilege:
                 raise DatabaseError(
-                    f"{_current_user(conn)} may not create schema {schema}: as the"
-                    " database's owner, run `kpi-red grants --for database`"
+                    f"{user} may not create schema {schema} (CREATE on the database): as the"
+                    " database's owner, run what `kpi-red grants --for database` prints"
                 ) from None
             created.append(schema)
         attempts = ".".join(tables.attempts)
@@ -112,9 +113,9 @@ def init_schema(
         )
         if owner and not owner[1]:
             raise DatabaseError(
-                f"{attempts} belongs to {owner[0]}, not {_current_user(conn)}: as {owner[0]}"
-                f" or a superuser, run: alter table {qualified(tables.attempts).as_string(conn)}"
-                f" owner to {sql.Identifier(_current_user(conn)).as_string(conn)};"
+                f"{attempts} belongs to {owner[0]}, not {user}: as {owner[0]} or a superuser,"
+                f" run: alter table {qualified(tables.attempts).as_string(conn)}"
+                f" owner to {sql.Identifier(user).as_string(conn)};"
             )
         if not owner:
             created.append(attempts)

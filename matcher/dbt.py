@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +59,10 @@ def run(
     previous = os.getcwd()
     try:
         os.chdir(settings.project_dir)
-        outcome = dbtRunner().invoke(argv)
+        # dbt's console lines (its errors, even with --quiet) go to stderr: stdout is
+        # kpi-red's own (`--json` output stays JSON)
+        with contextlib.redirect_stdout(sys.stderr):
+            outcome = dbtRunner().invoke(argv)
     finally:
         os.chdir(previous)
     command = "dbt " + " ".join(args)

@@ -17,7 +17,11 @@ from pathlib import Path
 
 import pytest
 import servers
+from conftest import PROJECT_DIR
 from production_support import Site, site
+from psycopg import sql
+
+from matcher.dbt import DbtError
 
 pytestmark = pytest.mark.production
 
@@ -173,3 +177,210 @@ def serve_as(prod: Site, key: str) -> dict[str, object]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+HOST_PROJECT = """
+name: analytics_host
+version: "1.0.0"
+config-version: 2
+profile: analytics
+model-paths: ["models"]
+vars:
+  metrics_lookback_days: 5
+  kpi_red_recovery:
+    attempts_schema: kpi_red_ops
+    matcher_linked_by: "host's matcher"
+    metrics_time_zone: America/Bogota
+    dbt_role: {dbt}
+    matcher_role: {matcher}
+    reader_role: {reader}
+"""
+
+
+def host_project(prod: Site, directory: Path) -> Path:
+    """A tiny analytics project that installs this one as a local package."""
+    from dbt.cli.main import dbtRunner
+
+    from matcher.project import PACKAGE_NAME
+
+    (directory / "models").mkdir(parents=True)
+    (directory / "dbt_project.yml").write_text(
+        HOST_PROJECT.format(
+            dbt=json.dumps(prod.roles["dbt"]),
+            matcher=json.dumps(prod.roles["matcher"]),
+            reader=json.dumps(prod.roles["reader"]),
+        )
+    )
+    (directory / "packages.yml").write_text(
+        f"packages:\n  - local: {json.dumps(str(PROJECT_DIR))}\n"
+    )
+    # a host model on this package's mart (not built by `kpi-red cycle`)
+    model = "select metric_date, backlog_end from {{ ref('%s', '%s') }}\n"
+    (directory / "models" / "host_summary.sql").write_text(
+        model % (PACKAGE_NAME, "v_cabinet_kpi_red_recovery_metrics_daily")
+    )
+    installed = dbtRunner().invoke(["--quiet", "deps", "--project-dir", str(directory)])
+    assert installed.success, installed.exception
+    return directory
+
+
+def test_package_mode_from_a_host_project(prod: Site, tmp_path: Path) -> None:
+    prod.project_dir = host_project(prod, tmp_path / "host")
+    prod.profile_name = "analytics"  # the host's profile, not this project's
+    prod.write_profiles()
+    prod.vars = {}  # the host's package-scoped vars say everything
+
+    assert prod.kpi_red("dbt", "init").code == 0
+    printed = prod.kpi_red("dbt", "grants", "--for", "project")
+    assert '"kpi_red_ops"."match_attempts"' in printed.output
+    prod.run_sql("dbt", printed.output)
+    # --vars reach dbt as well: the CLI's wins over the host's var
+    cycled = prod.kpi_red("dbt", "cycle", "--json", extra_vars={"metrics_time_zone": "UTC"})
+    assert cycled.code == 0, cycled.output + cycled.stderr
+    written = cycled.json["match"]["links_written"]
+    assert written > 0
+
+    # only this package was built, into the same schemas; the attempts log is the host's
+    assert prod.scalar("select to_regclass('analytics.host_summary')") is None
+    assert prod.scalar("select to_regclass('kpi_red.match_attempts')") is None
+    assert (
+        prod.scalar("select count(*) from kpi_red_ops.match_attempts")
+        == (cycled.json["match"]["claimed"])
+    )
+    assert (
+        prod.scalar(
+            "select count(*) from canon.identity_links where linked_by = %s", ("host's matcher",)
+        )
+        == written
+    )
+    assert (
+        prod.scalar("select sum(matched_out) from ops.v_cabinet_kpi_red_recovery_metrics_daily")
+        == written
+    )
+    assert (
+        prod.scalar(
+            "select setting_value #>> '{}' from ops.kpi_red_settings"
+            " where setting_name = 'metrics_lookback_days'"
+        )
+        == "5"
+    )  # the host's global var
+    metrics = prod.kpi_red("reader", "metrics")
+    assert "(UTC)" in metrics.output.splitlines()[0], metrics.output
+
+    # a matcher with other settings than the build's writes nothing, and says why
+    attempts = prod.scalar("select count(*) from kpi_red_ops.match_attempts")
+    standalone = prod.kpi_red(
+        "matcher",
+        "match",
+        "--limit",
+        "0",
+        project_dir=PROJECT_DIR,  # this project alone: its own vars, not the host's
+        env={"KPI_RED_DSN": prod.conninfo("matcher")},
+    )
+    assert standalone.code == 1
+    assert "kpi_red_ops" in standalone.stderr and "attempts log" in standalone.stderr
+    assert len(standalone.stderr.strip().splitlines()) == 1
+    other = prod.kpi_red("matcher", "match", extra_vars={"matcher_linked_by": "someone"})
+    assert other.code == 1 and "matcher_linked_by" in other.stderr, other.stderr
+    assert prod.scalar("select count(*) from kpi_red_ops.match_attempts") == attempts
+
+
+def test_a_missing_source_table_never_takes_the_matcher_down(prod: Site) -> None:
+    prod.setup_project()
+    backlog_view = prod.scalar("select 'ops.v_cabinet_kpi_red_backlog'::regclass::oid")
+    # the claims table disappears (its owner renamed it) before the next build
+    prod.run_sql("upstream", "alter table claims.lead_claims rename to lead_claims_old")
+
+    cycled = prod.kpi_red("dbt", "cycle", "--json")
+    assert cycled.code == 1
+    error = cycled.stderr.strip().splitlines()[-1]  # after dbt's own lines
+    assert error.startswith("Error: dbt build failed: "), error
+    assert "claims_lead_claims" in error and "does not exist" in error, error
+    assert "the match step ran on the last good build" in error
+    report = cycled.json
+    assert report["match"]["links_written"] > 0  # it matched all the same
+    assert any("claims" in failure for failure in report["dbt_failures"])
+    # the views built on the rebuilt ones are still there, the same relations
+    assert prod.scalar("select 'ops.v_cabinet_kpi_red_backlog'::regclass::oid") == backlog_view
+    assert prod.kpi_red("matcher", "match", "--limit", "5").code == 0
+    assert prod.kpi_red("reader", "metrics", "--json").code == 0
+
+    prod.run_sql("upstream", "alter table claims.lead_claims_old rename to lead_claims")
+    assert prod.kpi_red("dbt", "cycle").code == 0
+
+
+ODD_VARS = {
+    "leads_schema": 'Cabinet "Leads"',
+    "leads_table": "leads'; drop table public.canary; --",
+    "links_table": 'identity "links"',
+    "origin_schema": "canon origin",
+    "origin_table": "origin'); drop table public.canary; --",
+    "claims_table": "lead claims",
+    "attempts_schema": 'kpi "red" ops',
+    "attempts_table": "match attempts",
+    "lead_source_table": "cabinet_leads'; drop table public.canary; --",
+    "matcher_linked_by": 'kpi-red\'s "bot"',
+    "junk_emails": ["test@test.com", "o'brien@example.com"],
+    "as_of": None,
+}
+
+
+def test_vars_with_quotes_and_odd_names_are_names_and_values_never_sql(
+    server: servers.Server, tmp_path: Path
+) -> None:
+    with site(server, tmp_path) as odd:
+        odd.vars = {**odd.vars, **ODD_VARS, "dbt_role": odd.roles["dbt"] + ' "x"'}
+        servers.create_roles(server, odd.vars["dbt_role"])
+        try:
+            odd_flow(odd)
+        finally:
+            with server.connect(dbname="postgres") as conn:
+                conn.execute(
+                    sql.SQL("drop database if exists {} with (force)").format(
+                        sql.Identifier(odd.dbname)
+                    )
+                )
+                conn.execute(
+                    sql.SQL("drop role if exists {}").format(sql.Identifier(odd.vars["dbt_role"]))
+                )
+
+
+def odd_flow(odd: Site) -> None:
+    with odd.server.connect(dbname="postgres") as conn:
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(odd.dbname)))
+    odd.run_sql("admin", "create table public.canary (id integer)")
+    loaded = odd.kpi_red("admin", "demo")  # the demo's DDL, with these names
+    assert loaded.code == 0, loaded.output + loaded.stderr
+    for part in ("database", "upstream"):
+        odd.run_sql("admin", odd.kpi_red("admin", "grants", "--for", part).output)
+    initialized = odd.kpi_red("admin", "init")  # as the (odd) dbt_role
+    assert initialized.code == 0, initialized.stderr
+    odd.run_sql("admin", odd.kpi_red("admin", "grants", "--for", "project").output)
+    odd.dbt("admin", "build")
+    matched = odd.kpi_red("matcher", "match", "--limit", "0", "--json")
+    assert matched.code == 0, matched.output + matched.stderr
+    written = matched.json["links_written"]
+    assert written > 0
+    odd.dbt("admin", "build")
+
+    links = sql.Identifier("canon", ODD_VARS["links_table"])
+    assert (
+        odd.scalar(
+            sql.SQL("select count(*) from {} where source_table = %s and linked_by = %s").format(
+                links
+            ),
+            (ODD_VARS["lead_source_table"], ODD_VARS["matcher_linked_by"]),
+        )
+        == written
+    )
+    assert (
+        odd.scalar("select sum(matched_out) from ops.v_cabinet_kpi_red_recovery_metrics_daily")
+        == written
+    )  # dbt recognizes the matcher's links by the same odd values
+    assert odd.scalar("select count(*) from public.canary") == 0  # still there
+    owners = set(odd.owners("ops", "kpi_red_intermediate").values())
+    assert owners == {odd.vars["dbt_role"]}  # built as the odd dbt_role
+    # a var that must be a number is refused by name, before any SQL runs
+    with pytest.raises(DbtError, match="retry_base_minutes must be a whole number"):
+        odd.dbt("admin", "build", extra_vars={"retry_base_minutes": "1; drop table public.canary"})
+    assert odd.scalar("select count(*) from public.canary") == 0

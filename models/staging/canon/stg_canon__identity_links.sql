@@ -12,4 +12,4 @@ select
     linked_by::text as linked_by,
     run_id::text as run_id,
     source_table = {{ sql_literal(var("lead_source_table")) }} as is_lead_link
-from {{ source('canon', 'identity_links') }}
+from {{ source('canon_links', 'identity_links') }}

@@ -8,4 +8,4 @@ select
     origin_source_pk::text as origin_source_pk,
     origin_created_at::timestamptz as origin_created_at,
     recorded_at::timestamptz as recorded_at
-from {{ source('canon', 'identity_origin') }}
+from {{ source('canon_origin', 'identity_origin') }}
