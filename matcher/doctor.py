@@ -42,7 +42,7 @@ class Finding:
     fix: str
     """The statement (or command) that fixes it."""
     run_as: str
-    """Who runs the fix."""
+    """Who runs the fix: a role's name (a superuser can too), or who that is."""
 
     def line(self) -> str:
         return f"{self.level:<4}  {self.problem}; as {self.run_as}: {self.fix}"
@@ -341,7 +341,7 @@ def _project(facts: Facts, tables: Tables, roles: Roles) -> Iterator[Finding]:
                 "fail",
                 f"schema {schema} belongs to {row['owner']}, not the dbt role {roles.dbt}",
                 f"alter schema {ident(schema)} owner to {ident(roles.dbt)};",
-                f"{row['owner']} (or a superuser)",
+                str(row["owner"]),
             )
     if tables.attempts not in facts.relations:
         yield Finding("fail", f"{shown(tables.attempts)} does not exist", "kpi-red init", roles.dbt)
@@ -356,7 +356,7 @@ def _project(facts: Facts, tables: Tables, roles: Roles) -> Iterator[Finding]:
                 f"{schema}.{name} belongs to {row['owner']}, not {roles.dbt}: a dbt build as"
                 f" {roles.dbt} cannot replace it, and the grants do not reach it",
                 f"alter {kind} {qualified((schema, name))} owner to {ident(roles.dbt)};",
-                f"{row['owner']} (or a superuser)",
+                str(row["owner"]),
             )
 
 
@@ -375,7 +375,7 @@ def _privileges(facts: Facts, tables: Tables, roles: Roles) -> Iterator[Finding]
                 "fail",
                 f"{role} lacks {privileges.upper()} on database {database} ({why})",
                 f"grant {privileges} on database {ident(database)} to {ident(role)};",
-                f"{facts.server['database_owner']} (the database's owner) or a superuser",
+                str(facts.server["database_owner"]),
             )
         elif kind == "role":
             yield Finding(

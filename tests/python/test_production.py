@@ -384,3 +384,78 @@ def odd_flow(odd: Site) -> None:
     with pytest.raises(DbtError, match="retry_base_minutes must be a whole number"):
         odd.dbt("admin", "build", extra_vars={"retry_base_minutes": "1; drop table public.canary"})
     assert odd.scalar("select count(*) from public.canary") == 0
+
+
+CATALOG_STATE = """
+select md5(string_agg(entry, ',' order by entry)) from (
+    select c.oid::text || c.relname || c.relowner::text || coalesce(c.relacl::text, '')
+        as entry
+    from pg_class as c
+    union all
+    select n.nspname || n.nspowner::text || coalesce(n.nspacl::text, '') from pg_namespace as n
+    union all
+    select d.defaclrole::text || d.defaclnamespace::text || d.defaclacl::text
+    from pg_default_acl as d
+    union all
+    select member::text || roleid::text from pg_auth_members
+) as entries
+"""
+
+
+def apply_fixes(prod: Site, findings: list[dict[str, str]]) -> None:
+    """Each failing finding's statement, run as the role it names."""
+    by_name = {name: key for key, name in prod.roles.items()} | {servers.SUPERUSER: "admin"}
+    for finding in findings:
+        if finding["level"] != "fail":
+            continue
+        if finding["fix"] == "kpi-red init":
+            assert prod.kpi_red(by_name[finding["run_as"]], "init").code == 0
+            continue
+        assert finding["run_as"] in by_name, finding
+        prod.run_sql(by_name[finding["run_as"]], finding["fix"])
+
+
+def test_doctor_names_each_problem_with_its_fix_and_changes_nothing(prod: Site) -> None:
+    before = prod.scalar(CATALOG_STATE)
+    checked = prod.kpi_red("reader", "doctor")  # any role can run it
+    assert checked.code == 1
+    lines = checked.output.splitlines()
+    assert lines[-1].endswith("notes") and "problems" in lines[-1], lines[-1]
+    assert f"fail  schema kpi_red does not exist; as {prod.roles['dbt']}: kpi-red init" in lines
+    assert prod.scalar(CATALOG_STATE) == before  # it never changes anything
+
+    # what the grants would have done, found and fixed one finding at a time
+    first = prod.kpi_red("dbt", "doctor", "--json")
+    apply_fixes(prod, first.json["findings"])
+    second = prod.kpi_red("dbt", "doctor", "--json")
+    fixes = [finding["fix"] for finding in second.json["findings"] if finding["level"] == "fail"]
+    assert f'grant usage on schema "kpi_red" to "{prod.roles["matcher"]}";' in fixes
+    apply_fixes(prod, second.json["findings"])
+    prod.dbt("dbt", "build")
+    third = prod.kpi_red("dbt", "doctor", "--json")
+    apply_fixes(prod, third.json["findings"])
+    assert prod.kpi_red("dbt", "doctor").code == 0, prod.kpi_red("dbt", "doctor").output
+    assert prod.kpi_red("matcher", "match", "--limit", "20").code == 0
+
+    # upstream drift: a privilege taken away, the links' key dropped
+    prod.run_sql(
+        "upstream",
+        f'revoke insert on canon.identity_links from "{prod.roles["matcher"]}";'
+        " alter table canon.identity_links"
+        " drop constraint identity_links_source_table_source_pk_key",
+    )
+    drifted = prod.kpi_red("dbt", "doctor")
+    assert drifted.code == 1
+    upstream = prod.roles["upstream"]
+    assert (
+        "fail  canon.identity_links has no unique key on (source_table, source_pk): the"
+        f" matcher's inserts need it; as {upstream}: alter table"
+        ' "canon"."identity_links" add unique ("source_table", "source_pk");'
+    ) in drifted.output.splitlines()
+    assert (
+        f"fail  {prod.roles['matcher']} lacks INSERT on canon.identity_links (the matcher"
+        f' writes); as {upstream}: grant insert on "canon"."identity_links" to'
+        f' "{prod.roles["matcher"]}";'
+    ) in drifted.output.splitlines()
+    apply_fixes(prod, prod.kpi_red("dbt", "doctor", "--json").json["findings"])
+    assert prod.kpi_red("dbt", "doctor").code == 0
