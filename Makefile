@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SIZE ?= small
 
-.PHONY: demo test test-browser lint format bench clean
+.PHONY: demo install test test-browser postgresql lint format bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,25 @@ demo: $(STAMP)  ## embedded PostgreSQL, demo data, dbt build -> match -> dbt bui
 	$(BIN)/kpi-red cycle
 	$(BIN)/kpi-red metrics
 
-test: $(STAMP)  ## the whole suite, on throwaway databases of the embedded server
+install:  ## production: .venv with kpi-red, dbt and the panel (run it in the project's directory)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet '.[serve]'
+	@rm -f $(VENV)/.installed-*
+
+test: $(STAMP) postgresql  ## the whole suite: the embedded server, and Debian's oldest supported PostgreSQL
 	$(BIN)/pytest -m "not browser"
+
+# The production suite also runs on the oldest supported PostgreSQL from Debian's package
+# (a throwaway cluster it starts itself). Installed when missing and we are root (CI);
+# elsewhere those tests skip, saying why.
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && apt-get install -y -qq postgresql >/dev/null; \
+		else \
+			echo "note: Debian's postgresql is not installed: the production suite skips that server"; \
+		fi
 
 test-browser: $(STAMP)  ## the served page in Debian's headless Chromium
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
