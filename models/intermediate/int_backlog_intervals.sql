@@ -71,8 +71,7 @@ watermark as (
     select  -- noqa: LT02
         {%- if relation_has_column(this, 'changed_at') %}
         {{ stored_watermark(this, 'changed_at') }}
-        - make_interval(mins => {{ sql_integer('queue_lookback_minutes', var('queue_lookback_minutes')) }})
-        as changed_since
+        - {{ queue_lookback() }} as changed_since
         {%- else %}
         '-infinity'::timestamptz as changed_since
         {%- endif %}

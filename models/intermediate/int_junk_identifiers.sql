@@ -8,11 +8,11 @@
 {#- The unique index is the primary key, and it lets PostgreSQL drop the junk joins of
     `int_lead_identifiers` from queries that read no key (the backlog view's count). -#}
 
+{#- a list, or one value given as text (`--vars '{junk_emails: a@b.co}'`) -#}
 {%- set blocklists = {} %}
-{%- for key_type, name in [('phone', 'junk_phones'), ('document', 'junk_documents'), ('email', 'junk_emails')] %}
-    {%- set values = var(name, []) %}
-    {#- one value given as text (`--vars '{junk_emails: a@b.co}'`) is a list of one #}
-    {%- do blocklists.update({key_type: [values] if values is string else (values or [])}) %}
+{%- for key_type in ['phone', 'document', 'email'] %}
+{%- set values = var('junk_' ~ key_type ~ 's', []) %}
+{%- do blocklists.update({key_type: [values] if values is string else (values or [])}) %}
 {%- endfor %}
 
 with

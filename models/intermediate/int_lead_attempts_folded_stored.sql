@@ -32,7 +32,7 @@ new_attempts as (
         )
         or (
             attempts.attempted_at >= {{ stored_watermark(this, 'last_attempt_at') }}
-            - make_interval(mins => {{ sql_integer('queue_lookback_minutes', var('queue_lookback_minutes')) }})
+            - {{ queue_lookback() }}
             -- a late commit, not folded yet (one matcher at a time holds a lead, so a
             -- lead's attempts commit in attempt_id order)
             and not exists (

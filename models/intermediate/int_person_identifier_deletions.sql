@@ -79,7 +79,9 @@ split_values as (
 eligible_values as (
     select *
     from split_values
-    where length(editable_part) >= {{ sql_integer('near_match_min_length', var('near_match_min_length', 6), 1) }}
+    where
+        length(editable_part)
+        >= {{ sql_integer('near_match_min_length', var('near_match_min_length', 6), 1) }}
 ),
 
 -- position 0 keeps the value itself; deleting any character of a run of equal ones

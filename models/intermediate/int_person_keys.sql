@@ -48,8 +48,7 @@ persons as (
             (
                 all_persons.changed_at is null
                 or all_persons.changed_at
-                >= watermark.changed_at
-                - make_interval(mins => {{ sql_integer('queue_lookback_minutes', var('queue_lookback_minutes')) }})
+                >= watermark.changed_at - {{ queue_lookback() }}
             )
             {%- if relation_has_column(this, 'identifiers_hash') %}
             -- within the look-back, only persons whose identifiers changed since stored

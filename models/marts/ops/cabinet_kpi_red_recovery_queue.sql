@@ -16,8 +16,7 @@
 
 {#- Late-arriving rows (a matcher transaction that committed after a build had started)
     can carry timestamps slightly older than the table's watermark; look back this far. -#}
-{%- set lookback = "make_interval(mins => "
-    ~ sql_integer('queue_lookback_minutes', var('queue_lookback_minutes')) ~ ")" %}
+{%- set lookback = queue_lookback() %}
 
 with
 

@@ -27,7 +27,7 @@ settings as (
     from (
         values
         {%- for name in names %}
-            ({{ sql_literal(name) }}, {{ sql_literal(tojson(var(name, none))) }}){{ ',' if not loop.last }}
+        ({{ sql_literal(name) }}, {{ sql_literal(tojson(var(name, none))) }}){{ ',' if not loop.last }}
         {%- endfor %}
     ) as settings (setting_name, setting_value)
 ),
