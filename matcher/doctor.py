@@ -440,9 +440,9 @@ def _notes(facts: Facts, tables: Tables, roles: Roles) -> Iterator[Finding]:
             f"set `dbt_role: {roles.dbt}` in the vars of dbt_project.yml",
             "the analytics engineer",
         )
-    for relation in MATCHER_READS:
-        if relation not in facts.relations:
-            yield Finding("note", f"{shown(relation)} is not built yet", "dbt build", roles.dbt)
+    unbuilt = [shown(relation) for relation in MATCHER_READS if relation not in facts.relations]
+    if unbuilt:
+        yield Finding("note", f"not built yet: {', '.join(unbuilt)}", "dbt build", roles.dbt)
     for key, wanted in contract.RECOMMENDED_INDEXES.items():
         table = getattr(tables, key)
         if table not in facts.relations:
