@@ -625,10 +625,11 @@ def doctor(
 
     Example: kpi-red doctor --target prod
     """
+    from matcher import catalog
     from matcher import doctor as checks
 
     roles = _roles(ctx, dbt_role, matcher_role, reader_role)
-    facts = checks.gather(ctx.connection.conninfo, settings=ctx.settings, roles=roles)
+    facts = catalog.gather(ctx.connection.conninfo, settings=ctx.settings, roles=roles)
     findings = checks.diagnose(facts, settings=ctx.settings, roles=roles)
     if as_json:
         echo_json(
