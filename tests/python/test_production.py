@@ -459,3 +459,42 @@ def test_doctor_names_each_problem_with_its_fix_and_changes_nothing(prod: Site) 
     ) in drifted.output.splitlines()
     apply_fixes(prod, prod.kpi_red("dbt", "doctor", "--json").json["findings"])
     assert prod.kpi_red("dbt", "doctor").code == 0
+
+
+def test_init_creates_only_the_projects_own_as_the_dbt_role(prod: Site) -> None:
+    upstream_before = prod.query(
+        "select schemaname, tablename, indexname from pg_indexes"
+        " where schemaname in ('cabinet', 'canon', 'claims') order by 1, 2, 3"
+    )
+    # a role that may not act as the dbt role cannot create the project's objects
+    refused = prod.kpi_red("matcher", "init")
+    assert refused.code == 1
+    assert refused.stderr.strip() == (
+        f"Error: {prod.roles['matcher']} may not act as {prod.roles['dbt']} (var dbt_role):"
+        f" run it as {prod.roles['dbt']}, or as a member of it"
+    )
+    # a superuser's init creates them as the dbt role (var dbt_role)
+    assert prod.kpi_red("admin", "init").code == 0
+    assert set(prod.owners("kpi_red").values()) == {prod.roles["dbt"]}
+    assert set(
+        row[0] for row in prod.query(
+            "select pg_get_userbyid(nspowner) from pg_namespace where nspname = any(%s)",
+            (list(PROJECT_SCHEMAS),),
+        )
+    ) == {prod.roles["dbt"]}  # fmt: skip
+    assert (
+        prod.query(
+            "select schemaname, tablename, indexname from pg_indexes"
+            " where schemaname in ('cabinet', 'canon', 'claims') order by 1, 2, 3"
+        )
+        == upstream_before
+    )  # no index, nothing, on an upstream table
+    # a log left to another owner (an earlier init by a superuser): one line, the fix
+    prod.run_sql("admin", "alter table kpi_red.match_attempts owner to postgres")
+    stuck = prod.kpi_red("dbt", "init")
+    assert stuck.code == 1
+    assert stuck.stderr.strip() == (
+        f"Error: kpi_red.match_attempts belongs to postgres, not {prod.roles['dbt']}: as"
+        ' postgres or a superuser, run: alter table "kpi_red"."match_attempts" owner to'
+        f' "{prod.roles["dbt"]}";'
+    )
