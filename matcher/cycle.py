@@ -171,8 +171,8 @@ def run_cycle(
         except dbt.DbtError as exc:
             errors.append(str(exc))
             report.dbt_failures.extend(exc.failures)
-            if on_step is not None:
-                on_step(f"{exc} (continuing on the last good build)")
+            if on_step is not None and report.summary is None:
+                on_step(f"{exc} (matching on the last good build)")
 
     with db.connect(conninfo, autocommit=True) as guard:
         if not db.try_cycle_lock(guard):
