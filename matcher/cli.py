@@ -303,20 +303,43 @@ batch_size_option = click.option(
     type=click.FloatRange(0, 100),
     default=85.0,
     show_default=True,
-    help="Least name score (0-100) for a lone phone or email to link.",
+    help="Least name score (0-100) for a single key (a document, a lone phone or email) to link.",
+)
+@click.option(
+    "--name-min-bits",
+    type=click.FloatRange(0, 100),
+    default=8.0,
+    show_default=True,
+    help="Least information (bits) of the agreeing words for a single key to link.",
+)
+@click.option(
+    "--name-mismatch-threshold",
+    type=click.FloatRange(0, 100),
+    default=50.0,
+    show_default=True,
+    help="A name score below this fails a single key as name_mismatch (between it and "
+    "--name-threshold: low_confidence).",
 )
 @click.option(
     "--near/--no-near",
     default=True,
     show_default=True,
-    help="Also try documents and phones one edit (typo) away when the exact keys find nobody.",
+    help="Also try documents and phones one edit (typo) away when the exact keys find "
+    "nobody, or a person whose name clearly differs.",
 )
 @click.option(
     "--near-name-threshold",
     type=click.FloatRange(0, 100),
     default=92.0,
     show_default=True,
-    help="Least name score (0-100) for a one-edit document or phone to link.",
+    help="Least name score (0-100) for a person one edit away to link.",
+)
+@click.option(
+    "--near-name-min-bits",
+    type=click.FloatRange(0, 100),
+    default=18.0,
+    show_default=True,
+    help="Least information (bits) of the agreeing words for a person one edit away.",
 )
 @json_option
 @click.pass_obj
@@ -328,16 +351,19 @@ def match_command(
     writers: int,
     dry_run: bool,
     name_threshold: float,
+    name_min_bits: float,
+    name_mismatch_threshold: float,
     near: bool,
     near_name_threshold: float,
+    near_name_min_bits: float,
     as_json: bool,
 ) -> None:
     """Link eligible backlog leads to registry persons; log every attempt.
 
     Claims leads from ops.v_cabinet_kpi_red_backlog (oldest first, batches under
-    advisory locks, so several matchers can run at once), decides per lead
-    (document, two agreeing keys, or a lone phone/email whose name agrees; else a
-    document or phone one typo away whose name agrees strongly) and writes
+    advisory locks, so several matchers can run at once), decides per lead (two
+    agreeing keys, or a single key whose holder's name agrees; else the one person a
+    document or phone typo away whose name agrees strongly) and writes
     links, missing origin rows and one attempts-log row per lead, a transaction per
     batch. Run `dbt build` first. --json prints: run_id, dry_run, claimed, matched,
     matched_by_rule, failed, failed_by_reason, skipped_locked, skipped_changed,
@@ -357,8 +383,11 @@ def match_command(
         writers=writers,
         dry_run=dry_run,
         name_threshold=name_threshold,
+        name_min_bits=name_min_bits,
+        name_mismatch_threshold=name_mismatch_threshold,
         near=near,
         near_name_threshold=near_name_threshold,
+        near_name_min_bits=near_name_min_bits,
     )
     conninfo = ctx.connection.conninfo
     if not sys.stderr.isatty():

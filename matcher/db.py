@@ -235,6 +235,23 @@ def load_junk(conn: psycopg.Connection) -> frozenset[tuple[str, str]]:
     return frozenset((row[0], row[1]) for row in conn.execute(statement))
 
 
+NAME_SAMPLE_PAGES = 800
+"""Blocks of ``int_person_keys`` the name sample reads: some 25,000 persons, whatever the
+size of the registry (a few milliseconds)."""
+
+
+def sample_person_names(conn: psycopg.Connection) -> list[str | None]:
+    """Registry names, one per person, from a repeatable block sample of
+    ``int_person_keys`` (all of it when small): what ``TokenWeights`` counts words in."""
+    template = resources.files("matcher").joinpath("sql/name_sample.sql").read_text()
+    statement = sql.SQL(template).format(
+        person_keys=qualified(PERSON_KEYS_RELATION),
+        person_keys_name=sql.Literal(".".join(PERSON_KEYS_RELATION)),
+        target_pages=sql.Literal(NAME_SAMPLE_PAGES),
+    )
+    return [row[0] for row in conn.execute(statement)]
+
+
 def tune_lookups(conn: psycopg.Connection) -> None:
     """The matcher's statements are index lookups (the stream's probes, the one-edit
     queries) and one batch's writes: launching parallel workers costs more than they

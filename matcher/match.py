@@ -2,10 +2,13 @@
 
 A batch is decided in two steps. ``classify`` settles every lead that the exact keys
 settle (missing identifiers, conflicts, ambiguity, no match) and names the one candidate
-person of the rest; ``decide_batch`` then scores the names of all those pairs at once
-(rapidfuzz) and finishes: a document, or two keys agreeing, links; a lone phone or email
-links only when the names agree. A wrong link is worse than no link: in doubt, fail with
-a reason.
+person of the rest; ``decide_batch`` then compares the names of all those pairs
+(``matcher.names``) and finishes: two keys agreeing on one person link; a single key (a
+document, or a lone phone or email) links only when the names corroborate it, and fails
+``name_mismatch`` when they clearly disagree. Identifiers are dense (a third of all
+8-digit numbers are somebody's DNI), so a typo usually lands on another real person: a
+single key is never enough. A wrong link is worse than no link: in doubt, fail with a
+reason.
 """
 
 from __future__ import annotations
@@ -17,17 +20,63 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
-from rapidfuzz import fuzz, process
 from rapidfuzz.distance import OSA
 
-from matcher.normalize import NormalizationRules, normalize_name
+from matcher import names
+from matcher.names import NameScore, TokenWeights
+from matcher.normalize import NormalizationRules
 
 KEY_TYPES: tuple[str, ...] = ("document", "phone", "email")
 """Key types, strongest first; rule names list them in this order (``document+phone``)."""
 
-STRONG_KEY = "document"
 DEFAULT_NAME_THRESHOLD = 85.0
+DEFAULT_NAME_MISMATCH_THRESHOLD = 50.0
+DEFAULT_NAME_MIN_BITS = 8.0
+DEFAULT_NEAR_NAME_THRESHOLD = 92.0
+DEFAULT_NEAR_NAME_MIN_BITS = 18.0
 EXACT_SCORE = 100.0
+
+
+@dataclass(frozen=True)
+class NameRules:
+    """When names corroborate a key (see ``matcher.names`` for the score and the bits).
+
+    A single key links when the score is at least ``threshold`` and the agreeing words
+    carry at least ``min_bits``; a score below ``mismatch_threshold`` is a clear
+    disagreement (``name_mismatch``); in between, or with a name missing, the names
+    cannot tell (``low_confidence``). A person one edit away must agree strongly:
+    ``near_threshold`` and ``near_min_bits``, and at least one word in common, since
+    the lead's typo could have come from any of the several persons around its value.
+    """
+
+    threshold: float = DEFAULT_NAME_THRESHOLD
+    mismatch_threshold: float = DEFAULT_NAME_MISMATCH_THRESHOLD
+    min_bits: float = DEFAULT_NAME_MIN_BITS
+    near_threshold: float = DEFAULT_NEAR_NAME_THRESHOLD
+    near_min_bits: float = DEFAULT_NEAR_NAME_MIN_BITS
+    weights: TokenWeights = field(default=names.DEFAULT_WEIGHTS, compare=False)
+    """How informative each word is: from a sample of the registry's names."""
+
+    def agrees(self, score: NameScore) -> bool:
+        return score.score >= self.threshold and score.bits >= self.min_bits
+
+    def agrees_strongly(self, score: NameScore) -> bool:
+        return (
+            score.shares_word
+            and score.score >= self.near_threshold
+            and score.bits >= self.near_min_bits
+        )
+
+    def limits(self) -> dict[str, float]:
+        """The thresholds of a single-key decision, for the evidence."""
+        return {
+            "name_threshold": self.threshold,
+            "name_min_bits": self.min_bits,
+            "name_mismatch_threshold": self.mismatch_threshold,
+        }
+
+
+DEFAULT_NAME_RULES = NameRules()
 
 Outcome = Literal["matched", "failed"]
 
@@ -87,21 +136,6 @@ def drop_junk(
         for key_type, value in keys.items()
         if value and (key_type, value) not in blocklisted and (key_type, value) not in junk
     }
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _normalized_word(word: str) -> str | None:
-    return normalize_name(word)
-
-
-def normalize_name_cached(raw: str | None) -> str | None:
-    """``normalize_name`` word by word with a cache: the same result (words split on
-    whitespace normalize independently), at a fraction of the cost, since first names
-    and surnames repeat."""
-    if not raw:
-        return None
-    words = [word for word in map(_normalized_word, raw.split()) if word]
-    return " ".join(words) or None
 
 
 class Person(NamedTuple):
@@ -199,23 +233,20 @@ def classify(lead: Lead, index: CandidateIndex) -> Decision | NameCheck:
     return NameCheck(lead=lead, person=person, agreeing=agreeing, evidence=evidence)
 
 
-def name_scores(pairs: Sequence[tuple[str | None, str | None]]) -> list[float]:
-    """``token_sort_ratio`` (0-100) of normalized name pairs, all at once; 0 if one is absent."""
-    if not pairs:
-        return []
-    queries = [left or "" for left, _ in pairs]
-    choices = [right or "" for _, right in pairs]
-    scores = process.cpdist(queries, choices, scorer=fuzz.token_sort_ratio, workers=1)
-    return [
-        round(float(score), 1) if left and right else 0.0
-        for score, (left, right) in zip(scores, pairs, strict=True)
-    ]
+def compare_names(lead: Lead, person: Person, rules: NameRules) -> NameScore:
+    """The lead's name against the person's (``matcher.names.compare``, cached words)."""
+    return names.compare(
+        names.tokens(lead.full_name), names.tokens(person.full_name), rules.weights
+    )
 
 
-def finish(check: NameCheck, score: float, *, name_threshold: float) -> Decision:
-    """The name score recorded for every match; the decider for a lone phone or email."""
-    evidence = {**check.evidence, "name_score": score}
-    if STRONG_KEY in check.agreeing or len(check.agreeing) >= 2:
+def finish(check: NameCheck, score: NameScore, *, rules: NameRules) -> Decision:
+    """Two keys agreeing on the person link (the names recorded); a single key links only
+    when the names corroborate it, and fails ``name_mismatch`` when they clearly
+    disagree, ``low_confidence`` when they cannot tell (one of them missing, or too
+    little of them agreeing)."""
+    evidence = {**check.evidence, "name_score": score.score, "name_bits": score.bits}
+    if len(check.agreeing) >= 2:
         return Decision(
             lead=check.lead,
             outcome="matched",
@@ -225,42 +256,52 @@ def finish(check: NameCheck, score: float, *, name_threshold: float) -> Decision
             evidence=evidence,
         )
     rule = f"{check.agreeing[0]}+name"
-    if score >= name_threshold:
+    if rules.agrees(score):
         return Decision(
             lead=check.lead,
             outcome="matched",
             match_rule=rule,
-            match_score=score,
+            match_score=score.score,
             person_key=check.person.person_key,
             evidence=evidence,
         )
-    return failed(
-        check.lead,
-        "low_confidence",
-        {**evidence, "person_key": check.person.person_key, "name_rule": rule},
-        match_score=score,
+    names_missing = [
+        side
+        for side, name in (("lead", check.lead.full_name), ("person", check.person.full_name))
+        if names.tokens(name) is None
+    ]
+    reason = (
+        "name_mismatch"
+        if not names_missing and score.score < rules.mismatch_threshold
+        else "low_confidence"
     )
+    detail = {
+        **evidence,
+        "person_key": check.person.person_key,
+        "name_rule": rule,
+        "lead_name": check.lead.full_name,
+        "person_name": check.person.full_name,
+        **rules.limits(),
+    }
+    if names_missing:
+        detail["name_missing"] = names_missing
+    return failed(check.lead, reason, detail, match_score=score.score)
 
 
 def decide_batch(
     leads: Sequence[Lead],
     index: CandidateIndex,
     *,
-    name_threshold: float = DEFAULT_NAME_THRESHOLD,
+    rules: NameRules = DEFAULT_NAME_RULES,
 ) -> list[Decision]:
-    """Every lead's decision, in input order; names scored in one rapidfuzz call."""
+    """Every lead's decision, in input order; each single candidate's name compared."""
     classified = [classify(lead, index) for lead in leads]
-    checks = [item for item in classified if isinstance(item, NameCheck)]
-    names = [(check.lead.full_name, check.person.full_name) for check in checks]
-    normalized = [
-        (normalize_name_cached(lead), normalize_name_cached(person)) for lead, person in names
+    return [
+        item
+        if isinstance(item, Decision)
+        else finish(item, compare_names(item.lead, item.person, rules), rules=rules)
+        for item in classified
     ]
-    scores = name_scores(normalized)
-    finished = iter(
-        finish(check, score, name_threshold=name_threshold)
-        for check, score in zip(checks, scores, strict=True)
-    )
-    return [item if isinstance(item, Decision) else next(finished) for item in classified]
 
 
 def conflict_with_existing_link(decision: Decision, existing_person_key: str) -> Decision:
@@ -276,19 +317,20 @@ def conflict_with_existing_link(decision: Decision, existing_person_key: str) ->
     )
 
 
-# --- near matching (issue 8): one wrong character in a document or phone ----------------
-# A lead whose exact keys found nobody may still be a registry person with one typo: a
-# substitution, insertion, deletion or adjacent transposition (optimal string alignment
-# distance 1) in the document NUMBER or the national phone number. The candidates come
-# from dbt's symmetric deletion neighbourhood (``int_person_identifier_deletions``: each
-# person value and its 1-character deletions, junk and shared values left out); here the
-# lead's variants are made, the rows found are checked to be exactly one edit away, and
-# a single candidate links only when the names agree strongly.
+# --- near matching: one wrong character in a document or phone ---------------------------
+# A lead whose exact keys found nobody, or found a person whose name clearly differs, may
+# still be a registry person with one typo: a substitution, insertion, deletion or
+# adjacent transposition (optimal string alignment distance 1) in the document NUMBER or
+# the national phone number. The candidates come from dbt's symmetric deletion
+# neighbourhood (``int_person_identifier_deletions``: each person value and its
+# 1-character deletions, junk and shared values left out); here the lead's variants are
+# made and the rows found are checked to be exactly one edit away. Identifiers are dense,
+# so a value has several persons one edit away: names come first, and only a single
+# person whose name agrees strongly links.
 
 NEAR_KEY_TYPES: tuple[str, ...] = ("document", "phone")
 NEAR_RULES: Mapping[str, str] = {"document": "document_one_edit", "phone": "phone_one_edit"}
-DEFAULT_NEAR_NAME_THRESHOLD = 92.0
-NEAR_FAIL_REASONS = frozenset({"no_match", "low_confidence"})
+NEAR_FAIL_REASONS = frozenset({"no_match", "low_confidence", "name_mismatch"})
 
 
 def editable_split(key_type: str, value: str, *, country_code: str) -> tuple[str, str] | None:
@@ -358,16 +400,28 @@ class NearIndex:
         return [found[person_key] for person_key in sorted(found)]
 
 
+def mismatched_key(decision: Decision) -> str | None:
+    """The key type whose single holder's name clearly differs from the lead's
+    (``name_mismatch`` on a document or phone): a typo that landed on a stranger, maybe."""
+    if decision.fail_reason != "name_mismatch":
+        return None
+    key_type = str(decision.evidence.get("name_rule", "")).removesuffix("+name")
+    return key_type if key_type in NEAR_KEY_TYPES else None
+
+
 def near_keys(decision: Decision) -> dict[str, str]:
     """The keys to try one edit away: a failed lead's documents and phones whose exact
-    lookup found nobody (a match, a conflict or an ambiguity is never revisited)."""
+    lookup found nobody, or found only a person whose name clearly differs (a match, a
+    conflict or an ambiguity is never revisited)."""
     if decision.fail_reason not in NEAR_FAIL_REASONS:  # matched: no fail_reason
         return {}
     keys = decision.lead.keys
+    mismatched = mismatched_key(decision)
     return {
         key_type: keys[key_type]
         for key_type in NEAR_KEY_TYPES
-        if key_type in keys and not decision.evidence.get(key_type, {}).get("person_keys")
+        if key_type in keys
+        and (key_type == mismatched or not decision.evidence.get(key_type, {}).get("person_keys"))
     }
 
 
@@ -417,22 +471,54 @@ def _exact_person_keys(decision: Decision) -> set[str]:
     }
 
 
-def _near_evidence(
-    keys: Mapping[str, str], found: Mapping[str, list[NearCandidate]]
-) -> dict[str, Any]:
+class _Near(NamedTuple):
+    """One lead's one-edit neighbourhood: every candidate, and those agreeing strongly."""
+
+    checked: Mapping[str, list[NearCandidate]]
+    strong: Mapping[str, tuple[NearCandidate, NameScore]]
+    """person_key -> its first candidate (documents before phones) and its name score."""
+
+
+def _neighbourhood(lead: Lead, found: Mapping[str, list[NearCandidate]], rules: NameRules) -> _Near:
+    """Names first: among the persons one edit away, those whose names agree strongly.
+
+    Most persons around a value are strangers who share no word with the lead: one set
+    test each leaves them out before any scoring."""
+    lead_name = names.tokens(lead.full_name)
+    strong: dict[str, tuple[NearCandidate, NameScore]] = {}
+    if lead_name is not None:
+        forms = lead_name.forms
+        for candidates in found.values():
+            for candidate in candidates:
+                person_name = names.tokens(candidate.person.full_name)
+                if person_name is None or forms.isdisjoint(person_name.forms):
+                    continue
+                score = names.compare(lead_name, person_name, rules.weights)
+                if rules.agrees_strongly(score):
+                    strong.setdefault(candidate.person.person_key, (candidate, score))
+    return _Near(found, strong)
+
+
+def _near_evidence(keys: Mapping[str, str], near: _Near) -> dict[str, Any]:
+    """Per key: the lead's value, how many persons one edit away were checked, and the
+    ones whose names agree strongly (value, edit, name score and bits)."""
     return {
         key_type: {
             "lead_value": keys[key_type],
+            "checked": len(candidates),
             "candidates": [
                 {
                     "person_key": candidate.person.person_key,
                     "person_value": candidate.key_value,
                     "edit": edit_kind(keys[key_type], candidate.key_value),
+                    "name_score": near.strong[candidate.person.person_key][1].score,
+                    "name_bits": near.strong[candidate.person.person_key][1].bits,
                 }
                 for candidate in candidates
+                if candidate.person.person_key in near.strong
             ],
         }
-        for key_type, candidates in found.items()
+        for key_type, candidates in near.checked.items()
     }
 
 
@@ -440,75 +526,101 @@ def decide_near(
     decisions: Sequence[Decision],
     index: NearIndex,
     *,
-    near_name_threshold: float = DEFAULT_NEAR_NAME_THRESHOLD,
+    rules: NameRules = DEFAULT_NAME_RULES,
     country_code: str,
 ) -> list[Decision]:
-    """Revisit the exact pass's ``no_match``/``low_confidence`` leads one edit away.
+    """Revisit the exact pass's ``no_match``, ``low_confidence`` and ``name_mismatch``
+    leads one edit away (see ``near_keys``).
 
-    Exactly one near person, no exact key pointing elsewhere and names scoring at least
-    ``near_name_threshold`` links (``document_one_edit`` before ``phone_one_edit``); two or
-    more near persons are ``ambiguous``; an exact key pointing at another person is a
-    ``conflict``. A lead without near candidates keeps its decision. Names are scored in
-    one rapidfuzz call.
+    Among the persons one edit away, those whose names agree strongly are kept
+    (``NameRules.agrees_strongly``): none keeps the exact decision (the neighbourhood
+    recorded in the evidence), two or more are ``ambiguous``, exactly one links
+    (``document_one_edit`` before ``phone_one_edit``) unless an exact key points at
+    another person (``conflict``). The exact holder of a mistyped value whose name
+    clearly differs (``name_mismatch``) does not count as such: the one typo explains
+    both the stranger and the person one edit away, and the evidence records both.
     """
-    pending: list[tuple[int, Decision, Person, str, dict[str, Any]]] = []
     result = list(decisions)
     for position, decision in enumerate(decisions):
         keys = near_keys(decision)
+        if not keys:
+            continue
+        exact = _exact_person_keys(decision)
         found = {
             key_type: candidates
             for key_type, value in keys.items()
-            if (candidates := index.candidates(key_type, value, country_code=country_code))
+            if (
+                candidates := [
+                    candidate
+                    for candidate in index.candidates(key_type, value, country_code=country_code)
+                    if candidate.person.person_key not in exact
+                ]
+            )
         }
         if not found:
             continue
-        near = _near_evidence(keys, found)
-        persons = {c.person.person_key: c.person for cs in found.values() for c in cs}
-        exact = _exact_person_keys(decision)
-        evidence = {**decision.evidence, "near": near}
-        if len(persons) > 1:
+        near = _neighbourhood(decision.lead, found, rules)
+        evidence = {**decision.evidence, "near": _near_evidence(keys, near)}
+        mismatched = mismatched_key(decision)
+        others = exact - {decision.evidence["person_key"]} if mismatched else exact
+        if not near.strong:
+            result[position] = decision._replace(evidence=evidence)
+        elif len(near.strong) > 1:
             result[position] = failed(
-                decision.lead, "ambiguous", {**evidence, "candidate_person_keys": sorted(persons)}
+                decision.lead,
+                "ambiguous",
+                {**evidence, "candidate_person_keys": sorted(near.strong)},
             )
-        elif exact and exact != set(persons):
-            conflicting = sorted(exact | set(persons))
+        elif others - set(near.strong):
+            conflicting = sorted(others | set(near.strong))
             result[position] = failed(
                 decision.lead, "conflict", {**evidence, "conflicting_person_keys": conflicting}
             )
-        elif exact:
-            # the exact key and the near one agree, but the names did not pass even the
-            # exact threshold: the stricter near one cannot pass; keep the exact decision
-            result[position] = failed(
-                decision.lead,
-                decision.fail_reason or "low_confidence",
-                evidence,
-                match_score=decision.match_score,
-            )
+        elif others:
+            # the exact key and the near one agree, and the names did not pass the exact
+            # rule: a stronger one cannot pass either; keep the exact decision
+            result[position] = decision._replace(evidence=evidence)
         else:
-            rule = NEAR_RULES[next(key_type for key_type in NEAR_KEY_TYPES if key_type in found)]
-            pending.append((position, decision, next(iter(persons.values())), rule, evidence))
-    names = [
-        (normalize_name_cached(decision.lead.full_name), normalize_name_cached(person.full_name))
-        for _, decision, person, _, _ in pending
-    ]
-    for (position, decision, person, rule, evidence), score in zip(
-        pending, name_scores(names), strict=True
-    ):
-        evidence = {**evidence, "name_score": score}
-        if score >= near_name_threshold:
-            result[position] = Decision(
-                lead=decision.lead,
-                outcome="matched",
-                match_rule=rule,
-                match_score=score,
-                person_key=person.person_key,
-                evidence=evidence,
-            )
-        else:
-            result[position] = failed(
-                decision.lead,
-                "low_confidence",
-                {**evidence, "person_key": person.person_key, "name_rule": rule},
-                match_score=score,
+            ((candidate, score),) = near.strong.values()
+            result[position] = _near_match(
+                decision, candidate, score, evidence=evidence, overrides=mismatched is not None
             )
     return result
+
+
+def _near_match(
+    decision: Decision,
+    candidate: NearCandidate,
+    score: NameScore,
+    *,
+    evidence: dict[str, Any],
+    overrides: bool,
+) -> Decision:
+    """The single person one edit away whose name agrees strongly. When it overrides a
+    ``name_mismatch`` (the mistyped value is a stranger's), the evidence keeps the
+    stranger, its name and its score under ``exact_name_mismatch``."""
+    found = dict(evidence)
+    for stale in ("person_key", "person_name", "name_rule", "name_missing"):
+        found.pop(stale, None)
+    if overrides:
+        found["exact_name_mismatch"] = {
+            "person_key": decision.evidence["person_key"],
+            "person_name": decision.evidence.get("person_name"),
+            "name_score": decision.evidence.get("name_score"),
+            "name_bits": decision.evidence.get("name_bits"),
+            "key_type": mismatched_key(decision),
+        }
+    found.update(
+        name_score=score.score,
+        name_bits=score.bits,
+        lead_name=decision.lead.full_name,
+        person_name=candidate.person.full_name,
+    )
+    return Decision(
+        lead=decision.lead,
+        outcome="matched",
+        match_rule=NEAR_RULES[candidate.key_type],
+        match_score=score.score,
+        person_key=candidate.person.person_key,
+        evidence=found,
+    )
