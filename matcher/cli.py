@@ -250,18 +250,32 @@ def init(ctx: Context) -> None:
     help="demo: 3k leads / 12k persons; small 10k/50k; medium 100k/500k; large 500k/2M.",
 )
 @click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same data.")
+@click.option(
+    "--density",
+    type=click.FloatRange(0, 0.6),
+    default=0.33,
+    show_default=True,
+    help="Share of the DNI and phone number space held by registry persons (about a third "
+    "in Peru): a typo lands on another real person this often. 0: sparse, typos land on "
+    "nobody.",
+)
 @click.option("--reset", is_flag=True, help="Drop and regenerate the data even if present.")
 @click.pass_obj
 @handle_errors
-def demo(ctx: Context, size: str, seed: int, reset: bool) -> None:
+def demo(ctx: Context, size: str, seed: int, density: float, reset: bool) -> None:
     """Load reproducible demo data into the source tables (skipped when already loaded).
 
-    Example: kpi-red demo --size small
+    Example: kpi-red demo --size small --density 0.5
     """
     from matcher import demo as demo_data
 
     loaded = demo_data.load(
-        ctx.connection.conninfo, ctx.settings, size=size, seed=seed, reset=reset
+        ctx.connection.conninfo,
+        ctx.settings,
+        size=size,
+        seed=seed,
+        density=density,
+        reset=reset,
     )
     click.echo(loaded.describe())
 
@@ -337,9 +351,10 @@ batch_size_option = click.option(
 @click.option(
     "--near-name-min-bits",
     type=click.FloatRange(0, 100),
-    default=18.0,
+    default=11.0,
     show_default=True,
-    help="Least information (bits) of the agreeing words for a person one edit away.",
+    help="Least information (bits) of the agreeing words for a person one edit away, plus "
+    "one bit per doubling of the persons one edit away.",
 )
 @json_option
 @click.pass_obj

@@ -14,13 +14,12 @@ reason.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
-
-from rapidfuzz.distance import OSA
 
 from matcher import names
 from matcher.names import NameScore, TokenWeights
@@ -33,7 +32,7 @@ DEFAULT_NAME_THRESHOLD = 85.0
 DEFAULT_NAME_MISMATCH_THRESHOLD = 50.0
 DEFAULT_NAME_MIN_BITS = 8.0
 DEFAULT_NEAR_NAME_THRESHOLD = 92.0
-DEFAULT_NEAR_NAME_MIN_BITS = 18.0
+DEFAULT_NEAR_NAME_MIN_BITS = 11.0
 EXACT_SCORE = 100.0
 
 
@@ -44,9 +43,13 @@ class NameRules:
     A single key links when the score is at least ``threshold`` and the agreeing words
     carry at least ``min_bits``; a score below ``mismatch_threshold`` is a clear
     disagreement (``name_mismatch``); in between, or with a name missing, the names
-    cannot tell (``low_confidence``). A person one edit away must agree strongly:
-    ``near_threshold`` and ``near_min_bits``, and at least one word in common, since
-    the lead's typo could have come from any of the several persons around its value.
+    cannot tell (``low_confidence``).
+
+    A person one edit away must agree strongly: a score of at least ``near_threshold``,
+    a word in common, and ``near_min_bits`` plus one bit per doubling of the persons one
+    edit away (``near_bits_needed``): the lead's typo could have come from any of them,
+    and each is a stranger who might share the lead's name by chance (measured on the
+    demo data: a random stranger agrees that well with about 0.1 * 2^-bits of leads).
     """
 
     threshold: float = DEFAULT_NAME_THRESHOLD
@@ -60,11 +63,15 @@ class NameRules:
     def agrees(self, score: NameScore) -> bool:
         return score.score >= self.threshold and score.bits >= self.min_bits
 
-    def agrees_strongly(self, score: NameScore) -> bool:
+    def near_bits_needed(self, neighbours: int) -> float:
+        """The information a person one edit away needs, among ``neighbours`` persons."""
+        return round(self.near_min_bits + math.log2(max(1, neighbours)), 1)
+
+    def agrees_strongly(self, score: NameScore, *, neighbours: int) -> bool:
         return (
             score.shares_word
             and score.score >= self.near_threshold
-            and score.bits >= self.near_min_bits
+            and score.bits >= self.near_bits_needed(neighbours)
         )
 
     def limits(self) -> dict[str, float]:
@@ -321,16 +328,21 @@ def conflict_with_existing_link(decision: Decision, existing_person_key: str) ->
 # A lead whose exact keys found nobody, or found a person whose name clearly differs, may
 # still be a registry person with one typo: a substitution, insertion, deletion or
 # adjacent transposition (optimal string alignment distance 1) in the document NUMBER or
-# the national phone number. The candidates come from dbt's symmetric deletion
-# neighbourhood (``int_person_identifier_deletions``: each person value and its
-# 1-character deletions, junk and shared values left out); here the lead's variants are
-# made and the rows found are checked to be exactly one edit away. Identifiers are dense,
-# so a value has several persons one edit away: names come first, and only a single
-# person whose name agrees strongly links.
+# the national phone number. Identifiers are dense (a third of all 8-digit numbers are
+# somebody's DNI), so the lookup must return exactly the persons one edit away, not a
+# wide net to filter: the lead's values with one character substituted, swapped or left
+# out (``one_edit_values``) are looked up as they are, and the lead's value itself in
+# dbt's deletion neighbourhood (``int_person_identifier_deletions``) finds the persons
+# whose value is one character longer. A value has several persons one edit away: names
+# come first, and only a single person whose name agrees strongly links.
 
 NEAR_KEY_TYPES: tuple[str, ...] = ("document", "phone")
 NEAR_RULES: Mapping[str, str] = {"document": "document_one_edit", "phone": "phone_one_edit"}
 NEAR_FAIL_REASONS = frozenset({"no_match", "low_confidence", "name_mismatch"})
+NEAR_MIN_LENGTH = 6
+"""dbt's ``near_match_min_length``: shorter editable parts are never near candidates."""
+_DIGITS = "0123456789"
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def editable_split(key_type: str, value: str, *, country_code: str) -> tuple[str, str] | None:
@@ -356,6 +368,36 @@ def deletion_variants(key_type: str, value: str, *, country_code: str) -> frozen
     return frozenset({value, *(prefix + part[:at] + part[at + 1 :] for at in range(len(part)))})
 
 
+def one_edit_values(
+    key_type: str, value: str, *, country_code: str, min_length: int = NEAR_MIN_LENGTH
+) -> tuple[str, ...]:
+    """The values a person may hold when the lead typed one character of theirs wrong
+    (a digit for a digit, a letter for a letter), swapped two neighbours or added one:
+    ``value``'s editable part with one character substituted, adjacent characters swapped
+    or one character left out (parts shorter than ``min_length`` left out). Empty when
+    the key cannot be near-matched. The lead leaving a character out is found the other
+    way round (``NearLookup.variants``)."""
+    split = editable_split(key_type, value, country_code=country_code)
+    if split is None or key_type not in NEAR_KEY_TYPES:
+        return ()
+    prefix, part = split
+    found: list[str] = []
+    last = len(part) - 1
+    same_length = len(part) >= min_length
+    for at, char in enumerate(part):
+        head, tail = prefix + part[:at], part[at + 1 :]
+        if same_length:
+            alphabet = _DIGITS if char in _DIGITS else _LETTERS if char in _LETTERS else ""
+            found += [
+                head + other + tail for other in alphabet if other != char and (at or other != "0")
+            ]
+            if at < last and part[at + 1] != char:
+                found.append(head + part[at + 1] + char + part[at + 2 :])
+        if last >= min_length and (at == 0 or part[at - 1] != char):
+            found.append(head + tail)  # a run of one character deletes to one value
+    return tuple(found)
+
+
 def edit_kind(lead_value: str, person_value: str) -> str:
     """How the lead's value differs from the person's (they are one edit apart)."""
     if len(lead_value) > len(person_value):
@@ -374,30 +416,70 @@ class NearCandidate(NamedTuple):
 
 @dataclass(frozen=True)
 class NearIndex:
-    """Registry values by deletion variant, for one batch."""
+    """The persons one edit from each of a batch's values."""
 
-    by_variant: Mapping[tuple[str, str], tuple[NearCandidate, ...]] = field(default_factory=dict)
+    by_value: Mapping[tuple[str, str], tuple[NearCandidate, ...]] = field(default_factory=dict)
 
     @classmethod
-    def from_rows(cls, rows: Iterable[tuple[str, str, str, str, str | None]]) -> NearIndex:
-        """From ``(key_type, variant, key_value, person_key, full_name)`` rows."""
-        by_variant: dict[tuple[str, str], list[NearCandidate]] = {}
-        for key_type, variant, key_value, person_key, full_name in rows:
-            by_variant.setdefault((key_type, variant), []).append(
-                NearCandidate(key_type, key_value, Person(person_key, full_name))
-            )
-        return cls({key: tuple(found) for key, found in by_variant.items()})
+    def from_rows(
+        cls, rows: Iterable[tuple[str, str, str, str, str | None]], lookup: NearLookup
+    ) -> NearIndex:
+        """From ``(key_type, found_by, key_value, person_key, full_name)`` rows (see
+        ``matcher.db.fetch_near_candidates``): a row found by a value one edit from the
+        lead's belongs to the leads whose values gave it; one found by the lead's value
+        itself (a longer value), to that lead."""
+        by_value: dict[tuple[str, str], list[tuple[str, str, str | None]]] = {}
+        probes = lookup.probes
+        for key_type, found_by, key_value, person_key, full_name in rows:
+            row = (person_key, key_value, full_name)
+            if found_by != key_value:  # a longer value, found by the lead's own
+                by_value.setdefault((key_type, found_by), []).append(row)
+                continue
+            for lead_value in probes.get((key_type, key_value), ()):
+                by_value.setdefault((key_type, lead_value), []).append(row)
+        return cls(
+            {
+                (key_type, lead_value): tuple(
+                    NearCandidate(key_type, key_value, Person(person_key, full_name))
+                    for person_key, key_value, full_name in sorted(set(found))
+                )
+                for (key_type, lead_value), found in by_value.items()
+            }
+        )
 
-    def candidates(self, key_type: str, value: str, *, country_code: str) -> list[NearCandidate]:
-        """Persons whose value is exactly one edit from ``value`` (two values sharing a
-        deletion variant can be two edits apart: those are dropped), by person key."""
-        found = {
-            candidate.person.person_key: candidate
-            for variant in deletion_variants(key_type, value, country_code=country_code)
-            for candidate in self.by_variant.get((key_type, variant), ())
-            if OSA.distance(value, candidate.key_value) == 1
-        }
-        return [found[person_key] for person_key in sorted(found)]
+    @classmethod
+    def from_registry(
+        cls,
+        registry: Iterable[tuple[str, str, str, str | None]],
+        lookup: NearLookup,
+        *,
+        country_code: str,
+        min_length: int = NEAR_MIN_LENGTH,
+    ) -> NearIndex:
+        """What the database lookup finds, over ``(key_type, key_value, person_key,
+        full_name)`` rows in memory (junk left out by the caller; shared values here)."""
+        rows = list(registry)
+        holders: dict[tuple[str, str], int] = {}
+        for key_type, key_value, _person_key, _full_name in rows:
+            holders[(key_type, key_value)] = holders.get((key_type, key_value), 0) + 1
+        wanted = set(lookup.variants)
+        found: list[tuple[str, str, str, str, str | None]] = []
+        for key_type, key_value, person_key, full_name in rows:
+            if holders[(key_type, key_value)] > 1:
+                continue
+            if (key_type, key_value) in lookup.probes:
+                found.append((key_type, key_value, key_value, person_key, full_name))
+            split = editable_split(key_type, key_value, country_code=country_code)
+            if split is None or len(split[1]) < min_length:
+                continue
+            for variant in deletion_variants(key_type, key_value, country_code=country_code):
+                if variant != key_value and (key_type, variant) in wanted:
+                    found.append((key_type, variant, key_value, person_key, full_name))
+        return cls.from_rows(found, lookup)
+
+    def candidates(self, key_type: str, value: str) -> tuple[NearCandidate, ...]:
+        """The persons one edit from ``value``, by person key."""
+        return self.by_value.get((key_type, value), ())
 
 
 def mismatched_key(decision: Decision) -> str | None:
@@ -427,39 +509,53 @@ def near_keys(decision: Decision) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class NearLookup:
-    """What a batch asks of the deletion table: the variants of its unsettled documents
-    and phones, and which lead values each variant came from."""
+    """What a batch looks up one edit away: the values one character off its unsettled
+    documents and phones (and which of its values each came from), and those values
+    themselves for the deletion table."""
 
-    lead_values: Mapping[tuple[str, str], tuple[str, ...]]
-    """``(key_type, variant)`` -> the batch's values that have this deletion variant."""
+    probes: Mapping[tuple[str, str], tuple[str, ...]]
+    """``(key_type, value one edit off)`` -> the batch's values it came from."""
+    variants: tuple[tuple[str, str], ...]
+    """``(key_type, lead value)``: looked up among the deletion variants of longer values."""
 
     @classmethod
-    def of(cls, decisions: Iterable[Decision], *, country_code: str) -> NearLookup:
-        lead_values: dict[tuple[str, str], tuple[str, ...]] = {}
+    def of(
+        cls,
+        decisions: Iterable[Decision],
+        *,
+        country_code: str,
+        min_length: int = NEAR_MIN_LENGTH,
+    ) -> NearLookup:
+        probes: dict[tuple[str, str], tuple[str, ...]] = {}
+        variants: dict[tuple[str, str], None] = {}
         for decision in decisions:
             for key_type, value in near_keys(decision).items():
-                for variant in deletion_variants(key_type, value, country_code=country_code):
-                    values = lead_values.get((key_type, variant), ())
-                    if value not in values:
-                        lead_values[(key_type, variant)] = (*values, value)
-        return cls(lead_values)
+                split = editable_split(key_type, value, country_code=country_code)
+                if split is None or len(split[1]) + 1 < min_length:
+                    continue
+                variants[(key_type, value)] = None
+                mine = dict.fromkeys(
+                    [
+                        (key_type, edited)
+                        for edited in one_edit_values(
+                            key_type, value, country_code=country_code, min_length=min_length
+                        )
+                    ],
+                    (value,),
+                )
+                # a value one edit from two of the batch's values (they are 2 edits apart)
+                shared = {key: probes[key] for key in mine.keys() & probes.keys()}
+                probes.update(mine)
+                for key, found in shared.items():
+                    probes[key] = found if value in found else (*found, value)
+        return cls(probes, tuple(variants))
 
-    @property
-    def variants(self) -> list[tuple[str, str]]:
-        """Every ``(key_type, variant)`` to look up: one query for the batch."""
-        return list(self.lead_values)
-
-    def is_one_edit(self, key_type: str, variant: str, value: str) -> bool:
-        """Is a registry value found through ``variant`` one edit from a lead value that
-        has it? (Two values sharing a deletion variant can be two edits apart.)"""
-        return any(
-            OSA.distance(lead_value, value) == 1
-            for lead_value in self.lead_values.get((key_type, variant), ())
-        )
+    def __bool__(self) -> bool:
+        return bool(self.variants)
 
 
 def near_lookups(decisions: Iterable[Decision], *, country_code: str) -> list[tuple[str, str]]:
-    """Every ``(key_type, variant)`` the batch needs from the deletion table, sorted."""
+    """Every lead ``(key_type, value)`` the batch looks up one edit away, sorted."""
     return sorted(NearLookup.of(decisions, country_code=country_code).variants)
 
 
@@ -475,6 +571,7 @@ class _Near(NamedTuple):
     """One lead's one-edit neighbourhood: every candidate, and those agreeing strongly."""
 
     checked: Mapping[str, list[NearCandidate]]
+    bits_needed: float
     strong: Mapping[str, tuple[NearCandidate, NameScore]]
     """person_key -> its first candidate (documents before phones) and its name score."""
 
@@ -486,17 +583,27 @@ def _neighbourhood(lead: Lead, found: Mapping[str, list[NearCandidate]], rules: 
     test each leaves them out before any scoring."""
     lead_name = names.tokens(lead.full_name)
     strong: dict[str, tuple[NearCandidate, NameScore]] = {}
+    values = list(found.values())
+    neighbours = (
+        len(values[0])
+        if len(values) == 1
+        else len({candidate.person.person_key for candidates in values for candidate in candidates})
+    )
     if lead_name is not None:
         forms = lead_name.forms
-        for candidates in found.values():
+        search = names.search_forms(lead_name)
+        might_share = names.might_share_word
+        for candidates in values:
             for candidate in candidates:
+                if not might_share(search, candidate.person.full_name):
+                    continue
                 person_name = names.tokens(candidate.person.full_name)
                 if person_name is None or forms.isdisjoint(person_name.forms):
                     continue
                 score = names.compare(lead_name, person_name, rules.weights)
-                if rules.agrees_strongly(score):
+                if rules.agrees_strongly(score, neighbours=neighbours):
                     strong.setdefault(candidate.person.person_key, (candidate, score))
-    return _Near(found, strong)
+    return _Near(found, rules.near_bits_needed(neighbours), strong)
 
 
 def _near_evidence(keys: Mapping[str, str], near: _Near) -> dict[str, Any]:
@@ -527,7 +634,6 @@ def decide_near(
     index: NearIndex,
     *,
     rules: NameRules = DEFAULT_NAME_RULES,
-    country_code: str,
 ) -> list[Decision]:
     """Revisit the exact pass's ``no_match``, ``low_confidence`` and ``name_mismatch``
     leads one edit away (see ``near_keys``).
@@ -537,8 +643,10 @@ def decide_near(
     recorded in the evidence), two or more are ``ambiguous``, exactly one links
     (``document_one_edit`` before ``phone_one_edit``) unless an exact key points at
     another person (``conflict``). The exact holder of a mistyped value whose name
-    clearly differs (``name_mismatch``) does not count as such: the one typo explains
-    both the stranger and the person one edit away, and the evidence records both.
+    clearly differs (``name_mismatch``) does not count as such when the person was
+    found one edit from that same value: one typo explains both the stranger and the
+    person one edit away, and the evidence records both. Found through another key, the
+    stranger's value stays unexplained: a ``conflict``.
     """
     result = list(decisions)
     for position, decision in enumerate(decisions):
@@ -552,7 +660,7 @@ def decide_near(
             if (
                 candidates := [
                     candidate
-                    for candidate in index.candidates(key_type, value, country_code=country_code)
+                    for candidate in index.candidates(key_type, value)
                     if candidate.person.person_key not in exact
                 ]
             )
@@ -560,19 +668,31 @@ def decide_near(
         if not found:
             continue
         near = _neighbourhood(decision.lead, found, rules)
-        evidence = {**decision.evidence, "near": _near_evidence(keys, near)}
-        mismatched = mismatched_key(decision)
-        others = exact - {decision.evidence["person_key"]} if mismatched else exact
+        evidence = {
+            **decision.evidence,
+            "near": _near_evidence(keys, near),
+            "near_name_bits_needed": near.bits_needed,
+        }
         if not near.strong:
             result[position] = decision._replace(evidence=evidence)
-        elif len(near.strong) > 1:
+            continue
+        if len(near.strong) > 1:
             result[position] = failed(
                 decision.lead,
                 "ambiguous",
                 {**evidence, "candidate_person_keys": sorted(near.strong)},
             )
-        elif others - set(near.strong):
-            conflicting = sorted(others | set(near.strong))
+            continue
+        ((person_key, (candidate, score)),) = near.strong.items()
+        # the mistyped value's holder whose name clearly differs is explained away by the
+        # typo only when the person one edit away was found through that same value
+        mismatched = mismatched_key(decision)
+        explained = mismatched is not None and any(
+            other.person.person_key == person_key for other in found.get(mismatched, ())
+        )
+        others = exact - {decision.evidence["person_key"]} if explained else exact
+        if others - {person_key}:
+            conflicting = sorted(others | {person_key})
             result[position] = failed(
                 decision.lead, "conflict", {**evidence, "conflicting_person_keys": conflicting}
             )
@@ -581,9 +701,8 @@ def decide_near(
             # rule: a stronger one cannot pass either; keep the exact decision
             result[position] = decision._replace(evidence=evidence)
         else:
-            ((candidate, score),) = near.strong.values()
             result[position] = _near_match(
-                decision, candidate, score, evidence=evidence, overrides=mismatched is not None
+                decision, candidate, score, evidence=evidence, overrides=explained
             )
     return result
 
@@ -600,8 +719,9 @@ def _near_match(
     ``name_mismatch`` (the mistyped value is a stranger's), the evidence keeps the
     stranger, its name and its score under ``exact_name_mismatch``."""
     found = dict(evidence)
-    for stale in ("person_key", "person_name", "name_rule", "name_missing"):
-        found.pop(stale, None)
+    stale = ("person_key", "person_name", "name_rule", "name_missing", *DEFAULT_NAME_RULES.limits())
+    for key in stale:
+        found.pop(key, None)
     if overrides:
         found["exact_name_mismatch"] = {
             "person_key": decision.evidence["person_key"],

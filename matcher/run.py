@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import orjson
@@ -50,6 +50,8 @@ class MatchOptions:
     """Try documents and phones one edit away for leads the exact keys did not settle."""
     near_name_threshold: float = match.DEFAULT_NEAR_NAME_THRESHOLD
     near_name_min_bits: float = match.DEFAULT_NEAR_NAME_MIN_BITS
+    near_min_length: int = match.NEAR_MIN_LENGTH
+    """dbt's ``near_match_min_length`` (``run_match`` reads the var)."""
     writers: int = config.DEFAULT_WRITERS
     """Batches written at once, each on its own connection (PostgreSQL works on one
     while Python prepares the other)."""
@@ -156,7 +158,13 @@ def decided_batches(
         for batch in found:
             decisions = match.decide_batch(batch.leads, batch.index, rules=names)
             if options.near:
-                decisions = near_pass(lookup, decisions, rules=rules, names=names)
+                decisions = near_pass(
+                    lookup,
+                    decisions,
+                    rules=rules,
+                    names=names,
+                    near_min_length=options.near_min_length,
+                )
             yield decisions
 
 
@@ -199,14 +207,16 @@ def near_pass(
     *,
     rules: NormalizationRules,
     names: match.NameRules,
+    near_min_length: int,
 ) -> list[match.Decision]:
-    """The batch's unsettled documents and phones one edit away (two queries)."""
-    lookup = match.NearLookup.of(decisions, country_code=rules.country_code)
-    if not lookup.lead_values:
+    """The batch's unsettled documents and phones one edit away (one query)."""
+    lookup = match.NearLookup.of(
+        decisions, country_code=rules.country_code, min_length=near_min_length
+    )
+    if not lookup:
         return decisions
-    found = db.fetch_near_candidates(conn, lookup.variants, keep=lookup.is_one_edit)
-    index = match.NearIndex.from_rows(found)
-    return match.decide_near(decisions, index, rules=names, country_code=rules.country_code)
+    found = db.fetch_near_candidates(conn, list(lookup.probes), lookup.variants)
+    return match.decide_near(decisions, match.NearIndex.from_rows(found, lookup), rules=names)
 
 
 def write_decisions(
@@ -360,6 +370,10 @@ def run_match(
     on its own connection, a transaction per batch.
     """
     run_id = run_id or new_run_id()
+    options = replace(
+        options,
+        near_min_length=int(settings.vars.get("near_match_min_length", options.near_min_length)),
+    )
     summary = RunSummary(run_id=run_id, dry_run=options.dry_run)
     clock = time.perf_counter()
     rules = NormalizationRules.from_vars(settings.vars)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+
 from matcher import match
 from matcher.normalize import NormalizationRules
 

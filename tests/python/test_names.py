@@ -160,3 +160,21 @@ def test_scores_are_bounded_and_a_name_agrees_with_itself(left: str, right: str)
     assert 0.0 <= found.score <= 100.0 and found.bits >= 0.0
     if names.tokens(left) is not None:
         assert score(left, left).score == 100.0
+
+
+@given(NAME_TEXT, NAME_TEXT)
+def test_the_fast_pre_check_never_misses_a_shared_word(left: str, right: str) -> None:
+    parsed, other = names.tokens(left), names.tokens(right)
+    if parsed is not None and other is not None and not parsed.forms.isdisjoint(other.forms):
+        assert names.might_share_word(names.search_forms(parsed), right)
+
+
+@pytest.mark.parametrize(
+    ("lead", "person"),
+    [("José Pérez", "PEPE QUISPE"), ("Pepe Rojas", "José Luis Rojas"), ("Ana", "ANA MARÍA")],
+)
+def test_the_fast_pre_check_finds_nicknames_either_way(lead: str, person: str) -> None:
+    parsed = names.tokens(lead)
+    assert parsed is not None
+    assert names.might_share_word(names.search_forms(parsed), person)
+    assert not names.might_share_word(names.search_forms(parsed), "Luke Mahony")
