@@ -223,56 +223,53 @@ create function pg_temp.demo_form_name(
     nickname text,
     style bigint
 ) returns text
-language sql immutable
+language plpgsql immutable
 as $$
-    select case
-        when style / 100000000000000 % 100 < 8 then replace(cased, ' ', '  ')
-        when style / 100000000000000 % 100 < 12 then ' ' || cased || ' '
-        else cased
-    end
-    from (
-        select case
-            when style / 1000000000000 % 100 < 25 then upper(accented)
-            when style / 1000000000000 % 100 < 35 then lower(accented)
-            else accented
-        end as cased
-        from (
-            select case
-                when style / 10000000000 % 100 < 30 then pg_temp.demo_ascii(ordered)
-                else ordered
-            end as accented
-            from (
-                select case
-                    when style / 100000000 % 100 < 15
-                        then concat_ws(' ', surname_1, surname_2, given_1, given_2)
-                    else concat_ws(' ', given_1, given_2, surname_1, surname_2)
-                end as ordered
-                from (
-                    select
-                        case
-                            when second_name is not null and style / 100 % 100 >= 96 then null
-                            when nickname is not null and style % 100 < 10 then nickname
-                            when length(first_name) >= 7 and style % 100 between 10 and 13
-                                then left(first_name, 4)
-                            else first_name
-                        end as given_1,
-                        case
-                            when second_name is null then null
-                            when style / 100 % 100 < 35 then null
-                            when style / 100 % 100 < 50
-                                then left(second_name, 1) || left('.', (style / 100 % 2)::integer)
-                            else second_name
-                        end as given_2,
-                        case
-                            when style / 10000 % 100 < 8
-                                then pg_temp.demo_typo(last_name_1, style / 1000000000000000)
-                            else last_name_1
-                        end as surname_1,
-                        case when style / 1000000 % 100 >= 25 then last_name_2 end as surname_2
-                ) as parts
-            ) as ordered_parts
-        ) as accented_parts
-    ) as cased_parts
+declare
+    given_1 text := first_name;
+    given_2 text := second_name;
+    surname_1 text := last_name_1;
+    surname_2 text := last_name_2;
+    written text;
+begin
+    if second_name is not null and style / 100 % 100 >= 96 then
+        given_1 := null;
+    elsif nickname is not null and style % 100 < 10 then
+        given_1 := nickname;
+    elsif length(first_name) >= 7 and style % 100 between 10 and 13 then
+        given_1 := left(first_name, 4);
+    end if;
+    if second_name is not null and style / 100 % 100 < 35 then
+        given_2 := null;
+    elsif second_name is not null and style / 100 % 100 < 50 then
+        given_2 := left(second_name, 1) || left('.', (style / 100 % 2)::integer);
+    end if;
+    if style / 10000 % 100 < 8 then
+        surname_1 := pg_temp.demo_typo(last_name_1, style / 1000000000000000);
+    end if;
+    if style / 1000000 % 100 < 25 then
+        surname_2 := null;
+    end if;
+    if style / 100000000 % 100 < 15 then
+        written := concat_ws(' ', surname_1, surname_2, given_1, given_2);
+    else
+        written := concat_ws(' ', given_1, given_2, surname_1, surname_2);
+    end if;
+    if style / 10000000000 % 100 < 30 then
+        written := pg_temp.demo_ascii(written);
+    end if;
+    if style / 1000000000000 % 100 < 25 then
+        written := upper(written);
+    elsif style / 1000000000000 % 100 < 35 then
+        written := lower(written);
+    end if;
+    if style / 100000000000000 % 100 < 8 then
+        written := replace(written, ' ', '  ');
+    elsif style / 100000000000000 % 100 < 12 then
+        written := ' ' || written || ' ';
+    end if;
+    return written;
+end
 $$;
 
 -- Canonical identities: registered persons 1..persons, then one "ghost" per lead (a
@@ -434,6 +431,8 @@ named as (
         params.anchor_at - interval '31 days'
         - (rolled.created_roll % (1500 * 86400)) * interval '1 second' as created_at,
         params.density,
+        params.persons,
+        params.leads,
         params.offset_a,
         params.offset_b
     from rolled
@@ -460,44 +459,52 @@ named as (
         on nickname.name_k = first_name.name_k
 ),
 
--- Dense identifiers (density > 0): the k-th holder of a DNI, a mobile or a landline, in
--- person order (ghosts, who are nobody in the registry, after the registered), gets
--- position (k * 2^31-1 + offset) mod size in a block of numbers where the registered
--- holders are `density` of the block (a bijection: 2^31-1 is prime, above any size).
--- A typo then lands on another real person as often as density says.
-ranked as (
+-- Dense identifiers (density > 0). DNIs and mobiles: identity n (the registered, then
+-- the ghosts, who are nobody in the registry) gets position (n * (2^31-1) + offset) mod
+-- size, a bijection (2^31-1 is prime, above any size), in a block sized so that the
+-- registry's expected holders (87% of persons have a DNI, 77% a mobile) are `density`
+-- of it. Landlines (one person in seven) are too few for that: the k-th landline holder
+-- takes position k the same way. A typo then lands on another real person as often as
+-- density says.
+landline_ranks as (
     select
-        named.*,
-        case when named.doc_kind = 'real' and named.doc_type = 'DNI' then 'DNI' end as doc_block,
-        case when named.phone_kind in ('mobile', 'landline') then named.phone_kind end
-            as phone_block
+        person_n,
+        row_number() over (order by person_n) - 1 as landline_rank,
+        count(*) filter (where is_registered) over () as landline_holders,
+        count(*) over () as landline_identities
     from named
-),
-
-positioned as (
-    select
-        ranked.*,
-        row_number() over (partition by doc_block order by person_n) - 1 as doc_rank,
-        count(*) filter (where is_registered) over (partition by doc_block) as doc_holders,
-        count(*) over (partition by doc_block) as doc_identities,
-        row_number() over (partition by phone_block order by person_n) - 1 as phone_rank,
-        count(*) filter (where is_registered) over (partition by phone_block) as phone_holders,
-        count(*) over (partition by phone_block) as phone_identities
-    from ranked
+    where phone_kind = 'landline' and density > 0
 ),
 
 blocks as (
     select
-        positioned.*,
+        named.*,
+        case
+            when named.doc_kind = 'real' and named.doc_type = 'DNI' then 'DNI'
+        end as doc_block,
+        case when named.phone_kind in ('mobile', 'landline') then named.phone_kind end
+            as phone_block,
         least(
             89999999,
-            greatest(doc_identities, ceil(doc_holders / nullif(density, 0)))
+            greatest(named.persons + named.leads, ceil(0.87 * named.persons / nullif(named.density, 0)))
         )::bigint as doc_block_size,
-        least(
-            case phone_block when 'mobile' then 100000000 else 8000000 end,
-            greatest(phone_identities, ceil(phone_holders / nullif(density, 0)))
-        )::bigint as phone_block_size
-    from positioned
+        case named.phone_kind
+            when 'landline' then least(
+                8000000,
+                greatest(
+                    landline_ranks.landline_identities,
+                    ceil(landline_ranks.landline_holders / nullif(named.density, 0))
+                )
+            )
+            else least(
+                100000000,
+                greatest(named.persons + named.leads, ceil(0.77 * named.persons / nullif(named.density, 0)))
+            )
+        end::bigint as phone_block_size,
+        landline_ranks.landline_rank
+    from named
+    left join landline_ranks
+        on landline_ranks.person_n = named.person_n
 ),
 
 identified as (
@@ -507,7 +514,7 @@ identified as (
             when blocks.doc_kind = 'junk' then '00000000'
             when blocks.doc_kind is null then null
             when blocks.doc_type = 'DNI' and blocks.density > 0
-                then (10000000 + (blocks.doc_rank * 2147483647 + blocks.offset_a) % blocks.doc_block_size)::text
+                then (10000000 + (blocks.person_n * 2147483647 + blocks.offset_a) % blocks.doc_block_size)::text
             when blocks.doc_type = 'DNI'
                 then lpad(((blocks.person_n * 61180343 + blocks.offset_a) % 99000000 + 1000000)::text, 8, '0')
             when blocks.doc_type = 'CE'
@@ -522,14 +529,14 @@ identified as (
             when 'landline' then '1' || (
                 2000000 + case
                     when blocks.density > 0
-                        then (blocks.phone_rank * 2147483647 + blocks.offset_b) % blocks.phone_block_size
+                        then (blocks.landline_rank * 2147483647 + blocks.offset_b) % blocks.phone_block_size
                     else (blocks.person_n * 4944271 + blocks.offset_b) % 8000000
                 end
             )::text
             when 'mobile' then '9' || lpad(
                 case
                     when blocks.density > 0
-                        then (blocks.phone_rank * 2147483647 + blocks.offset_a) % blocks.phone_block_size
+                        then (blocks.person_n * 2147483647 + blocks.offset_a) % blocks.phone_block_size
                     else (blocks.person_n * 61803399 + blocks.offset_a) % 100000000
                 end::text,
                 8,
