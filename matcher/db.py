@@ -297,7 +297,8 @@ def fetch_near_candidates(
     if not by_type:
         return []
     statement = near_candidates_statement(list(by_type))
-    params = [values for pair in by_type.values() for values in pair]
+    # sorted: consecutive lookups land on the same index pages
+    params = [sorted(values) for pair in by_type.values() for values in pair]
     rows = conn.execute(statement, params).fetchall()
     holders: dict[tuple[str, str], set[str]] = {}
     for key_type, _found_by, key_value, person_key, _full_name in rows:
