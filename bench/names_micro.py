@@ -62,7 +62,7 @@ def synthetic_pairs(count: int, *, seed: int, strangers: float) -> list[tuple[st
         return text.upper() if rng.random() < 0.25 else text
 
     pairs = []
-    for number in range(count):
+    for _ in range(count):
         registered = person()
         lead = person() if rng.random() < strangers else registered
         pairs.append((written(lead), " ".join(registered)))
