@@ -209,6 +209,11 @@ SWEEP = [
     Setting("--near-name-min-bits 8", {"near_name_min_bits": 8}),
     Setting("--near-name-min-bits 14", {"near_name_min_bits": 14}),
     Setting("--no-near", {"near": False}),
+    Setting(
+        "single keys ignore names",
+        {"name_threshold": 0, "name_min_bits": 0, "name_mismatch_threshold": 0},
+    ),
+    Setting("--near-name-min-bits 4", {"near_name_min_bits": 4}),
 ]
 
 
@@ -253,10 +258,10 @@ def sweep(
 
 
 def sweep_table(results: Sequence[Recall]) -> str:
-    lines = [f"{'density':>7}  {'setting':<28} {'links':>6} {'wrong':>5} {'recall':>7}"]
+    lines = [f"{'density':>7}  {'setting':<32} {'links':>6} {'wrong':>5} {'recall':>7}"]
     for result in results:
         lines.append(
-            f"{result.density:>7.2f}  {result.label:<28} {result.links:>6} {result.wrong:>5} "
+            f"{result.density:>7.2f}  {result.label:<32} {result.links:>6} {result.wrong:>5} "
             f"{result.recall_of():>7.1%}"
         )
     return "\n".join(lines)

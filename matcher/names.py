@@ -9,8 +9,9 @@ words aligned one to one, never as a string:
    only), particles dropped (``de``, ``del``, ``la`` ...). Each word's **forms** are the
    word and the given names it is a nickname of (``pepe`` → ``jose``, ``lucho`` → ``luis``).
 2. **Alignment** (``compare``): words agree exactly or through a nickname; then leftover
-   words agree fuzzily (Jaro-Winkler ≥ 0.88, Splink's ``NameComparison`` level), as a
-   shortened name (``fran`` / ``francisco``), or as an initial (``c`` / ``carlos``).
+   words agree fuzzily (Jaro-Winkler ≥ 0.88, Splink's ``NameComparison`` level, or one
+   letter off), as a shortened name (``fran`` / ``francisco``), or as an initial (``c`` /
+   ``carlos``).
 3. **Information** (``TokenWeights``): each agreeing word counts its information in bits,
    ``-log2`` of the share of registry persons whose name has it (Splink's term-frequency
    adjustment: *Quispe* agreeing is weaker evidence than *Ccahuana*). A pair counts the
@@ -39,7 +40,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
-from rapidfuzz.distance import JaroWinkler
+from rapidfuzz.distance import OSA, JaroWinkler
 
 from matcher.normalize import normalize_name
 
@@ -125,6 +126,10 @@ FUZZY_SIMILARITY = 0.88
 """Least Jaro-Winkler similarity for two leftover words to agree (``quispe`` / ``qispe``)."""
 FUZZY_MIN_LENGTH = 3
 """Shorter words agree only exactly, through a nickname, or as a prefix."""
+TYPO_MIN_LENGTH = 4
+TYPO_QUALITY = 0.88
+"""A word one letter off (OSA distance 1, ``tjerina`` / ``tijerina``) that Jaro-Winkler
+scores below ``FUZZY_SIMILARITY`` (the typo is near the start) counts this share."""
 PREFIX_MIN_LENGTH = 3
 PREFIX_QUALITY = 0.85
 """A shortened name (``fran`` / ``francisco``) counts this share of its bits."""
@@ -309,6 +314,8 @@ def _similarity(left: str, right: str) -> float:
         similarity = JaroWinkler.normalized_similarity(left, right)
         if similarity >= FUZZY_SIMILARITY:
             return similarity
+        if len(short) >= TYPO_MIN_LENGTH and OSA.distance(left, right) == 1:
+            return TYPO_QUALITY  # one letter wrong early on: Jaro-Winkler misses it
     if len(short) >= PREFIX_MIN_LENGTH and len(long) > len(short) and long.startswith(short):
         return PREFIX_QUALITY
     return 0.0

@@ -78,6 +78,8 @@ def test_typos_and_shortened_names_agree_almost_completely() -> None:
     assert 95 <= typo.score < 100
     swapped = score("Juan Carlos Quispe Mamnai", REGISTERED)
     assert 95 <= swapped.score < 100
+    early = score("TJERINA ALEJANDRO", "Alejandro Tijerina")  # Jaro-Winkler: 0.877
+    assert 90 <= early.score < 100
     shortened = score("Fran Rojas", "Francisco Rojas Peña")
     assert 85 <= shortened.score < 100
 
