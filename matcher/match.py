@@ -690,16 +690,13 @@ def decide_near(
         explained = mismatched is not None and any(
             other.person.person_key == person_key for other in found.get(mismatched, ())
         )
+        # (an exact holder is never a candidate one edit away: its own value is exact)
         others = exact - {decision.evidence["person_key"]} if explained else exact
-        if others - {person_key}:
+        if others:
             conflicting = sorted(others | {person_key})
             result[position] = failed(
                 decision.lead, "conflict", {**evidence, "conflicting_person_keys": conflicting}
             )
-        elif others:
-            # the exact key and the near one agree, and the names did not pass the exact
-            # rule: a stronger one cannot pass either; keep the exact decision
-            result[position] = decision._replace(evidence=evidence)
         else:
             result[position] = _near_match(
                 decision, candidate, score, evidence=evidence, overrides=explained
