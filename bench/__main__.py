@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from bench import report
+from bench import recall, report
 from bench.run import SIZES, Options, run
 from matcher import config
 
@@ -28,6 +28,13 @@ def _ints(text: str) -> tuple[int, ...]:
 )
 @click.option("--sizes", help="Several sizes, comma-separated, to see how each step grows.")
 @click.option("--seed", type=int, default=42, show_default=True)
+@click.option(
+    "--density",
+    type=click.FloatRange(0, 0.6),
+    default=0.33,
+    show_default=True,
+    help="Identifier density of the demo data (kpi-red demo --density).",
+)
 @click.option(
     "--batch-sizes",
     default=str(config.DEFAULT_BATCH_SIZE),
@@ -64,6 +71,7 @@ def main(
     size: str | None,
     sizes: str | None,
     seed: int,
+    density: float,
     batch_sizes: str,
     naive_sample: int,
     trace_batches: int,
@@ -91,6 +99,7 @@ def main(
             Options(
                 size=name,
                 seed=seed,
+                density=density,
                 batch_sizes=_ints(batch_sizes),
                 naive_sample=naive_sample,
                 trace_batches=trace_batches,
@@ -104,6 +113,9 @@ def main(
         click.echo(report.table(name, outcome.steps, outcome.record))
         click.echo("")
         click.echo(report.verdict(outcome.record))
+        if outcome.recall is not None:
+            click.echo(f"\nagainst the ground truth (density {density:.2f}, default drain):")
+            click.echo(recall.render(outcome.recall))
         click.echo(f"\nwrote {path}\n")
         outcomes.append((name, outcome.steps, outcome.record))
     if len(outcomes) > 1:

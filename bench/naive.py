@@ -43,7 +43,6 @@ def run(conninfo: str, settings: Settings, *, sample: int) -> NaiveResult:
     country = str(project_vars.get("phone_country_code", "51"))
     lengths = tuple(int(value) for value in project_vars.get("phone_national_lengths", [8, 9]))
     default_type = str(project_vars.get("default_document_type", "DNI"))
-    name_threshold = float(project_vars.get("name_threshold", match.DEFAULT_NAME_THRESHOLD))
 
     select_lead = sql.SQL(
         "select lead_id, created_at, full_name, phone, document_type, document_number, email"
@@ -119,9 +118,7 @@ def run(conninfo: str, settings: Settings, *, sample: int) -> NaiveResult:
                 full_name=full_name,
                 keys=keys,
             )
-            (decision,) = match.decide_batch(
-                [lead], match.CandidateIndex.from_rows(found), name_threshold=name_threshold
-            )
+            (decision,) = match.decide_batch([lead], match.CandidateIndex.from_rows(found))
             if decision.is_matched:
                 matched += 1
                 conn.execute(

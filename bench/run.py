@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import bound, database, match_child, naive, trace, workload
+from bench import bound, database, match_child, naive, recall, trace, workload
 from bench.measure import Clock, Step, median_ms
 from matcher import config
 
@@ -41,6 +41,8 @@ SIZES = {
 class Options:
     size: str
     seed: int = 42
+    density: float = 0.33
+    """The demo data's identifier density (``kpi-red demo --density``)."""
     batch_sizes: tuple[int, ...] = (config.DEFAULT_BATCH_SIZE,)
     naive_sample: int = 2000
     trace_batches: int = 3
@@ -59,6 +61,8 @@ class Outcome:
     record: dict[str, Any] = field(default_factory=dict)
     slowest: trace.Statement | None = None
     """The matcher's slowest statement, explained again in the hourly steady state."""
+    recall: recall.Recall | None = None
+    """Right, wrong and missed links of the default drain, against the ground truth."""
 
 
 def log(message: str) -> None:
@@ -75,6 +79,7 @@ def run(options: Options) -> Outcome:
     record.update(
         size=options.size,
         seed=options.seed,
+        density=options.density,
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         machine=machine(),
     )
@@ -130,6 +135,7 @@ def run(options: Options) -> Outcome:
         exact = database.clone(main_db, f"{name}_exact")
         created.append(exact)
         drain(exact, best, outcome, near=False)
+        record["recall_no_near"] = recall.measure(exact, density=options.density).to_json()
         database.drop(exact)
         created.remove(exact)
         # every measured step starts on a database just copied (so its files are as
@@ -141,6 +147,8 @@ def run(options: Options) -> Outcome:
         created.remove(main_db)
         main_db = drained
         drain(main_db, best, outcome, near=True)
+        outcome.recall = recall.measure(main_db, label="defaults", density=options.density)
+        record["recall"] = outcome.recall.to_json()
 
         if options.incremental:
             incremental(main_db, settings, options, best, outcome)
@@ -166,7 +174,14 @@ def generate(
     log(f"generating {options.size} data inside PostgreSQL")
     clock = Clock()
     with clock.timing():
-        demo.load(main_db.conninfo, settings, size=options.size, seed=options.seed, reset=False)
+        demo.load(
+            main_db.conninfo,
+            settings,
+            size=options.size,
+            seed=options.seed,
+            density=options.density,
+            reset=False,
+        )
     counted = workload.counts_sources(main_db, settings)
     outcome.record.update(
         leads=counted["leads"], persons=counted["persons"], generate_s=round(clock.seconds, 2)

@@ -273,18 +273,32 @@ def init(ctx: Context) -> None:
     help="demo: 3k leads / 12k persons; small 10k/50k; medium 100k/500k; large 500k/2M.",
 )
 @click.option("--seed", type=int, default=42, show_default=True, help="Same seed, same data.")
+@click.option(
+    "--density",
+    type=click.FloatRange(0, 0.6),
+    default=0.33,
+    show_default=True,
+    help="Share of the DNI and phone number space held by registry persons (about a third "
+    "in Peru): a typo lands on another real person this often. 0: sparse, typos land on "
+    "nobody.",
+)
 @click.option("--reset", is_flag=True, help="Drop and regenerate the data even if present.")
 @click.pass_obj
 @handle_errors
-def demo(ctx: Context, size: str, seed: int, reset: bool) -> None:
+def demo(ctx: Context, size: str, seed: int, density: float, reset: bool) -> None:
     """Load reproducible demo data into the source tables (skipped when already loaded).
 
-    Example: kpi-red demo --size small
+    Example: kpi-red demo --size small --density 0.5
     """
     from matcher import demo as demo_data
 
     loaded = demo_data.load(
-        ctx.connection.conninfo, ctx.settings, size=size, seed=seed, reset=reset
+        ctx.connection.conninfo,
+        ctx.settings,
+        size=size,
+        seed=seed,
+        density=density,
+        reset=reset,
     )
     click.echo(loaded.describe())
 
@@ -337,20 +351,44 @@ batch_size_option = click.option(
     type=click.FloatRange(0, 100),
     default=85.0,
     show_default=True,
-    help="Least name score (0-100) for a lone phone or email to link.",
+    help="Least name score (0-100) for a single key (a document, a lone phone or email) to link.",
+)
+@click.option(
+    "--name-min-bits",
+    type=click.FloatRange(0, 100),
+    default=8.0,
+    show_default=True,
+    help="Least information (bits) of the agreeing words for a single key to link.",
+)
+@click.option(
+    "--name-mismatch-threshold",
+    type=click.FloatRange(0, 100),
+    default=50.0,
+    show_default=True,
+    help="A name score below this fails a single key as name_mismatch (between it and "
+    "--name-threshold: low_confidence).",
 )
 @click.option(
     "--near/--no-near",
     default=True,
     show_default=True,
-    help="Also try documents and phones one edit (typo) away when the exact keys find nobody.",
+    help="Also try documents and phones one edit (typo) away when the exact keys find "
+    "nobody, or a person whose name clearly differs.",
 )
 @click.option(
     "--near-name-threshold",
     type=click.FloatRange(0, 100),
     default=92.0,
     show_default=True,
-    help="Least name score (0-100) for a one-edit document or phone to link.",
+    help="Least name score (0-100) for a person one edit away to link.",
+)
+@click.option(
+    "--near-name-min-bits",
+    type=click.FloatRange(0, 100),
+    default=11.0,
+    show_default=True,
+    help="Least information (bits) of the agreeing words for a person one edit away, plus "
+    "one bit per doubling of the persons one edit away.",
 )
 @json_option
 @click.pass_obj
@@ -362,16 +400,19 @@ def match_command(
     writers: int,
     dry_run: bool,
     name_threshold: float,
+    name_min_bits: float,
+    name_mismatch_threshold: float,
     near: bool,
     near_name_threshold: float,
+    near_name_min_bits: float,
     as_json: bool,
 ) -> None:
     """Link eligible backlog leads to registry persons; log every attempt.
 
     Claims leads from ops.v_cabinet_kpi_red_backlog (oldest first, batches under
-    advisory locks, so several matchers can run at once), decides per lead
-    (document, two agreeing keys, or a lone phone/email whose name agrees; else a
-    document or phone one typo away whose name agrees strongly) and writes
+    advisory locks, so several matchers can run at once), decides per lead (two
+    agreeing keys, or a single key whose holder's name agrees; else the one person a
+    document or phone typo away whose name agrees strongly) and writes
     links, missing origin rows and one attempts-log row per lead, a transaction per
     batch. Run `dbt build` first. --json prints: run_id, dry_run, claimed, matched,
     matched_by_rule, failed, failed_by_reason, skipped_locked, skipped_changed,
@@ -391,8 +432,11 @@ def match_command(
         writers=writers,
         dry_run=dry_run,
         name_threshold=name_threshold,
+        name_min_bits=name_min_bits,
+        name_mismatch_threshold=name_mismatch_threshold,
         near=near,
         near_name_threshold=near_name_threshold,
+        near_name_min_bits=near_name_min_bits,
     )
     conninfo = ctx.connection.conninfo
     check_agreement(ctx)

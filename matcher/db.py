@@ -6,7 +6,7 @@ SQL is parameterized; schema and table names from configuration are composed wit
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -296,6 +296,23 @@ def load_junk(conn: psycopg.Connection) -> frozenset[tuple[str, str]]:
     return frozenset((row[0], row[1]) for row in conn.execute(statement))
 
 
+NAME_SAMPLE_PAGES = 800
+"""Blocks of ``int_person_keys`` the name sample reads: some 25,000 persons, whatever the
+size of the registry (a few milliseconds)."""
+
+
+def sample_person_names(conn: psycopg.Connection) -> list[str | None]:
+    """Registry names, one per person, from a repeatable block sample of
+    ``int_person_keys`` (all of it when small): what ``TokenWeights`` counts words in."""
+    template = resources.files("matcher").joinpath("sql/name_sample.sql").read_text()
+    statement = sql.SQL(template).format(
+        person_keys=qualified(PERSON_KEYS_RELATION),
+        person_keys_name=sql.Literal(".".join(PERSON_KEYS_RELATION)),
+        target_pages=sql.Literal(NAME_SAMPLE_PAGES),
+    )
+    return [row[0] for row in conn.execute(statement)]
+
+
 def tune_lookups(conn: psycopg.Connection) -> None:
     """The matcher's statements are index lookups (the stream's probes, the one-edit
     queries) and one batch's writes: launching parallel workers costs more than they
@@ -303,67 +320,51 @@ def tune_lookups(conn: psycopg.Connection) -> None:
     conn.execute("set max_parallel_workers_per_gather = 0")
 
 
-def _by_key_type(
-    conn: psycopg.Connection,
-    template: str,
-    pairs: Iterable[tuple[str, str]],
-    relation: tuple[str, str],
-) -> list[tuple[Any, ...]]:
-    """``template`` (a select over ``{relation}`` with ``{key_type}`` and one array
-    parameter) once per key type of ``pairs`` (``(key_type, value)``), ``union all``: a
-    ``= any(...)`` index scan each."""
-    values: dict[str, list[str]] = {}
-    for key_type, value in pairs:
-        values.setdefault(key_type, []).append(value)
-    if not values:
-        return []
-    statement = sql.SQL(" union all ").join(
-        sql.SQL(template).format(relation=qualified(relation), key_type=sql.Literal(key_type))
-        for key_type in values
+def near_candidates_statement(key_types: Sequence[str]) -> sql.Composed:
+    """``matcher/sql/near_candidates.sql`` once per key type, ``union all``: two array
+    parameters each (the values one edit off, the lead values)."""
+    template = resources.files("matcher").joinpath("sql/near_candidates.sql").read_text()
+    return sql.SQL("\nunion all\n").join(
+        sql.SQL("({})").format(
+            sql.SQL(template).format(
+                person_keys=qualified(PERSON_KEYS_RELATION),
+                deletions=qualified(PERSON_DELETIONS_RELATION),
+                junk=qualified(JUNK_RELATION),
+                key_type=sql.Literal(key_type),
+            )
+        )
+        for key_type in key_types
     )
-    return conn.execute(statement, list(values.values())).fetchall()
 
 
 def fetch_near_candidates(
     conn: psycopg.Connection,
+    probes: Sequence[tuple[str, str]],
     variants: Sequence[tuple[str, str]],
-    *,
-    keep: Callable[[str, str, str], bool] | None = None,
 ) -> list[tuple[str, str, str, str, str | None]]:
-    """Registry values sharing a deletion variant with a batch's keys (issue 8), and
-    their holders. Rows: ``(key_type, variant, key_value, person_key, full_name)``.
+    """The registry persons one edit from a batch's values (``matcher/sql/
+    near_candidates.sql``): ``probes`` (``(key_type, value)``) are the values one
+    character substituted, swapped or left out, looked up as they are; ``variants`` the
+    lead values themselves, looked up in the deletion table (a person's value one
+    character longer). Rows: ``(key_type, found_by, key_value, person_key, full_name)``.
 
-    Two statements, each a ``= any(...)`` index scan per key type: the values behind the
-    variants (the deletion table), then the holders of the values that ``keep(key_type,
-    variant, value)`` accepts (the caller's one-edit check, which drops most of them) from
-    ``int_person_identifiers``, which has no junk and no stale keys. A value held by two
-    or more persons is shared and never a near candidate."""
-    if not variants:
+    One statement, two index scans per key type; every row is one edit from a lead's
+    value. A value held by two or more persons is shared and never a near candidate."""
+    by_type: dict[str, tuple[list[str], list[str]]] = {}
+    for key_type, value in probes:
+        by_type.setdefault(key_type, ([], []))[0].append(value)
+    for key_type, value in variants:
+        by_type.setdefault(key_type, ([], []))[1].append(value)
+    if not by_type:
         return []
-    found = _by_key_type(
-        conn,
-        "select distinct key_type, variant, key_value from {relation}"
-        " where key_type = {key_type} and variant = any(%b::text[])",
-        variants,
-        PERSON_DELETIONS_RELATION,
-    )
-    if keep is not None:
-        found = [row for row in found if keep(*row)]
-    holders: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
-    for key_type, key_value, person_key, full_name in _by_key_type(
-        conn,
-        "select key_type, key_value, person_key, full_name from {relation}"
-        " where key_type = {key_type} and key_value = any(%b::text[])",
-        {(key_type, key_value) for key_type, _variant, key_value in found},
-        PERSON_IDENTIFIERS_RELATION,
-    ):
-        holders.setdefault((key_type, key_value), []).append((person_key, full_name))
-    return [
-        (key_type, variant, key_value, person_key, full_name)
-        for key_type, variant, key_value in found
-        if len(held := holders.get((key_type, key_value), ())) == 1
-        for person_key, full_name in held
-    ]
+    statement = near_candidates_statement(list(by_type))
+    # sorted: consecutive lookups land on the same index pages
+    params = [sorted(values) for pair in by_type.values() for values in pair]
+    rows = conn.execute(statement, params).fetchall()
+    holders: dict[tuple[str, str], set[str]] = {}
+    for key_type, _found_by, key_value, person_key, _full_name in rows:
+        holders.setdefault((key_type, key_value), set()).add(person_key)
+    return [row for row in rows if len(holders[(row[0], row[2])]) == 1]
 
 
 class StagedDecision(NamedTuple):

@@ -2,32 +2,88 @@
 
 A batch is decided in two steps. ``classify`` settles every lead that the exact keys
 settle (missing identifiers, conflicts, ambiguity, no match) and names the one candidate
-person of the rest; ``decide_batch`` then scores the names of all those pairs at once
-(rapidfuzz) and finishes: a document, or two keys agreeing, links; a lone phone or email
-links only when the names agree. A wrong link is worse than no link: in doubt, fail with
-a reason.
+person of the rest; ``decide_batch`` then compares the names of all those pairs
+(``matcher.names``) and finishes: two keys agreeing on one person link; a single key (a
+document, or a lone phone or email) links only when the names corroborate it, and fails
+``name_mismatch`` when they clearly disagree. Identifiers are dense (a third of all
+8-digit numbers are somebody's DNI), so a typo usually lands on another real person: a
+single key is never enough. A wrong link is worse than no link: in doubt, fail with a
+reason.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple
 
-from rapidfuzz import fuzz, process
-from rapidfuzz.distance import OSA
-
-from matcher.normalize import NormalizationRules, normalize_name
+from matcher import names
+from matcher.names import NameScore, TokenWeights
+from matcher.normalize import NormalizationRules
 
 KEY_TYPES: tuple[str, ...] = ("document", "phone", "email")
 """Key types, strongest first; rule names list them in this order (``document+phone``)."""
 
-STRONG_KEY = "document"
 DEFAULT_NAME_THRESHOLD = 85.0
+DEFAULT_NAME_MISMATCH_THRESHOLD = 50.0
+DEFAULT_NAME_MIN_BITS = 8.0
+DEFAULT_NEAR_NAME_THRESHOLD = 92.0
+DEFAULT_NEAR_NAME_MIN_BITS = 11.0
 EXACT_SCORE = 100.0
+
+
+@dataclass(frozen=True)
+class NameRules:
+    """When names corroborate a key (see ``matcher.names`` for the score and the bits).
+
+    A single key links when the score is at least ``threshold`` and the agreeing words
+    carry at least ``min_bits``; a score below ``mismatch_threshold`` is a clear
+    disagreement (``name_mismatch``); in between, or with a name missing, the names
+    cannot tell (``low_confidence``).
+
+    A person one edit away must agree strongly: a score of at least ``near_threshold``,
+    a word in common, and ``near_min_bits`` plus one bit per doubling of the persons one
+    edit away (``near_bits_needed``): the lead's typo could have come from any of them,
+    and each is a stranger who might share the lead's name by chance (measured on the
+    demo data: a random stranger agrees that well with about 0.1 * 2^-bits of leads).
+    """
+
+    threshold: float = DEFAULT_NAME_THRESHOLD
+    mismatch_threshold: float = DEFAULT_NAME_MISMATCH_THRESHOLD
+    min_bits: float = DEFAULT_NAME_MIN_BITS
+    near_threshold: float = DEFAULT_NEAR_NAME_THRESHOLD
+    near_min_bits: float = DEFAULT_NEAR_NAME_MIN_BITS
+    weights: TokenWeights = field(default=names.DEFAULT_WEIGHTS, compare=False)
+    """How informative each word is: from a sample of the registry's names."""
+
+    def agrees(self, score: NameScore) -> bool:
+        return score.score >= self.threshold and score.bits >= self.min_bits
+
+    def near_bits_needed(self, neighbours: int) -> float:
+        """The information a person one edit away needs, among ``neighbours`` persons."""
+        return round(self.near_min_bits + math.log2(max(1, neighbours)), 1)
+
+    def agrees_strongly(self, score: NameScore, *, neighbours: int) -> bool:
+        return (
+            score.shares_word
+            and score.score >= self.near_threshold
+            and score.bits >= self.near_bits_needed(neighbours)
+        )
+
+    def limits(self) -> dict[str, float]:
+        """The thresholds of a single-key decision, for the evidence."""
+        return {
+            "name_threshold": self.threshold,
+            "name_min_bits": self.min_bits,
+            "name_mismatch_threshold": self.mismatch_threshold,
+        }
+
+
+DEFAULT_NAME_RULES = NameRules()
 
 Outcome = Literal["matched", "failed"]
 
@@ -87,21 +143,6 @@ def drop_junk(
         for key_type, value in keys.items()
         if value and (key_type, value) not in blocklisted and (key_type, value) not in junk
     }
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _normalized_word(word: str) -> str | None:
-    return normalize_name(word)
-
-
-def normalize_name_cached(raw: str | None) -> str | None:
-    """``normalize_name`` word by word with a cache: the same result (words split on
-    whitespace normalize independently), at a fraction of the cost, since first names
-    and surnames repeat."""
-    if not raw:
-        return None
-    words = [word for word in map(_normalized_word, raw.split()) if word]
-    return " ".join(words) or None
 
 
 class Person(NamedTuple):
@@ -199,23 +240,20 @@ def classify(lead: Lead, index: CandidateIndex) -> Decision | NameCheck:
     return NameCheck(lead=lead, person=person, agreeing=agreeing, evidence=evidence)
 
 
-def name_scores(pairs: Sequence[tuple[str | None, str | None]]) -> list[float]:
-    """``token_sort_ratio`` (0-100) of normalized name pairs, all at once; 0 if one is absent."""
-    if not pairs:
-        return []
-    queries = [left or "" for left, _ in pairs]
-    choices = [right or "" for _, right in pairs]
-    scores = process.cpdist(queries, choices, scorer=fuzz.token_sort_ratio, workers=1)
-    return [
-        round(float(score), 1) if left and right else 0.0
-        for score, (left, right) in zip(scores, pairs, strict=True)
-    ]
+def compare_names(lead: Lead, person: Person, rules: NameRules) -> NameScore:
+    """The lead's name against the person's (``matcher.names.compare``, cached words)."""
+    return names.compare(
+        names.tokens(lead.full_name), names.tokens(person.full_name), rules.weights
+    )
 
 
-def finish(check: NameCheck, score: float, *, name_threshold: float) -> Decision:
-    """The name score recorded for every match; the decider for a lone phone or email."""
-    evidence = {**check.evidence, "name_score": score}
-    if STRONG_KEY in check.agreeing or len(check.agreeing) >= 2:
+def finish(check: NameCheck, score: NameScore, *, rules: NameRules) -> Decision:
+    """Two keys agreeing on the person link (the names recorded); a single key links only
+    when the names corroborate it, and fails ``name_mismatch`` when they clearly
+    disagree, ``low_confidence`` when they cannot tell (one of them missing, or too
+    little of them agreeing)."""
+    evidence = {**check.evidence, "name_score": score.score, "name_bits": score.bits}
+    if len(check.agreeing) >= 2:
         return Decision(
             lead=check.lead,
             outcome="matched",
@@ -225,42 +263,52 @@ def finish(check: NameCheck, score: float, *, name_threshold: float) -> Decision
             evidence=evidence,
         )
     rule = f"{check.agreeing[0]}+name"
-    if score >= name_threshold:
+    if rules.agrees(score):
         return Decision(
             lead=check.lead,
             outcome="matched",
             match_rule=rule,
-            match_score=score,
+            match_score=score.score,
             person_key=check.person.person_key,
             evidence=evidence,
         )
-    return failed(
-        check.lead,
-        "low_confidence",
-        {**evidence, "person_key": check.person.person_key, "name_rule": rule},
-        match_score=score,
+    names_missing = [
+        side
+        for side, name in (("lead", check.lead.full_name), ("person", check.person.full_name))
+        if names.tokens(name) is None
+    ]
+    reason = (
+        "name_mismatch"
+        if not names_missing and score.score < rules.mismatch_threshold
+        else "low_confidence"
     )
+    detail = {
+        **evidence,
+        "person_key": check.person.person_key,
+        "name_rule": rule,
+        "lead_name": check.lead.full_name,
+        "person_name": check.person.full_name,
+        **rules.limits(),
+    }
+    if names_missing:
+        detail["name_missing"] = names_missing
+    return failed(check.lead, reason, detail, match_score=score.score)
 
 
 def decide_batch(
     leads: Sequence[Lead],
     index: CandidateIndex,
     *,
-    name_threshold: float = DEFAULT_NAME_THRESHOLD,
+    rules: NameRules = DEFAULT_NAME_RULES,
 ) -> list[Decision]:
-    """Every lead's decision, in input order; names scored in one rapidfuzz call."""
+    """Every lead's decision, in input order; each single candidate's name compared."""
     classified = [classify(lead, index) for lead in leads]
-    checks = [item for item in classified if isinstance(item, NameCheck)]
-    names = [(check.lead.full_name, check.person.full_name) for check in checks]
-    normalized = [
-        (normalize_name_cached(lead), normalize_name_cached(person)) for lead, person in names
+    return [
+        item
+        if isinstance(item, Decision)
+        else finish(item, compare_names(item.lead, item.person, rules), rules=rules)
+        for item in classified
     ]
-    scores = name_scores(normalized)
-    finished = iter(
-        finish(check, score, name_threshold=name_threshold)
-        for check, score in zip(checks, scores, strict=True)
-    )
-    return [item if isinstance(item, Decision) else next(finished) for item in classified]
 
 
 def conflict_with_existing_link(decision: Decision, existing_person_key: str) -> Decision:
@@ -276,19 +324,25 @@ def conflict_with_existing_link(decision: Decision, existing_person_key: str) ->
     )
 
 
-# --- near matching (issue 8): one wrong character in a document or phone ----------------
-# A lead whose exact keys found nobody may still be a registry person with one typo: a
-# substitution, insertion, deletion or adjacent transposition (optimal string alignment
-# distance 1) in the document NUMBER or the national phone number. The candidates come
-# from dbt's symmetric deletion neighbourhood (``int_person_identifier_deletions``: each
-# person value and its 1-character deletions, junk and shared values left out); here the
-# lead's variants are made, the rows found are checked to be exactly one edit away, and
-# a single candidate links only when the names agree strongly.
+# --- near matching: one wrong character in a document or phone ---------------------------
+# A lead whose exact keys found nobody, or found a person whose name clearly differs, may
+# still be a registry person with one typo: a substitution, insertion, deletion or
+# adjacent transposition (optimal string alignment distance 1) in the document NUMBER or
+# the national phone number. Identifiers are dense (a third of all 8-digit numbers are
+# somebody's DNI), so the lookup must return exactly the persons one edit away, not a
+# wide net to filter: the lead's values with one character substituted, swapped or left
+# out (``one_edit_values``) are looked up as they are, and the lead's value itself in
+# dbt's deletion neighbourhood (``int_person_identifier_deletions``) finds the persons
+# whose value is one character longer. A value has several persons one edit away: names
+# come first, and only a single person whose name agrees strongly links.
 
 NEAR_KEY_TYPES: tuple[str, ...] = ("document", "phone")
 NEAR_RULES: Mapping[str, str] = {"document": "document_one_edit", "phone": "phone_one_edit"}
-DEFAULT_NEAR_NAME_THRESHOLD = 92.0
-NEAR_FAIL_REASONS = frozenset({"no_match", "low_confidence"})
+NEAR_FAIL_REASONS = frozenset({"no_match", "low_confidence", "name_mismatch"})
+NEAR_MIN_LENGTH = 6
+"""dbt's ``near_match_min_length``: shorter editable parts are never near candidates."""
+_DIGITS = "0123456789"
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def editable_split(key_type: str, value: str, *, country_code: str) -> tuple[str, str] | None:
@@ -314,6 +368,36 @@ def deletion_variants(key_type: str, value: str, *, country_code: str) -> frozen
     return frozenset({value, *(prefix + part[:at] + part[at + 1 :] for at in range(len(part)))})
 
 
+def one_edit_values(
+    key_type: str, value: str, *, country_code: str, min_length: int = NEAR_MIN_LENGTH
+) -> tuple[str, ...]:
+    """The values a person may hold when the lead typed one character of theirs wrong
+    (a digit for a digit, a letter for a letter), swapped two neighbours or added one:
+    ``value``'s editable part with one character substituted, adjacent characters swapped
+    or one character left out (parts shorter than ``min_length`` left out). Empty when
+    the key cannot be near-matched. The lead leaving a character out is found the other
+    way round (``NearLookup.variants``)."""
+    split = editable_split(key_type, value, country_code=country_code)
+    if split is None or key_type not in NEAR_KEY_TYPES:
+        return ()
+    prefix, part = split
+    found: list[str] = []
+    last = len(part) - 1
+    same_length = len(part) >= min_length
+    for at, char in enumerate(part):
+        head, tail = prefix + part[:at], part[at + 1 :]
+        if same_length:
+            alphabet = _DIGITS if char in _DIGITS else _LETTERS if char in _LETTERS else ""
+            found += [
+                head + other + tail for other in alphabet if other != char and (at or other != "0")
+            ]
+            if at < last and part[at + 1] != char:
+                found.append(head + part[at + 1] + char + part[at + 2 :])
+        if last >= min_length and (at == 0 or part[at - 1] != char):
+            found.append(head + tail)  # a run of one character deletes to one value
+    return tuple(found)
+
+
 def edit_kind(lead_value: str, person_value: str) -> str:
     """How the lead's value differs from the person's (they are one edit apart)."""
     if len(lead_value) > len(person_value):
@@ -332,80 +416,146 @@ class NearCandidate(NamedTuple):
 
 @dataclass(frozen=True)
 class NearIndex:
-    """Registry values by deletion variant, for one batch."""
+    """The persons one edit from each of a batch's values."""
 
-    by_variant: Mapping[tuple[str, str], tuple[NearCandidate, ...]] = field(default_factory=dict)
+    by_value: Mapping[tuple[str, str], tuple[NearCandidate, ...]] = field(default_factory=dict)
 
     @classmethod
-    def from_rows(cls, rows: Iterable[tuple[str, str, str, str, str | None]]) -> NearIndex:
-        """From ``(key_type, variant, key_value, person_key, full_name)`` rows."""
-        by_variant: dict[tuple[str, str], list[NearCandidate]] = {}
-        for key_type, variant, key_value, person_key, full_name in rows:
-            by_variant.setdefault((key_type, variant), []).append(
-                NearCandidate(key_type, key_value, Person(person_key, full_name))
-            )
-        return cls({key: tuple(found) for key, found in by_variant.items()})
+    def from_rows(
+        cls, rows: Iterable[tuple[str, str, str, str, str | None]], lookup: NearLookup
+    ) -> NearIndex:
+        """From ``(key_type, found_by, key_value, person_key, full_name)`` rows (see
+        ``matcher.db.fetch_near_candidates``): a row found by a value one edit from the
+        lead's belongs to the leads whose values gave it; one found by the lead's value
+        itself (a longer value), to that lead."""
+        by_value: dict[tuple[str, str], list[tuple[str, str, str | None]]] = {}
+        probes = lookup.probes
+        for key_type, found_by, key_value, person_key, full_name in rows:
+            row = (person_key, key_value, full_name)
+            if found_by != key_value:  # a longer value, found by the lead's own
+                by_value.setdefault((key_type, found_by), []).append(row)
+                continue
+            for lead_value in probes.get((key_type, key_value), ()):
+                by_value.setdefault((key_type, lead_value), []).append(row)
+        return cls(
+            {
+                (key_type, lead_value): tuple(
+                    NearCandidate(key_type, key_value, Person(person_key, full_name))
+                    for person_key, key_value, full_name in sorted(set(found))
+                )
+                for (key_type, lead_value), found in by_value.items()
+            }
+        )
 
-    def candidates(self, key_type: str, value: str, *, country_code: str) -> list[NearCandidate]:
-        """Persons whose value is exactly one edit from ``value`` (two values sharing a
-        deletion variant can be two edits apart: those are dropped), by person key."""
-        found = {
-            candidate.person.person_key: candidate
-            for variant in deletion_variants(key_type, value, country_code=country_code)
-            for candidate in self.by_variant.get((key_type, variant), ())
-            if OSA.distance(value, candidate.key_value) == 1
-        }
-        return [found[person_key] for person_key in sorted(found)]
+    @classmethod
+    def from_registry(
+        cls,
+        registry: Iterable[tuple[str, str, str, str | None]],
+        lookup: NearLookup,
+        *,
+        country_code: str,
+        min_length: int = NEAR_MIN_LENGTH,
+    ) -> NearIndex:
+        """What the database lookup finds, over ``(key_type, key_value, person_key,
+        full_name)`` rows in memory (junk left out by the caller; shared values here)."""
+        rows = list(registry)
+        holders: dict[tuple[str, str], int] = {}
+        for key_type, key_value, _person_key, _full_name in rows:
+            holders[(key_type, key_value)] = holders.get((key_type, key_value), 0) + 1
+        wanted = set(lookup.variants)
+        found: list[tuple[str, str, str, str, str | None]] = []
+        for key_type, key_value, person_key, full_name in rows:
+            if holders[(key_type, key_value)] > 1:
+                continue
+            if (key_type, key_value) in lookup.probes:
+                found.append((key_type, key_value, key_value, person_key, full_name))
+            split = editable_split(key_type, key_value, country_code=country_code)
+            if split is None or len(split[1]) < min_length:
+                continue
+            for variant in deletion_variants(key_type, key_value, country_code=country_code):
+                if variant != key_value and (key_type, variant) in wanted:
+                    found.append((key_type, variant, key_value, person_key, full_name))
+        return cls.from_rows(found, lookup)
+
+    def candidates(self, key_type: str, value: str) -> tuple[NearCandidate, ...]:
+        """The persons one edit from ``value``, by person key."""
+        return self.by_value.get((key_type, value), ())
+
+
+def mismatched_key(decision: Decision) -> str | None:
+    """The key type whose single holder's name clearly differs from the lead's
+    (``name_mismatch`` on a document or phone): a typo that landed on a stranger, maybe."""
+    if decision.fail_reason != "name_mismatch":
+        return None
+    key_type = str(decision.evidence.get("name_rule", "")).removesuffix("+name")
+    return key_type if key_type in NEAR_KEY_TYPES else None
 
 
 def near_keys(decision: Decision) -> dict[str, str]:
     """The keys to try one edit away: a failed lead's documents and phones whose exact
-    lookup found nobody (a match, a conflict or an ambiguity is never revisited)."""
+    lookup found nobody, or found only a person whose name clearly differs (a match, a
+    conflict or an ambiguity is never revisited)."""
     if decision.fail_reason not in NEAR_FAIL_REASONS:  # matched: no fail_reason
         return {}
     keys = decision.lead.keys
+    mismatched = mismatched_key(decision)
     return {
         key_type: keys[key_type]
         for key_type in NEAR_KEY_TYPES
-        if key_type in keys and not decision.evidence.get(key_type, {}).get("person_keys")
+        if key_type in keys
+        and (key_type == mismatched or not decision.evidence.get(key_type, {}).get("person_keys"))
     }
 
 
 @dataclass(frozen=True)
 class NearLookup:
-    """What a batch asks of the deletion table: the variants of its unsettled documents
-    and phones, and which lead values each variant came from."""
+    """What a batch looks up one edit away: the values one character off its unsettled
+    documents and phones (and which of its values each came from), and those values
+    themselves for the deletion table."""
 
-    lead_values: Mapping[tuple[str, str], tuple[str, ...]]
-    """``(key_type, variant)`` -> the batch's values that have this deletion variant."""
+    probes: Mapping[tuple[str, str], tuple[str, ...]]
+    """``(key_type, value one edit off)`` -> the batch's values it came from."""
+    variants: tuple[tuple[str, str], ...]
+    """``(key_type, lead value)``: looked up among the deletion variants of longer values."""
 
     @classmethod
-    def of(cls, decisions: Iterable[Decision], *, country_code: str) -> NearLookup:
-        lead_values: dict[tuple[str, str], tuple[str, ...]] = {}
+    def of(
+        cls,
+        decisions: Iterable[Decision],
+        *,
+        country_code: str,
+        min_length: int = NEAR_MIN_LENGTH,
+    ) -> NearLookup:
+        probes: dict[tuple[str, str], tuple[str, ...]] = {}
+        variants: dict[tuple[str, str], None] = {}
         for decision in decisions:
             for key_type, value in near_keys(decision).items():
-                for variant in deletion_variants(key_type, value, country_code=country_code):
-                    values = lead_values.get((key_type, variant), ())
-                    if value not in values:
-                        lead_values[(key_type, variant)] = (*values, value)
-        return cls(lead_values)
+                split = editable_split(key_type, value, country_code=country_code)
+                if split is None or len(split[1]) + 1 < min_length:
+                    continue
+                variants[(key_type, value)] = None
+                mine = dict.fromkeys(
+                    [
+                        (key_type, edited)
+                        for edited in one_edit_values(
+                            key_type, value, country_code=country_code, min_length=min_length
+                        )
+                    ],
+                    (value,),
+                )
+                # a value one edit from two of the batch's values (they are 2 edits apart)
+                shared = {key: probes[key] for key in mine.keys() & probes.keys()}
+                probes.update(mine)
+                for key, found in shared.items():
+                    probes[key] = found if value in found else (*found, value)
+        return cls(probes, tuple(variants))
 
-    @property
-    def variants(self) -> list[tuple[str, str]]:
-        """Every ``(key_type, variant)`` to look up: one query for the batch."""
-        return list(self.lead_values)
-
-    def is_one_edit(self, key_type: str, variant: str, value: str) -> bool:
-        """Is a registry value found through ``variant`` one edit from a lead value that
-        has it? (Two values sharing a deletion variant can be two edits apart.)"""
-        return any(
-            OSA.distance(lead_value, value) == 1
-            for lead_value in self.lead_values.get((key_type, variant), ())
-        )
+    def __bool__(self) -> bool:
+        return bool(self.variants)
 
 
 def near_lookups(decisions: Iterable[Decision], *, country_code: str) -> list[tuple[str, str]]:
-    """Every ``(key_type, variant)`` the batch needs from the deletion table, sorted."""
+    """Every lead ``(key_type, value)`` the batch looks up one edit away, sorted."""
     return sorted(NearLookup.of(decisions, country_code=country_code).variants)
 
 
@@ -417,22 +567,65 @@ def _exact_person_keys(decision: Decision) -> set[str]:
     }
 
 
-def _near_evidence(
-    keys: Mapping[str, str], found: Mapping[str, list[NearCandidate]]
-) -> dict[str, Any]:
+class _Near(NamedTuple):
+    """One lead's one-edit neighbourhood: every candidate, and those agreeing strongly."""
+
+    checked: Mapping[str, list[NearCandidate]]
+    bits_needed: float
+    strong: Mapping[str, tuple[NearCandidate, NameScore]]
+    """person_key -> its first candidate (documents before phones) and its name score."""
+
+
+def _neighbourhood(lead: Lead, found: Mapping[str, list[NearCandidate]], rules: NameRules) -> _Near:
+    """Names first: among the persons one edit away, those whose names agree strongly.
+
+    Most persons around a value are strangers who share no word with the lead: one set
+    test each leaves them out before any scoring."""
+    lead_name = names.tokens(lead.full_name)
+    strong: dict[str, tuple[NearCandidate, NameScore]] = {}
+    values = list(found.values())
+    neighbours = (
+        len(values[0])
+        if len(values) == 1
+        else len({candidate.person.person_key for candidates in values for candidate in candidates})
+    )
+    if lead_name is not None:
+        forms = lead_name.forms
+        search = names.search_forms(lead_name)
+        might_share = names.might_share_word
+        for candidates in values:
+            for candidate in candidates:
+                if not might_share(search, candidate.person.full_name):
+                    continue
+                person_name = names.tokens(candidate.person.full_name)
+                if person_name is None or forms.isdisjoint(person_name.forms):
+                    continue
+                score = names.compare(lead_name, person_name, rules.weights)
+                if rules.agrees_strongly(score, neighbours=neighbours):
+                    strong.setdefault(candidate.person.person_key, (candidate, score))
+    return _Near(found, rules.near_bits_needed(neighbours), strong)
+
+
+def _near_evidence(keys: Mapping[str, str], near: _Near) -> dict[str, Any]:
+    """Per key: the lead's value, how many persons one edit away were checked, and the
+    ones whose names agree strongly (value, edit, name score and bits)."""
     return {
         key_type: {
             "lead_value": keys[key_type],
+            "checked": len(candidates),
             "candidates": [
                 {
                     "person_key": candidate.person.person_key,
                     "person_value": candidate.key_value,
                     "edit": edit_kind(keys[key_type], candidate.key_value),
+                    "name_score": near.strong[candidate.person.person_key][1].score,
+                    "name_bits": near.strong[candidate.person.person_key][1].bits,
                 }
                 for candidate in candidates
+                if candidate.person.person_key in near.strong
             ],
         }
-        for key_type, candidates in found.items()
+        for key_type, candidates in near.checked.items()
     }
 
 
@@ -440,75 +633,111 @@ def decide_near(
     decisions: Sequence[Decision],
     index: NearIndex,
     *,
-    near_name_threshold: float = DEFAULT_NEAR_NAME_THRESHOLD,
-    country_code: str,
+    rules: NameRules = DEFAULT_NAME_RULES,
 ) -> list[Decision]:
-    """Revisit the exact pass's ``no_match``/``low_confidence`` leads one edit away.
+    """Revisit the exact pass's ``no_match``, ``low_confidence`` and ``name_mismatch``
+    leads one edit away (see ``near_keys``).
 
-    Exactly one near person, no exact key pointing elsewhere and names scoring at least
-    ``near_name_threshold`` links (``document_one_edit`` before ``phone_one_edit``); two or
-    more near persons are ``ambiguous``; an exact key pointing at another person is a
-    ``conflict``. A lead without near candidates keeps its decision. Names are scored in
-    one rapidfuzz call.
+    Among the persons one edit away, those whose names agree strongly are kept
+    (``NameRules.agrees_strongly``): none keeps the exact decision (the neighbourhood
+    recorded in the evidence), two or more are ``ambiguous``, exactly one links
+    (``document_one_edit`` before ``phone_one_edit``) unless an exact key points at
+    another person (``conflict``). The exact holder of a mistyped value whose name
+    clearly differs (``name_mismatch``) does not count as such when the person was
+    found one edit from that same value: one typo explains both the stranger and the
+    person one edit away, and the evidence records both. Found through another key, the
+    stranger's value stays unexplained: a ``conflict``.
     """
-    pending: list[tuple[int, Decision, Person, str, dict[str, Any]]] = []
     result = list(decisions)
     for position, decision in enumerate(decisions):
         keys = near_keys(decision)
+        if not keys:
+            continue
+        exact = _exact_person_keys(decision)
         found = {
             key_type: candidates
             for key_type, value in keys.items()
-            if (candidates := index.candidates(key_type, value, country_code=country_code))
+            if (
+                candidates := [
+                    candidate
+                    for candidate in index.candidates(key_type, value)
+                    if candidate.person.person_key not in exact
+                ]
+            )
         }
         if not found:
             continue
-        near = _near_evidence(keys, found)
-        persons = {c.person.person_key: c.person for cs in found.values() for c in cs}
-        exact = _exact_person_keys(decision)
-        evidence = {**decision.evidence, "near": near}
-        if len(persons) > 1:
+        near = _neighbourhood(decision.lead, found, rules)
+        evidence = {
+            **decision.evidence,
+            "near": _near_evidence(keys, near),
+            "near_name_bits_needed": near.bits_needed,
+        }
+        if not near.strong:
+            result[position] = decision._replace(evidence=evidence)
+            continue
+        if len(near.strong) > 1:
             result[position] = failed(
-                decision.lead, "ambiguous", {**evidence, "candidate_person_keys": sorted(persons)}
+                decision.lead,
+                "ambiguous",
+                {**evidence, "candidate_person_keys": sorted(near.strong)},
             )
-        elif exact and exact != set(persons):
-            conflicting = sorted(exact | set(persons))
+            continue
+        ((person_key, (candidate, score)),) = near.strong.items()
+        # the mistyped value's holder whose name clearly differs is explained away by the
+        # typo only when the person one edit away was found through that same value
+        mismatched = mismatched_key(decision)
+        explained = mismatched is not None and any(
+            other.person.person_key == person_key for other in found.get(mismatched, ())
+        )
+        # (an exact holder is never a candidate one edit away: its own value is exact)
+        others = exact - {decision.evidence["person_key"]} if explained else exact
+        if others:
+            conflicting = sorted(others | {person_key})
             result[position] = failed(
                 decision.lead, "conflict", {**evidence, "conflicting_person_keys": conflicting}
             )
-        elif exact:
-            # the exact key and the near one agree, but the names did not pass even the
-            # exact threshold: the stricter near one cannot pass; keep the exact decision
-            result[position] = failed(
-                decision.lead,
-                decision.fail_reason or "low_confidence",
-                evidence,
-                match_score=decision.match_score,
-            )
         else:
-            rule = NEAR_RULES[next(key_type for key_type in NEAR_KEY_TYPES if key_type in found)]
-            pending.append((position, decision, next(iter(persons.values())), rule, evidence))
-    names = [
-        (normalize_name_cached(decision.lead.full_name), normalize_name_cached(person.full_name))
-        for _, decision, person, _, _ in pending
-    ]
-    for (position, decision, person, rule, evidence), score in zip(
-        pending, name_scores(names), strict=True
-    ):
-        evidence = {**evidence, "name_score": score}
-        if score >= near_name_threshold:
-            result[position] = Decision(
-                lead=decision.lead,
-                outcome="matched",
-                match_rule=rule,
-                match_score=score,
-                person_key=person.person_key,
-                evidence=evidence,
-            )
-        else:
-            result[position] = failed(
-                decision.lead,
-                "low_confidence",
-                {**evidence, "person_key": person.person_key, "name_rule": rule},
-                match_score=score,
+            result[position] = _near_match(
+                decision, candidate, score, evidence=evidence, overrides=explained
             )
     return result
+
+
+def _near_match(
+    decision: Decision,
+    candidate: NearCandidate,
+    score: NameScore,
+    *,
+    evidence: dict[str, Any],
+    overrides: bool,
+) -> Decision:
+    """The single person one edit away whose name agrees strongly. When it overrides a
+    ``name_mismatch`` (the mistyped value is a stranger's), the evidence keeps the
+    stranger, its name and its score under ``exact_name_mismatch``."""
+    found = dict(evidence)
+    stale = ("person_key", "person_name", "name_rule", "name_missing", *DEFAULT_NAME_RULES.limits())
+    for key in stale:
+        found.pop(key, None)
+    if overrides:
+        found["exact_name_mismatch"] = {
+            "person_key": decision.evidence["person_key"],
+            "person_name": decision.evidence.get("person_name"),
+            "name_score": decision.evidence.get("name_score"),
+            "name_bits": decision.evidence.get("name_bits"),
+            "key_type": mismatched_key(decision),
+        }
+    found.update(
+        name_score=score.score,
+        name_bits=score.bits,
+        lead_name=decision.lead.full_name,
+        person_name=candidate.person.full_name,
+    )
+    return Decision(
+        lead=decision.lead,
+        outcome="matched",
+        match_rule=NEAR_RULES[candidate.key_type],
+        match_score=score.score,
+        person_key=candidate.person.person_key,
+        evidence=found,
+    )

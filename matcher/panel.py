@@ -47,11 +47,21 @@ EXTRA_FIELDS = (
     "failed_conflict",
     "failed_low_confidence",
     "failed_ambiguous",
+    "failed_name_mismatch",
     "conflicts",
     "is_inflow_exceeding_recovery",
     "is_missing_identifiers_dominant",
     "has_conflicts",
 )
+FAIL_REASONS = (
+    "missing_identifiers",
+    "no_match",
+    "conflict",
+    "low_confidence",
+    "ambiguous",
+    "name_mismatch",
+)
+"""The matcher's fail reasons: each has a ``failed_<reason>`` column."""
 FLAG_FIELDS = frozenset(
     {"is_inflow_exceeding_recovery", "is_missing_identifiers_dominant", "has_conflicts"}
 )
@@ -160,6 +170,14 @@ def alerts(entry: Mapping[str, Any]) -> list[dict[str, str]]:
     return found
 
 
+def failures(entry: Mapping[str, Any] | None) -> list[tuple[str, int]]:
+    """The day's failed attempts by reason, the most frequent first (none: empty)."""
+    if not entry:
+        return []
+    counts = [(reason, entry.get(f"failed_{reason}") or 0) for reason in FAIL_REASONS]
+    return sorted(((reason, n) for reason, n in counts if n), key=lambda item: (-item[1], item[0]))
+
+
 def _series(by_date: Mapping[date, Mapping[str, Any]], today: date, days: int) -> list[Daily]:
     first = today - timedelta(days=days - 1)
     series = []
@@ -217,6 +235,11 @@ def _headline(payload: Mapping[str, Any], today: Daily | None) -> list[str]:
         ("Recovered today", _dash(value("matched_out")), "matched by kpi-red"),
         ("Other exits", _dash(value("other_out")), "linked or claimed elsewhere"),
         ("Net change", _signed(net), _trend_word(net)),
+        (
+            "Failed today",
+            _dash(value("failed_attempts")),
+            " · ".join(f"{reason} {count}" for reason, count in failures(today)),
+        ),
         ("Top fail reason", _dash(value("top_fail_reason")), ""),
     ]
     lines = []

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import orjson
@@ -27,6 +27,7 @@ import psycopg
 
 from matcher import config, db, match, pipeline
 from matcher.config import Settings
+from matcher.names import TokenWeights
 from matcher.normalize import NormalizationRules
 from matcher.report import RunSummary
 
@@ -43,12 +44,27 @@ class MatchOptions:
     ``max_locks_per_transaction * max_connections``, 6,400 by default)."""
     dry_run: bool = False
     name_threshold: float = match.DEFAULT_NAME_THRESHOLD
+    name_mismatch_threshold: float = match.DEFAULT_NAME_MISMATCH_THRESHOLD
+    name_min_bits: float = match.DEFAULT_NAME_MIN_BITS
     near: bool = True
     """Try documents and phones one edit away for leads the exact keys did not settle."""
     near_name_threshold: float = match.DEFAULT_NEAR_NAME_THRESHOLD
+    near_name_min_bits: float = match.DEFAULT_NEAR_NAME_MIN_BITS
+    near_min_length: int = match.NEAR_MIN_LENGTH
+    """dbt's ``near_match_min_length`` (``run_match`` reads the var)."""
     writers: int = config.DEFAULT_WRITERS
     """Batches written at once, each on its own connection (PostgreSQL works on one
     while Python prepares the other)."""
+
+    def name_rules(self, weights: TokenWeights) -> match.NameRules:
+        return match.NameRules(
+            threshold=self.name_threshold,
+            mismatch_threshold=self.name_mismatch_threshold,
+            min_bits=self.name_min_bits,
+            near_threshold=self.near_name_threshold,
+            near_min_bits=self.near_name_min_bits,
+            weights=weights,
+        )
 
 
 @dataclass(frozen=True)
@@ -125,7 +141,12 @@ def found_batches(
 
 
 def decided_batches(
-    found: Iterable[FoundBatch], conninfo: str, *, rules: NormalizationRules, options: MatchOptions
+    found: Iterable[FoundBatch],
+    conninfo: str,
+    *,
+    rules: NormalizationRules,
+    names: match.NameRules,
+    options: MatchOptions,
 ) -> Iterator[list[match.Decision]]:
     """Decide each batch in pure Python (the near pass: one more query per batch).
 
@@ -135,11 +156,15 @@ def decided_batches(
     with db.connect(conninfo, autocommit=True) as lookup:
         db.tune_lookups(lookup)
         for batch in found:
-            decisions = match.decide_batch(
-                batch.leads, batch.index, name_threshold=options.name_threshold
-            )
+            decisions = match.decide_batch(batch.leads, batch.index, rules=names)
             if options.near:
-                decisions = near_pass(lookup, decisions, rules=rules, options=options)
+                decisions = near_pass(
+                    lookup,
+                    decisions,
+                    rules=rules,
+                    names=names,
+                    near_min_length=options.near_min_length,
+                )
             yield decisions
 
 
@@ -181,20 +206,17 @@ def near_pass(
     decisions: list[match.Decision],
     *,
     rules: NormalizationRules,
-    options: MatchOptions,
+    names: match.NameRules,
+    near_min_length: int,
 ) -> list[match.Decision]:
-    """Issue 8: the batch's unsettled documents and phones one edit away, in one query."""
-    lookup = match.NearLookup.of(decisions, country_code=rules.country_code)
-    if not lookup.lead_values:
-        return decisions
-    found = db.fetch_near_candidates(conn, lookup.variants, keep=lookup.is_one_edit)
-    index = match.NearIndex.from_rows(found)
-    return match.decide_near(
-        decisions,
-        index,
-        near_name_threshold=options.near_name_threshold,
-        country_code=rules.country_code,
+    """The batch's unsettled documents and phones one edit away (one query)."""
+    lookup = match.NearLookup.of(
+        decisions, country_code=rules.country_code, min_length=near_min_length
     )
+    if not lookup:
+        return decisions
+    found = db.fetch_near_candidates(conn, list(lookup.probes), lookup.variants)
+    return match.decide_near(decisions, match.NearIndex.from_rows(found, lookup), rules=names)
 
 
 def write_decisions(
@@ -348,6 +370,10 @@ def run_match(
     on its own connection, a transaction per batch.
     """
     run_id = run_id or new_run_id()
+    options = replace(
+        options,
+        near_min_length=int(settings.vars.get("near_match_min_length", options.near_min_length)),
+    )
     summary = RunSummary(run_id=run_id, dry_run=options.dry_run)
     clock = time.perf_counter()
     rules = NormalizationRules.from_vars(settings.vars)
@@ -396,12 +422,13 @@ def run_match(
     with db.connect(conninfo, autocommit=True) as conn:
         started_at = conn.execute("select now()").fetchone()[0]  # type: ignore[index]
         junk = db.load_junk(conn)
+        names = options.name_rules(TokenWeights.from_names(db.sample_person_names(conn)))
         found = found_batches(conninfo, rules=rules, junk=junk, options=options)
         with (
             tuned_interpreter(),
             pipeline.ahead(found, name="kpi-red-find") as found_ahead,
             pipeline.ahead(
-                decided_batches(found_ahead, conninfo, rules=rules, options=options),
+                decided_batches(found_ahead, conninfo, rules=rules, names=names, options=options),
                 name="kpi-red-decide",
             ) as batches,
         ):

@@ -82,6 +82,7 @@ create table if not exists kpi_red_demo.lead_truth (
 create table if not exists kpi_red_demo.loaded (
     size text not null,
     seed bigint not null,
+    density real not null default 0,
     leads bigint not null,
     persons bigint not null,
     links bigint not null,
@@ -92,8 +93,10 @@ create table if not exists kpi_red_demo.loaded (
     loaded_at timestamptz not null default now()
 );
 
+alter table kpi_red_demo.loaded add column if not exists density real not null default 0;
+
 -- name: state
-select size, seed, leads, persons, links, claims, origin_rows, seconds
+select size, seed, density, leads, persons, links, claims, origin_rows, seconds
 from kpi_red_demo.loaded
 order by loaded_at desc
 limit 1;
@@ -120,8 +123,13 @@ select
     %(leads)s::integer as leads,
     coalesce(%(anchor_at)s::timestamptz, now()) as anchor_at,
     %(lead_source_table)s::text as lead_source_table,
+    %(density)s::float8 as density,
     %(first_names)s::text[] as first_names,
     %(last_names)s::text[] as last_names,
+    %(nickname_names)s::text[] as nickname_names,
+    %(nicknames)s::text[] as nicknames,
+    %(zipf_offset)s::float8 as zipf_offset,
+    %(name_slots)s::integer as name_slots,
     %(scenario_names)s::text[] as scenario_names,
     %(scenario_bounds)s::integer[] as scenario_bounds,
     -- offsets of the bijections that make every phone and document unique
@@ -213,31 +221,89 @@ create function pg_temp.demo_blank(style bigint) returns text
 language sql immutable
 as $$ select (array[null, null, null, null, null, null, '', '', '', ' '])[1 + style % 10] $$;
 
--- A person's name as a lead form gets it: exact, upper case, no second surname,
--- surnames first, a dropped letter, no accents.
-create function pg_temp.demo_name(
-    first_name text, second_name text, last_name_1 text, last_name_2 text, style bigint
-) returns text
+-- One letter of a word typed wrong, never the first: dropped, swapped with the next, or
+-- doubled.
+create function pg_temp.demo_typo(word text, roll bigint) returns text
 language sql immutable
 as $$
     select case
-        when style % 20 < 8 then concat_ws(' ', first_name, second_name, last_name_1, last_name_2)
-        when style % 20 < 10 then upper(concat_ws(' ', first_name, second_name, last_name_1, last_name_2))
-        when style % 20 < 13 then concat_ws(' ', first_name, second_name, last_name_1)
-        when style % 20 < 15 then concat_ws(' ', last_name_1, last_name_2, first_name, second_name)
-        when style % 20 < 17 then concat_ws(
-            ' ', first_name, second_name,
-            overlay(
-                last_name_1 placing ''
-                from (2 + (style / 20) % greatest(length(last_name_1) - 1, 1))::integer for 1
-            ),
-            last_name_2
+        when length(word) < 4 then word
+        when roll % 3 = 0 then overlay(
+            word placing '' from (2 + roll / 3 % (length(word) - 2))::integer for 1
         )
-        when style % 20 < 19 then pg_temp.demo_ascii(
-            concat_ws(' ', first_name, second_name, last_name_1, last_name_2)
+        when roll % 3 = 1 then overlay(
+            word placing substr(word, (3 + roll / 3 % (length(word) - 3))::integer, 1)
+            || substr(word, (2 + roll / 3 % (length(word) - 3))::integer, 1)
+            from (2 + roll / 3 % (length(word) - 3))::integer for 2
         )
-        else '  ' || lower(concat_ws(' ', first_name, last_name_1, last_name_2)) || ' '
+        else overlay(
+            word placing substr(word, (2 + roll / 3 % (length(word) - 2))::integer, 1)
+            from (2 + roll / 3 % (length(word) - 2))::integer for 0
+        )
     end
+$$;
+
+-- A person's name as a careless lead form writes it. Independent rolls, two decimal
+-- digits of the style each, combine: a nickname (10% of those who have one) or a
+-- shortened first name (4%); the middle name dropped (35%), as an initial (15%) or the
+-- only given name (4%); a letter of the first surname wrong (8%); the second surname
+-- missing (25%); surnames first (15%); accents dropped (30%); upper case (25%) or lower
+-- case (10%); double spaces (8%) or stray ones (4%).
+create function pg_temp.demo_form_name(
+    first_name text,
+    second_name text,
+    last_name_1 text,
+    last_name_2 text,
+    nickname text,
+    style bigint
+) returns text
+language plpgsql immutable
+as $$
+declare
+    given_1 text := first_name;
+    given_2 text := second_name;
+    surname_1 text := last_name_1;
+    surname_2 text := last_name_2;
+    written text;
+begin
+    if second_name is not null and style / 100 % 100 >= 96 then
+        given_1 := null;
+    elsif nickname is not null and style % 100 < 10 then
+        given_1 := nickname;
+    elsif length(first_name) >= 7 and style % 100 between 10 and 13 then
+        given_1 := left(first_name, 4);
+    end if;
+    if second_name is not null and style / 100 % 100 < 35 then
+        given_2 := null;
+    elsif second_name is not null and style / 100 % 100 < 50 then
+        given_2 := left(second_name, 1) || left('.', (style / 100 % 2)::integer);
+    end if;
+    if style / 10000 % 100 < 8 then
+        surname_1 := pg_temp.demo_typo(last_name_1, style / 1000000000000000);
+    end if;
+    if style / 1000000 % 100 < 25 then
+        surname_2 := null;
+    end if;
+    if style / 100000000 % 100 < 15 then
+        written := concat_ws(' ', surname_1, surname_2, given_1, given_2);
+    else
+        written := concat_ws(' ', given_1, given_2, surname_1, surname_2);
+    end if;
+    if style / 10000000000 % 100 < 30 then
+        written := pg_temp.demo_ascii(written);
+    end if;
+    if style / 1000000000000 % 100 < 25 then
+        written := upper(written);
+    elsif style / 1000000000000 % 100 < 35 then
+        written := lower(written);
+    end if;
+    if style / 100000000000000 % 100 < 8 then
+        written := replace(written, ' ', '  ');
+    elsif style / 100000000000000 % 100 < 12 then
+        written := ' ' || written || ' ';
+    end if;
+    return written;
+end
 $$;
 
 -- Canonical identities: registered persons 1..persons, then one "ghost" per lead (a
@@ -259,8 +325,67 @@ select
 from demo_params
 cross join lateral unnest(demo_params.last_names) with ordinality as names (name, name_k);
 
+-- Zipf-Mandelbrot frequencies, 1 / (rank + zipf_offset): the first names of each pool
+-- are the commonest (Quispe about 3% of persons, as in Peru), so strangers often share
+-- a surname or a given name. A roll picks one of name_slots slots; each name holds
+-- slots in proportion to its frequency.
+create temporary table demo_name_slots on commit drop as
+with
+
+pools as (
+    select 'first' as pool, name_k from demo_first_names
+    union all
+    select 'last' as pool, name_k from demo_last_names
+),
+
+weighted as (
+    select
+        pools.pool,
+        pools.name_k,
+        1 / (pools.name_k + 1 + params.zipf_offset) as weight,
+        params.name_slots
+    from pools
+    cross join demo_params as params
+),
+
+bounded as (
+    select
+        pool,
+        name_k,
+        name_slots,
+        floor(
+            name_slots * (sum(weight) over (partition by pool order by name_k) - weight)
+            / sum(weight) over (partition by pool)
+        )::integer as first_slot,
+        floor(
+            name_slots * sum(weight) over (partition by pool order by name_k)
+            / sum(weight) over (partition by pool)
+        )::integer as end_slot
+    from weighted
+)
+
+select
+    bounded.pool,
+    slots.slot,
+    bounded.name_k
+from bounded
+cross join lateral generate_series(bounded.first_slot, bounded.end_slot - 1) as slots (slot);
+
+-- A nickname for some first names (José: Pepe, Luis: Lucho...).
+create temporary table demo_nicknames on commit drop as
+select
+    first_names.name_k,
+    nicknames.nickname
+from demo_params
+cross join lateral unnest(demo_params.nickname_names, demo_params.nicknames)
+    as nicknames (first_name, nickname)
+inner join demo_first_names as first_names
+    on first_names.name = nicknames.first_name;
+
 analyze demo_first_names;
 analyze demo_last_names;
+analyze demo_name_slots;
+analyze demo_nicknames;
 
 create temporary table demo_persons on commit drop as
 with
@@ -272,10 +397,10 @@ params as materialized (
         persons,
         leads,
         anchor_at,
+        density,
+        name_slots,
         offset_a,
-        offset_b,
-        cardinality(first_names) as first_name_count,
-        cardinality(last_names) as last_name_count
+        offset_b
     from demo_params
 ),
 
@@ -306,6 +431,7 @@ named as (
     select
         rolled.*,
         first_name.name as first_name,
+        nickname.nickname,
         first_name.email_part as first_email_part,
         last_name_1.email_part as last_email_part,
         case when rolled.second_roll % 100 < 25 then second_name.name end as second_name,
@@ -338,53 +464,132 @@ named as (
         end as email_kind,
         params.anchor_at - interval '31 days'
         - (rolled.created_roll % (1500 * 86400)) * interval '1 second' as created_at,
+        params.density,
+        params.persons,
+        params.leads,
         params.offset_a,
         params.offset_b
     from rolled
     cross join params
+    inner join demo_name_slots as first_slot
+        on first_slot.pool = 'first' and first_slot.slot = rolled.first_roll % params.name_slots
     inner join demo_first_names as first_name
-        on first_name.name_k = rolled.first_roll % params.first_name_count
+        on first_name.name_k = first_slot.name_k
+    inner join demo_name_slots as second_slot
+        on second_slot.pool = 'first'
+        and second_slot.slot = rolled.second_roll / 100 % params.name_slots
     inner join demo_first_names as second_name
-        on second_name.name_k = rolled.second_roll / 100 % params.first_name_count
+        on second_name.name_k = second_slot.name_k
+    inner join demo_name_slots as last_1_slot
+        on last_1_slot.pool = 'last' and last_1_slot.slot = rolled.last_1_roll % params.name_slots
     inner join demo_last_names as last_name_1
-        on last_name_1.name_k = rolled.last_1_roll % params.last_name_count
+        on last_name_1.name_k = last_1_slot.name_k
+    inner join demo_name_slots as last_2_slot
+        on last_2_slot.pool = 'last'
+        and last_2_slot.slot = rolled.last_2_roll / 100 % params.name_slots
     inner join demo_last_names as last_name_2
-        on last_name_2.name_k = rolled.last_2_roll / 100 % params.last_name_count
+        on last_name_2.name_k = last_2_slot.name_k
+    left join demo_nicknames as nickname
+        on nickname.name_k = first_name.name_k
+),
+
+-- Dense identifiers (density > 0). DNIs and mobiles: identity n (the registered, then
+-- the ghosts, who are nobody in the registry) gets position (n * (2^31-1) + offset) mod
+-- size, a bijection (2^31-1 is prime, above any size), in a block sized so that the
+-- registry's expected holders (87% of persons have a DNI, 77% a mobile) are `density`
+-- of it. Landlines (one person in seven) are too few for that: the k-th landline holder
+-- takes position k the same way. A typo then lands on another real person as often as
+-- density says.
+landline_ranks as (
+    select
+        person_n,
+        row_number() over (order by person_n) - 1 as landline_rank,
+        count(*) filter (where is_registered) over () as landline_holders,
+        count(*) over () as landline_identities
+    from named
+    where phone_kind = 'landline' and density > 0
+),
+
+blocks as (
+    select
+        named.*,
+        case
+            when named.doc_kind = 'real' and named.doc_type = 'DNI' then 'DNI'
+        end as doc_block,
+        case when named.phone_kind in ('mobile', 'landline') then named.phone_kind end
+            as phone_block,
+        least(
+            89999999,
+            greatest(named.persons + named.leads, ceil(0.87 * named.persons / nullif(named.density, 0)))
+        )::bigint as doc_block_size,
+        case named.phone_kind
+            when 'landline' then least(
+                8000000,
+                greatest(
+                    landline_ranks.landline_identities,
+                    ceil(landline_ranks.landline_holders / nullif(named.density, 0))
+                )
+            )
+            else least(
+                100000000,
+                greatest(named.persons + named.leads, ceil(0.77 * named.persons / nullif(named.density, 0)))
+            )
+        end::bigint as phone_block_size,
+        landline_ranks.landline_rank
+    from named
+    left join landline_ranks
+        on landline_ranks.person_n = named.person_n
 ),
 
 identified as (
     select
-        named.*,
+        blocks.*,
         case
-            when named.doc_kind = 'junk' then '00000000'
-            when named.doc_kind is null then null
-            when named.doc_type = 'DNI'
-                then lpad(((named.person_n * 61180343 + named.offset_a) % 99000000 + 1000000)::text, 8, '0')
-            when named.doc_type = 'CE'
-                then lpad(((named.person_n * 617980349 + named.offset_b) % 999000000 + 1000000)::text, 9, '0')
-            else chr(65 + (named.letters_roll % 26)::integer)
-                || chr(65 + (named.letters_roll / 26 % 26)::integer)
-                || lpad(((named.person_n * 6180339 + named.offset_a) % 10000000)::text, 7, '0')
+            when blocks.doc_kind = 'junk' then '00000000'
+            when blocks.doc_kind is null then null
+            when blocks.doc_type = 'DNI' and blocks.density > 0
+                then (10000000 + (blocks.person_n * 2147483647 + blocks.offset_a) % blocks.doc_block_size)::text
+            when blocks.doc_type = 'DNI'
+                then lpad(((blocks.person_n * 61180343 + blocks.offset_a) % 99000000 + 1000000)::text, 8, '0')
+            when blocks.doc_type = 'CE'
+                then lpad(((blocks.person_n * 617980349 + blocks.offset_b) % 999000000 + 1000000)::text, 9, '0')
+            else chr(65 + (blocks.letters_roll % 26)::integer)
+                || chr(65 + (blocks.letters_roll / 26 % 26)::integer)
+                || lpad(((blocks.person_n * 6180339 + blocks.offset_a) % 10000000)::text, 7, '0')
         end as doc_number,
-        case named.phone_kind
+        case blocks.phone_kind
             when 'junk' then '999999999'
-            when 'shared' then '11' || lpad((100000 + (named.phone_roll % 20) * 37813)::text, 6, '0')
-            when 'landline' then '1' || ((named.person_n * 4944271 + named.offset_b) % 8000000 + 2000000)::text
-            when 'mobile' then '9' || lpad(((named.person_n * 61803399 + named.offset_a) % 100000000)::text, 8, '0')
+            when 'shared' then '11' || lpad((100000 + (blocks.phone_roll % 20) * 37813)::text, 6, '0')
+            when 'landline' then '1' || (
+                2000000 + case
+                    when blocks.density > 0
+                        then (blocks.landline_rank * 2147483647 + blocks.offset_b) % blocks.phone_block_size
+                    else (blocks.person_n * 4944271 + blocks.offset_b) % 8000000
+                end
+            )::text
+            when 'mobile' then '9' || lpad(
+                case
+                    when blocks.density > 0
+                        then (blocks.person_n * 2147483647 + blocks.offset_a) % blocks.phone_block_size
+                    else (blocks.person_n * 61803399 + blocks.offset_a) % 100000000
+                end::text,
+                8,
+                '0'
+            )
         end as phone_national,
-        case named.email_kind
+        case blocks.email_kind
             when 'junk' then 'test@test.com'
             when 'real' then
-                named.first_email_part
-                || (array['.', '_', '', '.'])[1 + named.domain_roll % 4]
-                || named.last_email_part
-                || named.person_n
+                blocks.first_email_part
+                || (array['.', '_', '', '.'])[1 + blocks.domain_roll % 4]
+                || blocks.last_email_part
+                || blocks.person_n
                 || '@'
                 || (array['gmail.com', 'gmail.com', 'hotmail.com', 'yahoo.es', 'outlook.com', 'empresa.com.pe'])[
-                    1 + named.domain_roll / 4 % 6
+                    1 + blocks.domain_roll / 4 % 6
                 ]
         end as email
-    from named
+    from blocks
 ),
 
 final as (
@@ -393,6 +598,7 @@ final as (
         'P' || lpad(person_n::text, 8, '0') as person_key,
         is_registered,
         first_name,
+        nickname,
         second_name,
         last_name_1,
         last_name_2,
@@ -409,7 +615,10 @@ final as (
         created_at,
         style,
         style_2,
-        origin_roll
+        origin_roll,
+        case when density > 0 and doc_block is not null then doc_block_size end as doc_block_size,
+        case when density > 0 and phone_block is not null then phone_block_size end
+            as phone_block_size
     from identified
 )
 
@@ -498,9 +707,11 @@ select * from final;
 
 analyze demo_lead_base;
 
--- One-edit typos of a person's document or phone that exist nowhere else. Edits apply
--- to the normalized value and never start it with 0, so the typo is exactly one edit
--- (substitution, insertion, deletion, adjacent transposition) away after normalization.
+-- One-edit typos of a person's document or phone. Edits apply to the normalized value
+-- and never start it with 0, so the typo is exactly one edit (substitution, insertion,
+-- deletion, adjacent transposition) away after normalization. With dense identifiers a
+-- typo lands on another real person as often as density says; at density 0 (the sparse
+-- space of earlier versions) typos that exist anywhere else are left out.
 create temporary table demo_typos on commit drop as
 with
 
@@ -512,7 +723,15 @@ typo_leads as (
         case
             when base.scenario = 'document_one_edit' then ltrim(person.doc_number, '0')
             else person.phone_national
-        end as original
+        end as original,
+        -- dense identifiers: how many trailing digits vary within the block (a typo
+        -- there lands in the block, on a registered person as often as density says)
+        length((
+            case
+                when base.scenario = 'document_one_edit' then person.doc_block_size
+                else person.phone_block_size
+            end - 1
+        )::text) as block_digits
     from demo_lead_base as base
     inner join demo_persons as person
         on person.person_n = base.person_n
@@ -545,39 +764,49 @@ edits as (
             else (array['substitution', 'transposition'])[1 + pg_temp.demo_rand(attempts.seed, attempts.lead_n * 8 + attempt, 201) % 2]
         end as edit_kind,
         pg_temp.demo_rand(attempts.seed, attempts.lead_n * 8 + attempt, 202) as position_roll,
+        greatest(2, least(length(attempts.original), coalesce(attempts.block_digits, 99)))
+            as span,
         (pg_temp.demo_rand(attempts.seed, attempts.lead_n * 8 + attempt, 203) % 10)::text as digit
     from attempts
 ),
 
+placed as (
+    select
+        edits.*,
+        length(edits.original) - edits.span + 1 + edits.position_roll % (edits.span - 1) as swap_at
+    from edits
+),
+
 candidates as (
     select
-        edits.lead_n,
-        edits.scenario,
-        edits.attempt,
-        edits.edit_kind,
-        edits.original,
-        case edits.edit_kind
+        placed.lead_n,
+        placed.scenario,
+        placed.attempt,
+        placed.edit_kind,
+        placed.original,
+        case placed.edit_kind
             when 'substitution' then overlay(
-                edits.original placing edits.digit
-                from (1 + edits.position_roll % length(edits.original))::integer for 1
+                placed.original placing placed.digit
+                from (length(placed.original) - placed.span + 1 + placed.position_roll % placed.span)::integer
+                for 1
             )
             when 'insertion' then overlay(
-                edits.original placing edits.digit
-                from (1 + edits.position_roll % (length(edits.original) + 1))::integer for 0
+                placed.original placing placed.digit
+                from (1 + placed.position_roll % (length(placed.original) + 1))::integer for 0
             )
             when 'deletion' then overlay(
-                edits.original placing ''
-                from (1 + edits.position_roll % length(edits.original))::integer for 1
+                placed.original placing ''
+                from (1 + placed.position_roll % length(placed.original))::integer for 1
             )
             else overlay(
-                edits.original placing
-                substr(edits.original, (2 + edits.position_roll % (length(edits.original) - 1))::integer, 1)
-                || substr(edits.original, (1 + edits.position_roll % (length(edits.original) - 1))::integer, 1)
-                from (1 + edits.position_roll % (length(edits.original) - 1))::integer for 2
+                placed.original placing
+                substr(placed.original, (placed.swap_at + 1)::integer, 1)
+                || substr(placed.original, placed.swap_at::integer, 1)
+                from placed.swap_at::integer for 2
             )
         end as typo_value,
-        edits.doc_type
-    from edits
+        placed.doc_type
+    from placed
 ),
 
 keyed as (
@@ -592,9 +821,15 @@ keyed as (
 ),
 
 identity_keys as (
-    select doc_key as identity_key from demo_persons where doc_key is not null
+    select demo_persons.doc_key as identity_key
+    from demo_persons
+    cross join demo_params as params
+    where demo_persons.doc_key is not null and params.density = 0
     union all
-    select phone_national as identity_key from demo_persons where phone_national is not null
+    select demo_persons.phone_national as identity_key
+    from demo_persons
+    cross join demo_params as params
+    where demo_persons.phone_national is not null and params.density = 0
 ),
 
 unused as (
@@ -636,6 +871,7 @@ joined as (
         base.*,
         person.person_key,
         person.first_name,
+        person.nickname,
         person.second_name,
         person.last_name_1,
         person.last_name_2,
@@ -644,7 +880,13 @@ joined as (
         person.phone_national,
         person.email,
         other.phone_national as other_phone_national,
+        other.first_name as other_first_name,
+        other.nickname as other_nickname,
+        other.second_name as other_second_name,
+        other.last_name_1 as other_last_name_1,
+        other.last_name_2 as other_last_name_2,
         ghost.first_name as ghost_first_name,
+        ghost.nickname as ghost_nickname,
         ghost.second_name as ghost_second_name,
         ghost.last_name_1 as ghost_last_name_1,
         ghost.last_name_2 as ghost_last_name_2,
@@ -719,14 +961,30 @@ rendered as (
         case
             when intended.scenario = 'missing_identifiers' and intended.name_style % 100 < 15
                 then pg_temp.demo_blank(intended.name_style / 100)
-            when intended.uses_ghost then pg_temp.demo_name(
+            -- an email under another person's name: when that name happens to be the
+            -- email holder's own (same given name and surname), the truth "someone
+            -- else" is unknowable, so the other name is a third person's
+            when
+                intended.scenario = 'email_other_name'
+                and lower(pg_temp.demo_ascii(intended.ghost_first_name))
+                = lower(pg_temp.demo_ascii(intended.first_name))
+                and lower(pg_temp.demo_ascii(intended.ghost_last_name_1))
+                = lower(pg_temp.demo_ascii(intended.last_name_1))
+                then pg_temp.demo_form_name(
+                    intended.other_first_name, intended.other_second_name,
+                    intended.other_last_name_1, intended.other_last_name_2,
+                    intended.other_nickname, intended.name_style
+                )
+            when intended.uses_ghost then pg_temp.demo_form_name(
                 intended.ghost_first_name, intended.ghost_second_name,
-                intended.ghost_last_name_1, intended.ghost_last_name_2, intended.name_style
+                intended.ghost_last_name_1, intended.ghost_last_name_2,
+                intended.ghost_nickname, intended.name_style
             )
-            -- the person's own name, exact or as a variant the name guard should accept
-            else pg_temp.demo_name(
+            -- the person's own name, as carelessly as forms write it
+            else pg_temp.demo_form_name(
                 intended.first_name, intended.second_name,
-                intended.last_name_1, intended.last_name_2, intended.name_style
+                intended.last_name_1, intended.last_name_2,
+                intended.nickname, intended.name_style
             )
         end as full_name,
         case
@@ -824,6 +1082,10 @@ insert into {registry} (
 select
     person_key,
     case
+        -- as the national registry writes it: surnames, a comma, given names
+        when style % 20 = 19 then upper(
+            concat_ws(' ', last_name_1, last_name_2) || ', ' || concat_ws(' ', first_name, second_name)
+        )
         when style % 10 < 2 then upper(concat_ws(' ', first_name, second_name, last_name_1, last_name_2))
         else concat_ws(' ', first_name, second_name, last_name_1, last_name_2)
     end as full_name,
@@ -926,11 +1188,12 @@ from demo_leads;
 
 -- name: record
 insert into kpi_red_demo.loaded (
-    size, seed, leads, persons, links, claims, origin_rows, anchor_at, seconds
+    size, seed, density, leads, persons, links, claims, origin_rows, anchor_at, seconds
 )
 select
     %(size)s,
     %(seed)s,
+    %(density)s,
     (select count(*) from {leads}),
     (select count(*) from {registry}),
     (select count(*) from {links}),
@@ -938,4 +1201,4 @@ select
     (select count(*) from {origin}),
     (select anchor_at from demo_params),
     %(seconds)s
-returning size, seed, leads, persons, links, claims, origin_rows, seconds;
+returning size, seed, density, leads, persons, links, claims, origin_rows, seconds;

@@ -15,6 +15,24 @@ function setText(id, text) {
   document.getElementById(id).textContent = text;
 }
 
+const FAIL_REASONS = [
+  "missing_identifiers",
+  "no_match",
+  "conflict",
+  "low_confidence",
+  "ambiguous",
+  "name_mismatch",
+];
+
+// Today's failed attempts by reason, the most frequent first: "no_match 285 · name_mismatch 40".
+function failures(today) {
+  return FAIL_REASONS.map((reason) => [reason, today["failed_" + reason] || 0])
+    .filter(([, count]) => count > 0)
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([reason, count]) => `${reason} ${count}`)
+    .join(" · ");
+}
+
 function renderCards(payload) {
   const today = payload.today || {};
   setText("current-backlog", dash(payload.current_backlog));
@@ -23,6 +41,7 @@ function renderCards(payload) {
   setText("matched-out", dash(today.matched_out));
   setText("other-out", dash(today.other_out));
   setText("top-fail-reason", dash(today.top_fail_reason));
+  setText("fail-reasons", failures(today) || "today");
   const net = document.getElementById("net-change");
   net.textContent = signed(today.net_change);
   net.className = "value" + (today.net_change > 0 ? " up" : today.net_change < 0 ? " down" : "");

@@ -72,6 +72,13 @@ def test_bench_demo_size_writes_the_json_contract(socket_dir: Path, tmp_path: Pa
         record["exact_leads_per_s"] / record["bound_leads_per_s"], rel=0.01
     )
     assert "explain_analyze" in record["matcher_trace"]["slowest"]
+    # wrong links and recall against the ground truth, for both drains
+    assert record["density"] == 0.33
+    for key in ("recall", "recall_no_near"):
+        assert record[key]["wrong"] == 0 and record[key]["links"] > 0, key
+    assert record["recall"]["links"] == record["matcher_matched"]
+    assert {row["match_rule"] for row in record["recall"]["rules"]} >= {"document+name"}
+    assert "against the ground truth (density 0.33, default drain)" in completed.stdout
     steps = [step["step"] for step in record["steps"]]
     assert steps[0] == "generate data (SQL)" and "dbt build full" in steps
     # the table went to stdout, and the databases are gone

@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 from test_panel import BACKLOG, built_demo_database, expected_alerts, model_rows, signed
 
+from matcher import panel
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "panel.png"
@@ -144,6 +146,8 @@ def test_the_page_shows_the_database_numbers(built_db: Any, served: str, browser
     assert text_of(browser, "other-out") == str(today["other_out"])
     assert text_of(browser, "net-change") == signed(today["net_change"])
     assert text_of(browser, "top-fail-reason") == (today["top_fail_reason"] or "—")
+    breakdown = " · ".join(f"{reason} {count}" for reason, count in panel.failures(today))
+    assert text_of(browser, "fail-reasons") == (breakdown or "today")
 
     alert_keys = {
         item.get_attribute("data-key")

@@ -5,11 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from matcher import match
-from matcher.normalize import NormalizationRules, normalize_name
+from matcher.normalize import NormalizationRules
 
 RULES = NormalizationRules.from_vars(
     {
@@ -66,20 +64,27 @@ def lead(
     )
 
 
-def decide(one: match.Lead, *, threshold: float = 85) -> match.Decision:
-    (decision,) = match.decide_batch([one], INDEX, name_threshold=threshold)
+def decide(one: match.Lead, **rules: float) -> match.Decision:
+    (decision,) = match.decide_batch([one], INDEX, rules=match.NameRules(**rules))
     return decision
 
 
 # (case, lead, outcome, fail_reason, match_rule, person_key)
 TABLE = [
-    ("document alone", lead(document_number="45678912"), "matched", None, "document", "P-ANA"),
+    (
+        "document alone, names agree",
+        lead(document_number="45678912"),
+        "matched",
+        None,
+        "document+name",
+        "P-ANA",
+    ),
     (
         "document, messy: dots, dash, zeros, lower-case type",
         lead(document_type=" dni ", document_number="0045.678-912"),
         "matched",
         None,
-        "document",
+        "document+name",
         "P-ANA",
     ),
     (
@@ -134,9 +139,49 @@ TABLE = [
         "lone phone, names differ",
         lead("Pedro Castillo", phone="987654321"),
         "failed",
+        "name_mismatch",
+        None,
+        None,
+    ),
+    (
+        "document alone, names differ: the holder is a stranger",
+        lead("Pedro Castillo", document_number="45678912"),
+        "failed",
+        "name_mismatch",
+        None,
+        None,
+    ),
+    (
+        "document alone, a common surname shared, the given name differs",
+        lead("Rosa Quispe", document_number="45678912"),
+        "failed",
+        "name_mismatch",
+        None,
+        None,
+    ),
+    (
+        "document alone, lead has no name",
+        lead(None, document_number="45678912"),
+        "failed",
         "low_confidence",
         None,
         None,
+    ),
+    (
+        "document alone, only a surname: agrees, but too little",
+        lead("QUISPE", document_number="45678912"),
+        "failed",
+        "low_confidence",
+        None,
+        None,
+    ),
+    (
+        "document + phone agree: two keys link whatever the names",
+        lead("Pedro Castillo", document_number="45678912", phone="987654321"),
+        "matched",
+        None,
+        "document+phone",
+        "P-ANA",
     ),
     (
         "lone email, lead has no name",
@@ -184,7 +229,7 @@ TABLE = [
         lead(document_number="45678912", phone="999999999"),
         "matched",
         None,
-        "document",
+        "document+name",
         "P-ANA",
     ),
     ("keys found nowhere", lead(document_number="99887766"), "failed", "no_match", None, None),
@@ -233,7 +278,7 @@ TABLE = [
         lead(document_number="45678912", phone="911222333"),
         "matched",
         None,
-        "document",
+        "document+name",
         "P-ANA",
     ),
 ]
@@ -265,7 +310,7 @@ def test_every_rule_and_fail_reason_is_in_the_table() -> None:
     rules = {case[4] for case in TABLE if case[4]}
     reasons = {case[3] for case in TABLE if case[3]}
     assert rules >= {
-        "document",
+        "document+name",
         "document+phone",
         "document+email",
         "document+phone+email",
@@ -273,7 +318,14 @@ def test_every_rule_and_fail_reason_is_in_the_table() -> None:
         "phone+name",
         "email+name",
     }
-    assert reasons == {"missing_identifiers", "no_match", "conflict", "low_confidence", "ambiguous"}
+    assert reasons == {
+        "missing_identifiers",
+        "no_match",
+        "conflict",
+        "low_confidence",
+        "ambiguous",
+        "name_mismatch",
+    }
 
 
 def test_evidence_names_keys_and_persons() -> None:
@@ -287,27 +339,56 @@ def test_evidence_names_keys_and_persons() -> None:
 
 
 def test_name_score_is_recorded_for_every_match() -> None:
-    strong = decide(lead("Pedro Castillo", document_number="45678912"))
-    assert strong.is_matched and strong.match_score == 100.0
-    assert strong.evidence["name_score"] < 50
+    two_keys = decide(lead("Pedro Castillo", document_number="45678912", phone="987654321"))
+    assert two_keys.is_matched and two_keys.match_score == 100.0
+    assert two_keys.evidence["name_score"] == 0.0
 
     guarded = decide(lead("Quispe Flores Ana María", phone="987654321"))
     assert guarded.match_score == guarded.evidence["name_score"] == 100.0
+    assert guarded.evidence["name_bits"] >= 8
 
-    weak = decide(lead("Ana Quispe", phone="987654321"))
-    assert weak.fail_reason == "low_confidence"
-    assert 0 < weak.match_score < 85
-    assert weak.evidence["person_key"] == "P-ANA"
+    shortened = decide(lead("ANA QUISPE", document_number="45678912"))
+    assert (shortened.match_rule, shortened.match_score) == ("document+name", 100.0)
 
 
-def test_threshold_is_configurable() -> None:
-    one = lead("Ana Quispe", phone="987654321")
-    assert decide(one, threshold=85).fail_reason == "low_confidence"
-    lowered = decide(one, threshold=50)
+def test_a_name_mismatch_shows_both_names_the_score_and_the_threshold() -> None:
+    mismatch = decide(lead("Luke Mahony", document_number="45678912"))
+    assert (mismatch.outcome, mismatch.fail_reason, mismatch.person_key) == (
+        "failed",
+        "name_mismatch",
+        None,
+    )
+    evidence = mismatch.evidence
+    assert evidence["lead_name"] == "Luke Mahony"
+    assert evidence["person_name"] == "Ana María Quispe Flores"
+    assert evidence["name_score"] == mismatch.match_score == 0.0
+    assert evidence["name_threshold"] == 85.0 and evidence["name_mismatch_threshold"] == 50.0
+    assert evidence["person_key"] == "P-ANA" and evidence["name_rule"] == "document+name"
+    assert evidence["document"] == {"value": "DNI:45678912", "person_keys": ["P-ANA"]}
+
+
+def test_no_name_on_either_side_never_links_a_single_key() -> None:
+    nameless = decide(lead("  ", document_number="45678912"))
+    assert nameless.fail_reason == "low_confidence"
+    assert nameless.evidence["name_missing"] == ["lead"]
+    index = match.CandidateIndex.from_rows([("document", "DNI:45678912", "P-NONAME", None)])
+    (decision,) = match.decide_batch([lead(document_number="45678912")], index)
+    assert decision.fail_reason == "low_confidence"
+    assert decision.evidence["name_missing"] == ["person"]
+
+
+def test_thresholds_are_configurable() -> None:
+    weak = lead("Quispe", phone="987654321")
+    assert decide(weak).fail_reason == "low_confidence"
+    lowered = decide(weak, min_bits=5)
     assert lowered.match_rule == "phone+name" and lowered.person_key == "P-ANA"
+    stranger = lead("Rosa Quispe", phone="987654321")
+    assert decide(stranger).fail_reason == "name_mismatch"
+    assert decide(stranger, mismatch_threshold=0).fail_reason == "low_confidence"
+    assert decide(stranger, threshold=0, min_bits=0).match_rule == "phone+name"
 
 
-def test_a_batch_keeps_input_order_and_scores_names_at_once() -> None:
+def test_a_batch_keeps_input_order() -> None:
     leads = [
         lead(document_number="45678912"),
         lead("Pedro Castillo", phone="987654321"),
@@ -317,8 +398,8 @@ def test_a_batch_keeps_input_order_and_scores_names_at_once() -> None:
     decisions = match.decide_batch(leads, INDEX)
     assert [d.lead for d in decisions] == leads
     assert [d.fail_reason or d.match_rule for d in decisions] == [
-        "document",
-        "low_confidence",
+        "document+name",
+        "name_mismatch",
         "missing_identifiers",
         "email+name",
     ]
@@ -334,16 +415,6 @@ def test_an_existing_link_elsewhere_turns_a_match_into_a_conflict() -> None:
     )
     assert conflict.evidence["already_linked_elsewhere"] == "P-OTHER"
     assert conflict.evidence["decided_person_key"] == "P-ANA"
-
-
-def test_name_scores_handle_absent_names() -> None:
-    assert match.name_scores([]) == []
-    assert match.name_scores([("ana", None), (None, "ana"), ("ana", "ana")]) == [0.0, 0.0, 100.0]
-
-
-@given(st.text(max_size=60))
-def test_cached_name_normalizer_equals_normalize_name(raw: str) -> None:
-    assert match.normalize_name_cached(raw) == normalize_name(raw)
 
 
 def test_drop_junk_on_dbt_keys() -> None:

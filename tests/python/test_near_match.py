@@ -1,6 +1,6 @@
-"""Typo-tolerant keys (issue 8): documents and phones one edit away.
+"""Typo-tolerant keys: documents and phones one edit away, names first.
 
-Pure decisions first (a ``NearIndex`` built in Python the way dbt builds the table), then
+Pure decisions first (a ``NearIndex`` of what the database lookup would find), then
 one database: the demo data plus a hand-made registry of typo cases, dbt build, then
 ``kpi-red match`` without and with near matching.
 """
@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import Database
+from rapidfuzz.distance import OSA
 
 from matcher import db, match
 from matcher.cli import main
@@ -35,20 +36,12 @@ REGISTRY = [
     ("document", "DNI:30571113", "P-TWIN-A", "Rosa Cusi Quispe"),
     ("document", "DNI:30571123", "P-TWIN-B", "Rosa Cusi Quispe"),
     ("phone", "51963852741", "P-LUCIO", "Lucio Apaza Mayta"),
+    # a stranger's document one substitution from Wilma's: a typo lands on someone
+    ("document", "DNI:60708090", "P-STRANGER", "Hugo Pari Ylla"),
+    ("document", "DNI:60708091", "P-WILMA", "Wilma Ccopa Huanca"),
+    ("phone", "51955123456", "P-HUGO-PHONE", "Hugo Pari Ylla"),
 ]
 EXACT_INDEX = match.CandidateIndex.from_rows(REGISTRY)
-
-
-def near_rows(registry: list[tuple[str, str, str, str]]) -> list[tuple[str, str, str, str, str]]:
-    """The deletion table dbt would build from ``registry`` (all values sole-owned)."""
-    return [
-        (key_type, variant, key_value, person_key, full_name)
-        for key_type, key_value, person_key, full_name in registry
-        for variant in match.deletion_variants(key_type, key_value, country_code=CC)
-    ]
-
-
-NEAR_INDEX = match.NearIndex.from_rows(near_rows(REGISTRY))
 
 
 def lead(
@@ -73,11 +66,16 @@ def lead(
     )
 
 
-def decide(one: match.Lead, *, near_threshold: float = 92) -> match.Decision:
-    exact = match.decide_batch([one], EXACT_INDEX)
-    (decision,) = match.decide_near(
-        exact, NEAR_INDEX, near_name_threshold=near_threshold, country_code=CC
-    )
+def near_index(decisions: list[match.Decision]) -> match.NearIndex:
+    """What the database lookup would find for these decisions, over ``REGISTRY``."""
+    lookup = match.NearLookup.of(decisions, country_code=CC)
+    return match.NearIndex.from_registry(REGISTRY, lookup, country_code=CC)
+
+
+def decide(one: match.Lead, **rules: float) -> match.Decision:
+    names = match.NameRules(**rules)
+    exact = match.decide_batch([one], EXACT_INDEX, rules=names)
+    (decision,) = match.decide_near(exact, near_index(exact), rules=names)
     return decision
 
 
@@ -108,11 +106,17 @@ def test_each_edit_kind_links(key_type: str, edit: str, one: match.Lead, person_
     )
     near = decision.evidence["near"][key_type]
     person_value = next(row[1] for row in REGISTRY if row[2] == person_key and row[0] == key_type)
-    assert near == {
-        "lead_value": one.keys[key_type],
-        "candidates": [{"person_key": person_key, "person_value": person_value, "edit": edit}],
+    (candidate,) = near["candidates"]
+    assert near["lead_value"] == one.keys[key_type] and near["checked"] == 1
+    assert candidate == {
+        "person_key": person_key,
+        "person_value": person_value,
+        "edit": edit,
+        "name_score": 100.0,
+        "name_bits": candidate["name_bits"],
     }
     assert decision.match_score == decision.evidence["name_score"] >= 92
+    assert decision.evidence["name_bits"] >= decision.evidence["near_name_bits_needed"] == 11.0
 
 
 def test_two_near_candidates_never_link() -> None:
@@ -124,7 +128,7 @@ def test_two_near_candidates_never_link() -> None:
 def test_a_near_candidate_never_beats_an_exact_one() -> None:
     # the document is Luis's exactly; the phone is one edit from Ana's
     decision = decide(lead("Luis Alberto Mamani", document_number="70000001", phone="987654322"))
-    assert (decision.match_rule, decision.person_key) == ("document", "P-LUIS")
+    assert (decision.match_rule, decision.person_key) == ("document+name", "P-LUIS")
     assert "near" not in decision.evidence
     # a lone exact phone with agreeing names wins over a one-edit document elsewhere
     decision = decide(lead("Luis Alberto Mamani", phone="64235719", document_number="45678913"))
@@ -132,24 +136,82 @@ def test_a_near_candidate_never_beats_an_exact_one() -> None:
 
 
 def test_an_exact_key_pointing_elsewhere_is_a_conflict() -> None:
-    # Lucio's phone exactly (names differ: low_confidence), Ana's document one edit off
+    # Lucio's phone exactly (names differ), Ana's document one edit off: the phone is no
+    # typo of Ana's (hers is another number), so two things would have to be wrong
     decision = decide(lead(phone="963852741", document_number="45678913"))
     assert (decision.outcome, decision.fail_reason) == ("failed", "conflict")
     assert decision.evidence["conflicting_person_keys"] == ["P-ANA", "P-LUCIO"]
 
 
-def test_near_names_must_agree_strongly() -> None:
-    # "Ana Quispe Flores" scores 85 against the full name: enough for an exact phone, not
-    # for a typo
-    weak = lead("Ana Quispe Flores", document_number="45678913")
-    decision = decide(weak)
-    assert (decision.fail_reason, decision.evidence["name_rule"]) == (
-        "low_confidence",
+def test_a_typo_on_a_stranger_with_one_strong_neighbour_links_the_neighbour() -> None:
+    """The exact key's holder clearly disagrees on the name, exactly one person one edit
+    away agrees strongly: one typo explains both, so the lead is that person; the
+    evidence keeps the stranger, its name and its score next to the person linked."""
+    wilma = lead("WILMA CCOPA", document_number="60708090")
+    exact = match.decide_batch([wilma], EXACT_INDEX)[0]
+    assert (exact.fail_reason, exact.evidence["person_key"]) == ("name_mismatch", "P-STRANGER")
+    decision = decide(wilma)
+    assert (decision.outcome, decision.match_rule, decision.person_key) == (
+        "matched",
         "document_one_edit",
+        "P-WILMA",
     )
-    assert 85 <= decision.match_score < 92
-    assert decide(weak, near_threshold=80).match_rule == "document_one_edit"
-    assert decide(lead("Pedro Castillo", phone="987654322")).fail_reason == "low_confidence"
+    evidence = decision.evidence
+    assert evidence["exact_name_mismatch"] == {
+        "key_type": "document",
+        "person_key": "P-STRANGER",
+        "person_name": "Hugo Pari Ylla",
+        "name_score": 0.0,
+        "name_bits": 0.0,
+    }
+    assert evidence["document"] == {"value": "DNI:60708090", "person_keys": ["P-STRANGER"]}
+    assert (evidence["lead_name"], evidence["person_name"]) == ("WILMA CCOPA", "Wilma Ccopa Huanca")
+    assert evidence["name_score"] == decision.match_score == 100.0
+    (candidate,) = evidence["near"]["document"]["candidates"]
+    assert (candidate["person_key"], candidate["person_value"], candidate["edit"]) == (
+        "P-WILMA",
+        "DNI:60708091",
+        "substitution",
+    )
+    for stale in ("person_key", "name_rule", "name_threshold"):
+        assert stale not in evidence
+
+
+def test_a_typo_on_a_stranger_stays_a_mismatch_without_a_strong_neighbour() -> None:
+    # the name agrees with nobody one edit away: the exact decision stands, the
+    # neighbourhood recorded
+    decision = decide(lead("Rosa Cusi", document_number="60708090"))
+    assert decision.fail_reason == "name_mismatch"
+    assert decision.evidence["near"]["document"] == {
+        "lead_value": "DNI:60708090",
+        "checked": 1,
+        "candidates": [],
+    }
+    # found through another key than the mistyped one: the stranger stays unexplained
+    other = decide(lead("Wilma Ccopa Huanca", phone="955123456", document_number="60708092"))
+    assert other.fail_reason == "conflict"
+    assert other.evidence["conflicting_person_keys"] == ["P-HUGO-PHONE", "P-WILMA"]
+
+
+def test_near_names_must_agree_strongly() -> None:
+    # one word (7 bits without a sample of names): enough for nothing one edit away
+    weak = lead("Quispe", document_number="45678913")
+    decision = decide(weak)
+    assert decision.fail_reason == "no_match"  # none kept: the exact decision stands
+    assert decision.evidence["near"]["document"]["checked"] == 1
+    assert decision.evidence["near"]["document"]["candidates"] == []
+    assert decide(weak, near_min_bits=5).match_rule == "document_one_edit"
+    assert decide(lead("Pedro Castillo", phone="987654322")).fail_reason == "no_match"
+    # complete but for one letter (98.x): enough unless the threshold asks for 100
+    typo = lead("Ana María Qispe Flores", document_number="45678913")
+    assert decide(typo).match_rule == "document_one_edit"
+    assert decide(typo, near_threshold=100).fail_reason == "no_match"
+
+
+def test_more_neighbours_need_more_bits() -> None:
+    names = match.NameRules()
+    assert names.near_bits_needed(1) == names.near_bits_needed(0) == 11.0
+    assert names.near_bits_needed(16) == 15.0
 
 
 def test_two_edits_are_not_near() -> None:
@@ -186,9 +248,36 @@ def test_near_lookups_only_for_unsettled_documents_and_phones() -> None:
         ],
         EXACT_INDEX,
     )
-    wanted = match.near_lookups(decisions, country_code=CC)
-    assert {key_type for key_type, _ in wanted} == {"document"}
-    assert ("document", "DNI:45678913") in wanted and len(wanted) == 9
+    assert match.near_lookups(decisions, country_code=CC) == [("document", "DNI:45678913")]
+    lookup = match.NearLookup.of(decisions, country_code=CC)
+    assert {key_type for key_type, _ in lookup.probes} == {"document"}
+    assert ("document", "DNI:45678912") in lookup.probes  # Ana's, one substitution off
+    assert ("document", "DNI:45678913") not in lookup.probes
+
+
+@pytest.mark.parametrize(
+    ("key_type", "value"),
+    [("document", "DNI:45678913"), ("document", "CE:1123456"), ("phone", "5164235719")],
+)
+def test_the_values_looked_up_are_exactly_those_one_edit_away(key_type: str, value: str) -> None:
+    """Checked against brute force: every string over the value's alphabet, one edit
+    (optimal string alignment) off, the same length or one shorter, never starting with
+    0 (normalized values never do): the lookup asks for exactly those."""
+    prefix, part = match.editable_split(key_type, value, country_code=CC) or ("", "")
+    alphabet = "0123456789"
+    same = {part[:at] + char + part[at + 1 :] for at in range(len(part)) for char in alphabet} | {
+        part[:at] + part[at + 1] + part[at] + part[at + 2 :] for at in range(len(part) - 1)
+    }
+    shorter = {part[:at] + part[at + 1 :] for at in range(len(part))}
+    expected = {
+        prefix + other
+        for other in same | shorter
+        if OSA.distance(part, other) == 1 and not other.startswith("0")
+    }
+    found = match.one_edit_values(key_type, value, country_code=CC)
+    assert len(found) == len(set(found))
+    assert {edited for edited in found if not edited.split(":")[-1].startswith("0")} == expected
+    assert all(OSA.distance(value, edited) == 1 for edited in found)
 
 
 # --- on a real database: the dbt model, the matcher, the demo data ----------------------
@@ -208,6 +297,8 @@ PERSONS = [
     ("NP-TWIN-B", "Rosa Cusi Quispe", None, "30571123"),
     ("NP-EXACT", "Elmer Huarca Soto", None, "50607080"),
     ("NP-NEARBY", "Elmer Huarca Soto", "935791468", None),
+    ("NP-STRANGER", "Hugo Pari Ylla", None, "61708090"),
+    ("NP-TRUE", "Wilma Ccopa Huanca", None, "61708091"),
     ("NP-FAM-1", "Juana Mamani Colque", "974185263", None),
     ("NP-FAM-2", "Julia Mamani Colque", "974185263", None),
     *[(f"NP-JUNK-{n}", "Hugo Flores Pari", None, "70809010") for n in range(4)],
@@ -223,7 +314,9 @@ LEADS = [
     ("NEAR-PH-DEL", "Percy Chura Vilca", "95246835", None, "phone_one_edit", "NP-PH-DEL"),
     ("NEAR-PH-TRA", "Yolanda Pari Coaquira", "+51963754182", None, "phone_one_edit", "NP-PH-TRA"),
     ("NEAR-TWINS", "Rosa Cusi Quispe", None, "30571103", "ambiguous", None),
-    ("NEAR-EXACT", "Elmer Huarca Soto", "935791469", "50607080", "document", "NP-EXACT"),
+    ("NEAR-EXACT", "Elmer Huarca Soto", "935791469", "50607080", "document+name", "NP-EXACT"),
+    # the document typed wrong is a stranger's; the person one edit away is the lead
+    ("NEAR-OVERRIDE", "WILMA CCOPA", None, "61708090", "document_one_edit", "NP-TRUE"),
     ("NEAR-SHARED", "Juana Mamani Colque", "974185264", None, "no_match", None),
     ("NEAR-JUNK", "Hugo Flores Pari", None, "70809011", "no_match", None),
 ]
@@ -266,9 +359,9 @@ def runs(near_db: Database) -> dict[str, Any]:
     calls: list[int] = []
     fetch = db.fetch_near_candidates
 
-    def counted(conn: Any, variants: Any, **options: Any) -> Any:
+    def counted(conn: Any, probes: Any, variants: Any) -> Any:
         calls.append(len(variants))
-        return fetch(conn, variants, **options)
+        return fetch(conn, probes, variants)
 
     without = kpi_red(near_db, "match", "--limit", "0", "--dry-run", "--no-near")
     with pytest.MonkeyPatch.context() as patch:
@@ -328,7 +421,7 @@ def test_junk_and_shared_values_never_produce_candidates(near_db: Database) -> N
     )
     named = {("phone", "51974185263"), ("document", "PTP:70809010")}  # NP-FAM-*, NP-JUNK-*
     assert named <= set(filtered)
-    wanted = sorted(
+    variants = sorted(
         {
             (key_type, variant)
             for key_type, key_value in filtered
@@ -342,7 +435,7 @@ def test_junk_and_shared_values_never_produce_candidates(near_db: Database) -> N
     )
     assert in_table > 0  # kept in the table, dropped by the lookup
     with near_db.connect() as conn:
-        returned = db.fetch_near_candidates(conn, wanted)
+        returned = db.fetch_near_candidates(conn, sorted(filtered), variants)
     leaked = {(row[0], row[2]) for row in returned} & set(filtered)
     assert leaked == set()
 
@@ -360,12 +453,17 @@ def test_hand_made_cases(near_db: Database, runs: dict[str, Any]) -> None:
     got = {row[0]: (row[1], row[2]) for row in rows}
     assert got == {row[0]: (row[4], row[5]) for row in LEADS}
     evidence = {row[0]: row[3] for row in rows}
-    assert evidence["NEAR-PH-INS"]["near"]["phone"] == {
-        "lead_value": "51642357180",
-        "candidates": [
-            {"person_key": "NP-PH-INS", "person_value": "5164235718", "edit": "insertion"}
-        ],
+    near = evidence["NEAR-PH-INS"]["near"]["phone"]
+    assert (near["lead_value"], near["checked"]) == ("51642357180", 1)
+    (candidate,) = near["candidates"]
+    assert {key: candidate[key] for key in ("person_key", "person_value", "edit")} == {
+        "person_key": "NP-PH-INS",
+        "person_value": "5164235718",
+        "edit": "insertion",
     }
+    override = evidence["NEAR-OVERRIDE"]
+    assert override["exact_name_mismatch"]["person_key"] == "NP-STRANGER"
+    assert override["near"]["document"]["candidates"][0]["person_key"] == "NP-TRUE"
     for lead_id in ("NEAR-SHARED", "NEAR-JUNK"):
         assert "near" not in evidence[lead_id]
 

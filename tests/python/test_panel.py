@@ -204,6 +204,7 @@ def test_render_shows_the_numbers_the_trend_and_coloured_alerts() -> None:
     ]
     rows[0].update(new_backlog_in=7, matched_out=2, other_out=1, net_change=4)
     rows[0].update(top_fail_reason="no_match", has_conflicts=True, conflicts=1)
+    rows[0].update(failed_attempts=9, failed_no_match=5, failed_name_mismatch=3, failed_conflict=1)
     payload = panel.build_payload(rows, local_today=today, live_backlog=123)
     text = panel.render(payload, time_zone="America/Lima")
     plain = click.unstyle(text)
@@ -215,9 +216,11 @@ def test_render_shows_the_numbers_the_trend_and_coloured_alerts() -> None:
         ("Recovered today", "2"),
         ("Other exits", "1"),
         ("Net change", "+4"),
+        ("Failed today", "9"),
         ("Top fail reason", "no_match"),
     ]:
         assert shown_value(plain, label) == value
+    assert "no_match 5 · name_mismatch 3 · conflict 1" in plain
     assert "Last 7 days   backlog █▇▆▅▃▂▁  106 → 100" in plain
     assert "● 1 conflict: identifiers point at different persons." in plain
     assert "\x1b[31m" in text  # red, for the TTY; click.echo drops it elsewhere
@@ -286,6 +289,10 @@ def test_metrics_panel_shows_the_models_numbers(built_db: Any) -> None:
     assert shown("Other exits") == str(today["other_out"])
     assert shown("Net change") == signed(today["net_change"])
     assert shown("Top fail reason") == (today["top_fail_reason"] or "—")
+    assert shown("Failed today") == str(today["failed_attempts"])
+    for reason in panel.FAIL_REASONS:  # every reason the model counts, name_mismatch too
+        count = today[f"failed_{reason}"]
+        assert (f"{reason} {count}" in result.output) == bool(count)
     alerts = [line for line in result.output.splitlines() if line.strip().startswith(("●", "✓"))]
     assert len(alerts) == max(1, len(expected_alerts(today)))
     if today["has_conflicts"]:

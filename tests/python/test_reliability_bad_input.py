@@ -35,7 +35,14 @@ from matcher.normalize import NormalizationRules, identifiers_hash
 pytestmark = pytest.mark.reliability
 
 RULES = NormalizationRules.from_vars(load_settings(PROJECT_DIR).vars)
-FAIL_REASONS = {"missing_identifiers", "no_match", "conflict", "low_confidence", "ambiguous"}
+FAIL_REASONS = {
+    "missing_identifiers",
+    "no_match",
+    "conflict",
+    "low_confidence",
+    "ambiguous",
+    "name_mismatch",
+}
 KEY_TYPES = set(match.KEY_TYPES)
 
 # (person_key, full_name, raw phone, raw document number, raw email) of the registry
@@ -84,14 +91,13 @@ def registry_rows() -> list[tuple[str, str, str, str | None]]:
     return rows
 
 
-def near_rows() -> list[tuple[str, str, str, str, str | None]]:
-    """``(key_type, variant, key_value, person_key, full_name)`` as dbt's deletion
-    neighbourhood holds them: the persons' own documents and phones, junk left out."""
+def near_registry() -> list[tuple[str, str, str, str | None]]:
+    """The persons' own documents and phones, junk left out: what the one-edit lookup
+    searches (``int_person_keys`` and dbt's deletion neighbourhood)."""
     return [
-        (key_type, variant, value, person_key, name)
+        (key_type, value, person_key, name)
         for key_type, value, person_key, name in registry_rows()
         if key_type in match.NEAR_KEY_TYPES and not is_junk(key_type, value)
-        for variant in match.deletion_variants(key_type, value, country_code=RULES.country_code)
     ]
 
 
@@ -105,7 +111,7 @@ def is_junk(key_type: str, value: str) -> bool:
 
 
 INDEX = match.CandidateIndex.from_rows(registry_rows())
-NEAR_INDEX = match.NearIndex.from_rows(near_rows())
+NEAR_REGISTRY = near_registry()
 NEAR_RULES = {rule: key_type for key_type, rule in match.NEAR_RULES.items()}
 # one character off the persons' documents and phones: the near pass's input
 ONE_EDIT_PHONES = ["+51 987 654 320", "912 000 11", "(01) 234-5687"]
@@ -180,9 +186,11 @@ def decide(raws: list[dict[str, str | None]]) -> list[match.Decision]:
         run.to_lead(backlog_row(number, raw), rules=RULES, junk=SHARED_JUNK)
         for number, raw in enumerate(raws)
     ]
-    # the exact pass, then the near pass (issue 8), as run.decided_batches does
+    # the exact pass, then the near pass, as run.decided_batches does
     decisions = match.decide_batch(leads, INDEX)
-    decisions = match.decide_near(decisions, NEAR_INDEX, country_code=RULES.country_code)
+    lookup = match.NearLookup.of(decisions, country_code=RULES.country_code)
+    near = match.NearIndex.from_registry(NEAR_REGISTRY, lookup, country_code=RULES.country_code)
+    decisions = match.decide_near(decisions, near)
     TRIED["batches"] += 1
     TRIED["leads"] += len(raws)
     TRIED["matched"] += sum(decision.is_matched for decision in decisions)

@@ -5,7 +5,9 @@
     on_schema_change='append_new_columns',
 ) }}
 
-{%- set fail_reasons = ['missing_identifiers', 'no_match', 'conflict', 'low_confidence', 'ambiguous'] %}
+{%- set fail_reasons = [
+    'missing_identifiers', 'no_match', 'conflict', 'low_confidence', 'ambiguous', 'name_mismatch'
+] %}
 
 {#- a full build computes every day; an incremental one from the stored last day minus the
     lookback (late data), never before the first lead's day -#}
