@@ -6,17 +6,20 @@ SQL is parameterized; schema and table names from configuration are composed wit
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from importlib import resources
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 from psycopg import sql
 
 from matcher.config import Tables, password_candidates, redact
+from matcher.normalize import IDENTIFIER_COLUMNS, IDENTIFIERS_HASH_SQL
+from matcher.registry import Holder, LiveRegistry
 
 
 class DatabaseError(Exception):
@@ -39,21 +42,59 @@ def connect(conninfo: str, *, autocommit: bool = False) -> Iterator[psycopg.Conn
     try:
         with conn:
             yield conn
-    except psycopg.errors.OutOfMemory as exc:  # the lock table: a lock per lead being written
-        raise DatabaseError(
-            f"{_first_line(exc, conninfo)}: lower --batch-size or --writers, or raise"
-            " max_locks_per_transaction"
-        ) from None
-    except psycopg.OperationalError as exc:
-        raise DatabaseError(
-            f"lost the connection to PostgreSQL: {_first_line(exc, conninfo)}"
-        ) from None
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise DatabaseError(f"permission denied: {_first_line(exc, conninfo)}") from None
-    except psycopg.errors.UndefinedTable as exc:
-        raise DatabaseError(
-            f"{_first_line(exc, conninfo)} (run `kpi-red init` and `dbt build` first)"
-        ) from None
+    except psycopg.Error as exc:
+        message = expected_error(exc, conninfo)
+        if message is None:
+            raise
+        raise DatabaseError(message) from None
+
+
+_TIMEOUTS: tuple[tuple[type[psycopg.Error], str, str], ...] = (
+    (
+        psycopg.errors.IdleInTransactionSessionTimeout,
+        "idle_in_transaction_session_timeout",
+        "raise it for the matcher's role (a run's read stays open while it decides)",
+    ),
+    (
+        psycopg.errors.TransactionTimeout,
+        "transaction_timeout",
+        "raise it for the matcher's role, or lower --batch-size",
+    ),
+    (psycopg.errors.IdleSessionTimeout, "idle_session_timeout", "raise it, or retry"),
+    (
+        psycopg.errors.LockNotAvailable,
+        "lock_timeout",
+        "another session held a lock the matcher needs (a dbt build replacing a relation?); retry",
+    ),
+)
+
+
+def expected_error(exc: psycopg.Error, conninfo: str) -> str | None:
+    """One line naming an expected database failure, or None for an unexpected one (a
+    bug: it keeps its traceback). A batch is one transaction: whatever failed, nothing of
+    the open batch was written, and the batches committed before it stand."""
+    text = _first_line(exc, conninfo)
+    for kind, setting, advice in _TIMEOUTS:
+        if isinstance(exc, kind):
+            return f"{text} ({setting}): {advice}"
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        if "statement timeout" in text:
+            return (
+                f"{text} (statement_timeout): raise it for the matcher's role, or lower"
+                " --batch-size"
+            )
+        return text
+    if isinstance(exc, psycopg.errors.OutOfMemory):  # the lock table: a lock per lead
+        return f"{text}: lower --batch-size or --writers, or raise max_locks_per_transaction"
+    if isinstance(exc, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure):
+        return f"{text}: retry"
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return f"permission denied: {text}"
+    if isinstance(exc, psycopg.errors.UndefinedTable):
+        return f"{text} (run `kpi-red init` and `dbt build` first)"
+    if isinstance(exc, psycopg.OperationalError):
+        return f"lost the connection to PostgreSQL: {text}"
+    return None
 
 
 def _first_line(exc: BaseException, conninfo: str) -> str:
@@ -108,11 +149,13 @@ def drop_database(conninfo: str, dbname: str) -> None:
         )
 
 
-# --- matcher: stream, claim, candidates, writes (`kpi-red match`, `repair-origin`) -------
-# One reader connection streams the eligible backlog with its candidates through a
-# server-side cursor; each batch is one transaction on a writer connection: the decisions
+# --- matcher: worklist, stream, candidates, writes (`kpi-red match`) ---------------------
+# A run copies the eligible backlog into its session's worklist (a short statement), then
+# streams the worklist with its candidates through a server-side cursor that reads no
+# view dbt replaces; each batch is one transaction on a writer connection: the decisions
 # staged by ``COPY``, advisory locks on their leads, then one statement that re-checks
-# them and writes links, origin and the attempts log. Never a statement per lead.
+# them against the live sources and writes links, origin and the attempts log. Never a
+# statement per lead.
 
 LOCK_NAMESPACE = 0x4B52  # "KR": the seed of the leads' 64-bit lock keys (LEAD_LOCK_KEY)
 LEAD_LOCK_KEY = f"hashtextextended({{lead}}, {LOCK_NAMESPACE})"
@@ -120,11 +163,69 @@ LEAD_LOCK_KEY = f"hashtextextended({{lead}}, {LOCK_NAMESPACE})"
 a run hold thousands) practically never share a key; seeded with ``LOCK_NAMESPACE``."""
 CYCLE_LOCK = (0x4B53, 1)  # the session lock that keeps two `kpi-red cycle`s apart
 PERSON_KEYS_RELATION = ("kpi_red_intermediate", "int_person_keys")
+PERSON_KEYS_CHANGED_RELATION = ("kpi_red_intermediate", "int_person_keys_changed")
 PERSON_IDENTIFIERS_RELATION = ("kpi_red_intermediate", "int_person_identifiers")
 PERSON_DELETIONS_RELATION = ("kpi_red_intermediate", "int_person_identifier_deletions")
 JUNK_RELATION = ("kpi_red_intermediate", "int_junk_identifiers")
+BUILT_MARKER_RELATION = ("kpi_red_intermediate", "int_lead_keys")
+"""An incremental table of the project: it exists from the first ``dbt build`` on, and a
+build never drops it (only ``--full-refresh`` swaps it)."""
 ORIGIN_TAG = "cabinet_lead"
 LINKED_BY = "kpi-red"
+REBUILD_WAIT_SECONDS = 120.0
+"""How long a read waits for a dbt view that a running build dropped and will re-create."""
+
+
+def sql_sections(name: str) -> dict[str, str]:
+    """``matcher/sql/<name>`` split at its ``-- name: <section>`` lines."""
+    text = resources.files("matcher").joinpath(f"sql/{name}").read_text()
+    sections: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("-- name: "):
+            current = sections.setdefault(line.removeprefix("-- name: ").strip(), [])
+        else:
+            current.append(line)
+    return {name: "\n".join(lines) for name, lines in sections.items()}
+
+
+def _statement(file: str, section: str, **names: sql.Composable) -> sql.Composed:
+    return sql.SQL(sql_sections(file)[section]).format(**names)
+
+
+T = TypeVar("T")
+
+
+def through_rebuilds(
+    conn: psycopg.Connection, read: Callable[[], T], *, wait: float = REBUILD_WAIT_SECONDS
+) -> T:
+    """``read()`` in a transaction of its own, tried again while a running ``dbt build``
+    has dropped a view it reads (a view built on one dbt replaced goes with it until its
+    own model runs). A relation missing in a project never built fails at once."""
+    deadline = time.monotonic() + wait
+    delay = 0.1
+    while True:
+        try:
+            with conn.transaction():
+                return read()
+        except psycopg.errors.UndefinedTable as exc:
+            if not _was_built(conn):
+                raise
+            if time.monotonic() >= deadline:
+                missing = exc.diag.message_primary or "a dbt relation is missing"
+                raise DatabaseError(
+                    f"{missing}: a dbt build is re-creating it (still missing after"
+                    f" {wait:.0f} s); retry when the build has finished"
+                ) from None
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+def _was_built(conn: psycopg.Connection) -> bool:
+    row = conn.execute(
+        "select to_regclass(%s) is not null", (qualified(BUILT_MARKER_RELATION).as_string(conn),)
+    ).fetchone()
+    return bool(row and row[0])
 
 
 class BacklogLead(NamedTuple):
@@ -141,84 +242,59 @@ class BacklogLead(NamedTuple):
     email_key: str | None
     last_attempt_id: int
     candidate_key_types: list[str] | None = None
-    """Per candidate, in the three lists' order: the key type it holds the lead's value of."""
+    """Per candidate, in the lists' order: the key type it holds the lead's value of."""
     candidate_person_keys: list[str] | None = None
     candidate_names: list[str | None] | None = None
+    candidate_hashes: list[str] | None = None
+    """The candidate's ``identifiers_hash`` when dbt normalized its keys."""
 
 
-def _stream_query(*, oldest_first: bool) -> sql.Composed:
-    # The keys are the backlog view's own (dbt's normalization, junk removed): the
-    # matcher decides on exactly the keys behind the view's reason_bucket. The newest
-    # attempt is the view's (the fold of the log). The candidates are looked up as rows
-    # are fetched (after the sort, if any): per lead and key one probe of the `(key_type,
-    # key_value)` index of `int_person_keys`, on the server, while Python decides earlier
-    # batches. (A lead's key is not junk, so no holder of its value is: the probe needs no
-    # junk filter.)
-    return sql.SQL(
-        """
-        select
-            eligible.*,
-            candidates.key_types,
-            candidates.person_keys,
-            candidates.full_names
-        from (
-            select
-                backlog.lead_source_pk,
-                backlog.lead_created_at,
-                backlog.identifiers_hash,
-                backlog.full_name,
-                backlog.phone_key,
-                backlog.document_key,
-                backlog.email_key,
-                backlog.max_attempt_id
-            from {backlog} as backlog
-            where backlog.is_eligible
-            {order}
-            offset 0  -- the probes run for fetched rows only
-        ) as eligible
-        left join lateral (
-            select
-                array_agg(persons.key_type) as key_types,
-                array_agg(persons.person_key) as person_keys,
-                array_agg(persons.full_name) as full_names
-            from (
-                {probes}
-            ) as persons
-        ) as candidates on true
-        """
-    ).format(
-        backlog=qualified(BACKLOG_RELATION),
-        order=sql.SQL(
-            "order by backlog.lead_created_at, backlog.lead_source_pk" if oldest_first else ""
-        ),
-        probes=sql.SQL("\n                union all\n                ").join(
-            sql.SQL(
-                "select key_type, person_key, full_name from {person_keys}"
-                " where key_type = {key_type} and key_value = eligible.{lead_key}"
-            ).format(
-                person_keys=qualified(PERSON_KEYS_RELATION),
-                key_type=sql.Literal(key_type),
-                lead_key=sql.Identifier(f"{key_type}_key"),
+def create_worklist(conn: psycopg.Connection) -> None:
+    """The session's worklist table (temporary; needs TEMPORARY on the database)."""
+    conn.execute(_statement("stream.sql", "create"))
+
+
+def load_worklist(
+    conn: psycopg.Connection, *, limit: int | None, after: tuple[datetime, str] | None = None
+) -> int:
+    """Replace the worklist with eligible leads from the live backlog view and commit (a
+    dbt build waits for this statement at most, never for a run): with ``limit``, the
+    ``limit`` oldest after ``after`` (``(lead_created_at, lead_source_pk)``), else all of
+    them, unsorted. Returns how many."""
+    backlog = qualified(BACKLOG_RELATION)
+
+    def read() -> int:
+        conn.execute(_statement("stream.sql", "clear"))
+        if limit is None:
+            cursor = conn.execute(_statement("stream.sql", "all", backlog=backlog))
+        else:
+            created_at, lead = after or (datetime.min.replace(tzinfo=UTC), "")
+            cursor = conn.execute(
+                _statement("stream.sql", "oldest", backlog=backlog),
+                {"after_created_at": created_at, "after_lead": lead, "limit": limit},
             )
-            for key_type in ("document", "phone", "email")
-        ),
-    )
+        return cursor.rowcount
+
+    return through_rebuilds(conn, read)
 
 
-def stream_eligible(
-    conninfo: str, *, batch_size: int, oldest_first: bool = True
+def stream_worklist(
+    conn: psycopg.Connection, *, batch_size: int, ordered: bool
 ) -> Generator[list[BacklogLead], None, None]:
-    """The eligible backlog with its candidates, in batches: one query for the whole run,
-    memory flat. Oldest first, or (a run that takes them all) in the order the server
-    reads them: no sort of the whole backlog before the first row."""
-    with connect(conninfo) as conn:
-        conn.read_only = True
-        tune_lookups(conn)
-        with conn.cursor(name="kpi_red_eligible_leads", binary=True) as cursor:
-            cursor.itersize = batch_size
-            cursor.execute(_stream_query(oldest_first=oldest_first))
-            while rows := cursor.fetchmany(batch_size):
-                yield [BacklogLead._make(row) for row in rows]
+    """The worklist with its candidates, in batches: one query, memory flat, in its own
+    transaction (it reads only the worklist and ``int_person_keys``, which a build writes
+    in place: a build never waits for it)."""
+    statement = _statement(
+        "stream.sql",
+        "stream",
+        person_keys=qualified(PERSON_KEYS_RELATION),
+        order=sql.SQL("order by kpi_red_worklist.ordinal" if ordered else ""),
+    )
+    with conn.transaction(), conn.cursor(name="kpi_red_worklist_stream", binary=True) as cursor:
+        cursor.itersize = batch_size
+        cursor.execute(statement)
+        while rows := cursor.fetchmany(batch_size):
+            yield [BacklogLead._make(row) for row in rows]
 
 
 def count_eligible(conn: psycopg.Connection) -> int:
@@ -226,13 +302,46 @@ def count_eligible(conn: psycopg.Connection) -> int:
     statement = sql.SQL("select count(*) from {} where is_eligible").format(
         qualified(BACKLOG_RELATION)
     )
-    return int(conn.execute(statement).fetchone()[0])  # type: ignore[index]
+    return through_rebuilds(conn, lambda: int(conn.execute(statement).fetchone()[0]))  # type: ignore[index]
 
 
 def load_junk(conn: psycopg.Connection) -> frozenset[tuple[str, str]]:
     """``(key_type, key_value)`` pairs treated as absent, as dbt materialized them."""
     statement = sql.SQL("select key_type, key_value from {}").format(qualified(JUNK_RELATION))
-    return frozenset((row[0], row[1]) for row in conn.execute(statement))
+    return through_rebuilds(
+        conn, lambda: frozenset((row[0], row[1]) for row in conn.execute(statement))
+    )
+
+
+class ChangedPersonKey(NamedTuple):
+    """A key of a registry person changed since the last build, normalized now."""
+
+    person_key: str
+    key_type: str
+    key_value: str | None
+    full_name: str | None
+    identifiers_hash: str
+
+
+def load_changed_persons(conn: psycopg.Connection, *, limit: int) -> list[ChangedPersonKey]:
+    """The keys of the registry persons changed since ``int_person_keys`` was built
+    (dbt's live view ``int_person_keys_changed``: the same macros), for at most ``limit``
+    persons (three rows each); more than that raises ``TooManyChangesError``."""
+    statement = sql.SQL(
+        "select person_key, key_type, key_value, full_name, identifiers_hash from {}"
+        " order by person_key, key_type limit %s"
+    ).format(qualified(PERSON_KEYS_CHANGED_RELATION))
+    rows = through_rebuilds(conn, lambda: conn.execute(statement, (limit * 3 + 1,)).fetchall())
+    if len(rows) > limit * 3:
+        raise TooManyChangesError(
+            f"more than {limit:,} registry persons changed since the last dbt build: run"
+            " `dbt build` first (the matcher reads the changed ones live, up to that many)"
+        )
+    return [ChangedPersonKey._make(row) for row in rows]
+
+
+class TooManyChangesError(DatabaseError):
+    """Too many registry persons changed since the last build to read them live."""
 
 
 def tune_lookups(conn: psycopg.Connection) -> None:
@@ -247,6 +356,7 @@ def _by_key_type(
     template: str,
     pairs: Iterable[tuple[str, str]],
     relation: tuple[str, str],
+    **names: sql.Composable,
 ) -> list[tuple[Any, ...]]:
     """``template`` (a select over ``{relation}`` with ``{key_type}`` and one array
     parameter) once per key type of ``pairs`` (``(key_type, value)``), ``union all``: a
@@ -257,10 +367,45 @@ def _by_key_type(
     if not values:
         return []
     statement = sql.SQL(" union all ").join(
-        sql.SQL(template).format(relation=qualified(relation), key_type=sql.Literal(key_type))
+        sql.SQL(template).format(
+            relation=qualified(relation), key_type=sql.Literal(key_type), **names
+        )
         for key_type in values
     )
     return conn.execute(statement, list(values.values())).fetchall()
+
+
+def near_values(
+    conn: psycopg.Connection, variants: Iterable[tuple[str, str]]
+) -> list[tuple[str, str, str]]:
+    """``(key_type, variant, key_value)``: the stored registry values that have one of the
+    ``(key_type, variant)`` deletion variants (``int_person_identifier_deletions``, built
+    from ``int_person_keys``; junk and shared values included)."""
+    return _by_key_type(
+        conn,
+        "select distinct key_type, variant, key_value from {relation}"
+        " where key_type = {key_type} and variant = any(%b::text[])",
+        variants,
+        PERSON_DELETIONS_RELATION,
+    )
+
+
+def value_holders(conn: psycopg.Connection, values: Iterable[tuple[str, str]]) -> list[Holder]:
+    """The persons holding each ``(key_type, key_value)`` in ``int_person_keys``, junk
+    values left out (``int_junk_identifiers``): tables a build writes in place or swaps,
+    never views it drops."""
+    rows = _by_key_type(
+        conn,
+        "select person_keys.key_type, person_keys.key_value, person_keys.person_key,"
+        " person_keys.full_name, person_keys.identifiers_hash from {relation} as person_keys"
+        " where person_keys.key_type = {key_type} and person_keys.key_value = any(%b::text[])"
+        " and not exists (select 1 from {junk} as junk where junk.key_type = person_keys.key_type"
+        " and junk.key_value = person_keys.key_value)",
+        values,
+        PERSON_KEYS_RELATION,
+        junk=qualified(JUNK_RELATION),
+    )
+    return [Holder._make(row) for row in rows]
 
 
 def fetch_near_candidates(
@@ -268,40 +413,33 @@ def fetch_near_candidates(
     variants: Sequence[tuple[str, str]],
     *,
     keep: Callable[[str, str, str], bool] | None = None,
-) -> list[tuple[str, str, str, str, str | None]]:
-    """Registry values sharing a deletion variant with a batch's keys (issue 8), and
-    their holders. Rows: ``(key_type, variant, key_value, person_key, full_name)``.
+    live: LiveRegistry | None = None,
+) -> list[tuple[str, str, str, str, str | None, str]]:
+    """Registry values sharing a deletion variant with a batch's keys, and their holders.
+    Rows: ``(key_type, variant, key_value, person_key, full_name, identifiers_hash)``.
 
-    Two statements, each a ``= any(...)`` index scan per key type: the values behind the
-    variants (the deletion table), then the holders of the values that ``keep(key_type,
-    variant, value)`` accepts (the caller's one-edit check, which drops most of them) from
-    ``int_person_identifiers``, which has no junk and no stale keys. A value held by two
+    Two statements, each a ``= any(...)`` index scan per key type: the stored values
+    behind the variants (with those of ``live``, the persons changed since the build),
+    then the holders of the values that ``keep(key_type, variant, value)`` accepts (the
+    caller's one-edit check, which drops most of them), junk left out. A value held by two
     or more persons is shared and never a near candidate."""
     if not variants:
         return []
-    found = _by_key_type(
-        conn,
-        "select distinct key_type, variant, key_value from {relation}"
-        " where key_type = {key_type} and variant = any(%b::text[])",
-        variants,
-        PERSON_DELETIONS_RELATION,
-    )
+    found = near_values(conn, variants)
+    if live:
+        found = list(dict.fromkeys([*found, *live.near_values(variants)]))
     if keep is not None:
         found = [row for row in found if keep(*row)]
-    holders: dict[tuple[str, str], list[tuple[str, str | None]]] = {}
-    for key_type, key_value, person_key, full_name in _by_key_type(
-        conn,
-        "select key_type, key_value, person_key, full_name from {relation}"
-        " where key_type = {key_type} and key_value = any(%b::text[])",
-        {(key_type, key_value) for key_type, _variant, key_value in found},
-        PERSON_IDENTIFIERS_RELATION,
-    ):
-        holders.setdefault((key_type, key_value), []).append((person_key, full_name))
+    values = {(key_type, key_value) for key_type, _variant, key_value in found}
+    stored = value_holders(conn, values)
+    holders: dict[tuple[str, str], dict[str, Holder]] = {}
+    for holder in live.holding(stored, values) if live else stored:
+        holders.setdefault((holder.key_type, holder.key_value), {})[holder.person_key] = holder
     return [
-        (key_type, variant, key_value, person_key, full_name)
+        (key_type, variant, key_value, holder.person_key, holder.full_name, holder.identifiers_hash)
         for key_type, variant, key_value in found
-        if len(held := holders.get((key_type, key_value), ())) == 1
-        for person_key, full_name in held
+        if len(held := holders.get((key_type, key_value), {})) == 1
+        for holder in held.values()
     ]
 
 
@@ -321,6 +459,10 @@ class StagedDecision(NamedTuple):
     evidence: str
     """JSON text."""
     identifiers_hash: str
+    """The lead's, when the stream read it: the write checks the live lead against it."""
+    person_identifiers_hash: str | None
+    """The chosen person's, when the decision read its keys (None unless matched): the
+    write checks the live registry row against it."""
 
 
 STAGE_TABLE = "kpi_red_batch"
@@ -335,6 +477,7 @@ STAGE_TYPES = [
     "text",
     "text",
     "text",
+    "text",
 ]
 """The staging table's column types: a binary ``COPY`` (several times cheaper in Python
 than text, which escapes every value; the evidence becomes jsonb when it is written)."""
@@ -343,24 +486,7 @@ than text, which escapes every value; the evidence becomes jsonb when it is writ
 def stage(conn: psycopg.Connection, rows: Iterable[StagedDecision]) -> None:
     """``COPY`` a batch's decisions into the session's staging table (temporary, emptied
     at every commit or rollback): one statement for the batch, whatever its size."""
-    conn.execute(
-        sql.SQL(
-            """
-            create temp table if not exists {stage} (
-                lead_source_pk text not null,
-                last_attempt_id bigint not null,
-                lead_created_at timestamptz,
-                outcome text not null,
-                fail_reason text,
-                match_rule text,
-                match_score real,
-                person_key text,
-                evidence text not null,
-                identifiers_hash text not null
-            ) on commit delete rows
-            """
-        ).format(stage=sql.Identifier(STAGE_TABLE))
-    )
+    conn.execute(_statement("write_batch.sql", "stage", stage=sql.Identifier(STAGE_TABLE)))
     copy = sql.SQL("copy pg_temp.{stage} from stdin (format binary)").format(
         stage=sql.Identifier(STAGE_TABLE)
     )
@@ -374,162 +500,72 @@ def lock_staged(conn: psycopg.Connection) -> set[str]:
     """Transaction-level advisory locks on the staged leads; the leads another matcher
     holds are dropped from the stage and returned. The locks vanish at commit, rollback
     or a dropped connection (a killed matcher)."""
-    rows = conn.execute(
-        sql.SQL(
-            """
-            delete from pg_temp.{stage} as staged
-            where not pg_try_advisory_xact_lock({lock_key})
-            returning staged.lead_source_pk
-            """
-        ).format(
-            stage=sql.Identifier(STAGE_TABLE),
-            lock_key=sql.SQL(LEAD_LOCK_KEY.format(lead="staged.lead_source_pk")),
-        ),
-    ).fetchall()
-    return {row[0] for row in rows}
+    statement = _statement(
+        "write_batch.sql",
+        "lock",
+        stage=sql.Identifier(STAGE_TABLE),
+        lock_key=sql.SQL(LEAD_LOCK_KEY.format(lead="staged.lead_source_pk")),
+    )
+    return {row[0] for row in conn.execute(statement).fetchall()}
+
+
+SKIP_REASONS = (
+    "attempted_meanwhile",
+    "lead_deleted",
+    "claimed_meanwhile",
+    "linked_meanwhile",
+    "changed_since_read",
+)
+"""Why the write left a staged lead out, first match wins: another matcher attempted it
+since the stream read it; the lead is gone; it was claimed; it got a link (a lead decided
+failed; one decided matched is recorded, see ``StagedWrite.linked_meanwhile``); its
+identifiers changed. None of these gets an attempts-log row: the lead left the backlog,
+or the next run decides it on what it is then."""
 
 
 class StagedWrite(NamedTuple):
     links_written: int
     origins_written: int
-    changed: list[str]
-    """Leads attempted since the stream read them, or linked since and decided failed."""
+    skipped: dict[str, str]
+    """Leads left out, with their reason (one of ``SKIP_REASONS``)."""
+    person_changed: list[str]
+    """Leads decided matched whose person's registry row changed since the decision read
+    it: recorded as failed ``person_changed``, no link."""
     linked_meanwhile: list[str]
-    """Leads decided matched but linked since by someone else: nothing written for them."""
+    """Leads decided matched whose link insert found someone else's link: nothing
+    written for them yet (the caller records them)."""
+    written_at: datetime
+    """The time stamped on every row of the batch."""
 
 
-_WRITE_STAGED = """
-with
-
--- index probes per lead (lateral: the staging table has no statistics, and a hashed
--- subplan would read every link); a matched lead needs no link probe: its insert below
--- finds an existing link (on conflict)
-staged as materialized (
-    select
-        staged.*,
-        attempted.lead_source_pk is not null as is_attempted_since,
-        linked.source_pk is not null as is_linked
-    from pg_temp.{stage} as staged
-    left join lateral (
-        select attempts.lead_source_pk
-        from {attempts} as attempts
-        where
-            attempts.lead_source_pk = staged.lead_source_pk
-            and attempts.attempt_id > staged.last_attempt_id
-        limit 1
-    ) as attempted on true
-    left join lateral (
-        select links.source_pk
-        from {links} as links
-        where
-            staged.outcome = 'failed'
-            and links.source_table = %(source_table)s
-            and links.source_pk = staged.lead_source_pk
-        limit 1
-    ) as linked on true
-),
-
-claimed as (
-    select * from staged
-    where not staged.is_attempted_since and not staged.is_linked
-),
-
-new_links as (
-    insert into {links} (
-        source_table, source_pk, person_key, match_rule, match_score, linked_by, run_id
+def identifiers_hash_sql(alias: str) -> sql.Composable:
+    """``normalize.IDENTIFIERS_HASH_SQL`` over the raw columns of ``alias`` (a lead or a
+    registry row: the same five columns)."""
+    return sql.SQL(IDENTIFIERS_HASH_SQL).format(
+        **{column: sql.Identifier(alias, column) for column in IDENTIFIER_COLUMNS}
     )
-    select
-        %(source_table)s,
-        claimed.lead_source_pk,
-        claimed.person_key,
-        claimed.match_rule,
-        claimed.match_score,
-        %(linked_by)s,
-        %(run_id)s
-    from claimed
-    where claimed.outcome = 'matched'
-    -- a link committed since this statement began (never overwritten)
-    on conflict (source_table, source_pk) do nothing
-    returning source_pk
-),
-
-settled as (
-    select claimed.*
-    from claimed
-    where
-        claimed.outcome = 'failed'
-        or claimed.lead_source_pk in (select new_links.source_pk from new_links)
-),
-
-new_origins as (
-    insert into {origin} (person_key, origin_tag, origin_source_pk, origin_created_at)
-    select distinct on (settled.person_key)
-        settled.person_key,
-        %(origin_tag)s,
-        settled.lead_source_pk,
-        coalesce(settled.lead_created_at, %(started_at)s)
-    from settled
-    where settled.outcome = 'matched'
-    order by settled.person_key, settled.lead_created_at, settled.lead_source_pk
-    on conflict (person_key) do nothing
-    returning 1
-),
-
-new_attempts as (
-    insert into {attempts} (
-        run_id, lead_source_pk, outcome, fail_reason, match_rule, match_score, person_key,
-        evidence, identifiers_hash, started_at
-    )
-    select
-        %(run_id)s,
-        settled.lead_source_pk,
-        settled.outcome,
-        settled.fail_reason,
-        settled.match_rule,
-        settled.match_score,
-        settled.person_key,
-        settled.evidence::jsonb,
-        settled.identifiers_hash,
-        %(started_at)s
-    from settled
-    returning 1
-)
-
-select
-    (select count(*) from new_links) as links_written,
-    (select count(*) from new_origins) as origins_written,
-    (select count(*) from new_attempts) as attempts_written,
-    array(
-        select staged.lead_source_pk
-        from staged
-        where staged.is_attempted_since or staged.is_linked
-    ) as changed,
-    array(
-        select staged.lead_source_pk
-        from staged
-        where
-            not staged.is_attempted_since
-            and staged.outcome = 'matched'
-            and staged.lead_source_pk not in (select settled.lead_source_pk from settled)
-    ) as linked_meanwhile
-"""
 
 
 def write_staged(
     conn: psycopg.Connection, *, tables: Tables, run_id: str, started_at: datetime
 ) -> StagedWrite:
-    """Write the staged (and locked) batch in one statement: links for the matched leads
-    (never overwriting one), origin rows for linked persons that have none, and one
-    attempts-log row per lead settled. Leads attempted since the stream read them are
-    skipped, and so are the ones linked since: those decided matched come back in
-    ``linked_meanwhile`` for the caller to record as conflicts. Runs after
-    ``lock_staged``, in a new statement, so what an earlier lock holder committed is
-    visible."""
-    statement = sql.SQL(_WRITE_STAGED).format(
+    """Check the staged (and locked) batch against the live sources and write it, in one
+    statement (``matcher/sql/write_batch.sql``): links for the matched leads (never
+    overwriting one), origin rows for linked persons that have none, one attempts-log row
+    per lead settled, every column set. Runs after ``lock_staged``, in a new statement,
+    so what an earlier lock holder committed is visible."""
+    statement = _statement(
+        "write_batch.sql",
+        "write",
         stage=sql.Identifier(STAGE_TABLE),
+        leads=qualified(tables.leads),
+        registry=qualified(tables.registry),
+        claims=qualified(tables.claims),
         links=qualified(tables.links),
         origin=qualified(tables.origin),
         attempts=qualified(tables.attempts),
+        lead_hash=identifiers_hash_sql("lead_rows"),
+        person_hash=identifiers_hash_sql("person_rows"),
     )
     row = conn.execute(
         statement,
@@ -542,8 +578,15 @@ def write_staged(
         },
     ).fetchone()
     assert row is not None
-    links_written, origins_written, _attempts, changed, linked_meanwhile = row
-    return StagedWrite(int(links_written), int(origins_written), changed, linked_meanwhile)
+    links, origins, _attempts, skipped, person_changed, linked_meanwhile, written_at = row
+    return StagedWrite(
+        links_written=int(links),
+        origins_written=int(origins),
+        skipped=dict(entry.rsplit(" ", 1) for entry in skipped),
+        person_changed=person_changed,
+        linked_meanwhile=linked_meanwhile,
+        written_at=written_at,
+    )
 
 
 def existing_links(
@@ -568,46 +611,34 @@ def record_outcomes(
     tables: Tables,
     run_id: str,
     started_at: datetime,
+    written_at: datetime,
     decisions: Sequence[StagedDecision],
 ) -> int:
     """Decided leads written without staging (the rare leads linked by someone else
     meanwhile): origin rows for the matched ones' persons that have none, then one
-    attempts-log row per lead by ``COPY``. Returns how many origin rows were added."""
+    attempts-log row per lead by ``COPY``, stamped ``written_at``. Returns how many
+    origin rows were added."""
     matched = [decision for decision in decisions if decision.outcome == "matched"]
     added = 0
     if matched:
         row = conn.execute(
-            sql.SQL(
-                """
-                with new_origins as (
-                    insert into {origin}
-                        (person_key, origin_tag, origin_source_pk, origin_created_at)
-                    select distinct on (linked.person_key)
-                        linked.person_key, %s, linked.source_pk,
-                        coalesce(linked.created_at, %s)
-                    from unnest(%s::text[], %s::text[], %s::timestamptz[])
-                        as linked (person_key, source_pk, created_at)
-                    order by linked.person_key, linked.created_at, linked.source_pk
-                    on conflict (person_key) do nothing
-                    returning 1
-                )
-
-                select count(*) from new_origins
-                """
-            ).format(origin=qualified(tables.origin)),
-            (
-                ORIGIN_TAG,
-                started_at,
-                [decision.person_key for decision in matched],
-                [decision.lead_source_pk for decision in matched],
-                [decision.lead_created_at for decision in matched],
+            _statement(
+                "write_batch.sql", "linked_meanwhile_origins", origin=qualified(tables.origin)
             ),
+            {
+                "origin_tag": ORIGIN_TAG,
+                "written_at": written_at,
+                "person_keys": [decision.person_key for decision in matched],
+                "lead_pks": [decision.lead_source_pk for decision in matched],
+                "created_at": [decision.lead_created_at for decision in matched],
+            },
         ).fetchone()
         added = int(row[0]) if row else 0
     if decisions:
         copy = sql.SQL(
             "copy {attempts} (run_id, lead_source_pk, outcome, fail_reason, match_rule,"
-            " match_score, person_key, evidence, identifiers_hash, started_at) from stdin"
+            " match_score, person_key, evidence, identifiers_hash, started_at, attempted_at)"
+            " from stdin"
         ).format(attempts=qualified(tables.attempts))
         with conn.cursor() as cursor, cursor.copy(copy) as rows:
             for decision in decisions:
@@ -623,6 +654,7 @@ def record_outcomes(
                         decision.evidence,
                         decision.identifiers_hash,
                         started_at,
+                        written_at,
                     )
                 )
     return added
@@ -715,11 +747,12 @@ def grant_statements(tables: Tables, *, matcher_role: str, reader_role: str) -> 
     dbt_relations = (
         BACKLOG_RELATION,
         PERSON_KEYS_RELATION,
+        PERSON_KEYS_CHANGED_RELATION,
         PERSON_IDENTIFIERS_RELATION,
         PERSON_DELETIONS_RELATION,
         JUNK_RELATION,
     )
-    source_tables = (tables.leads,)
+    source_tables = (tables.leads, tables.registry, tables.claims)
     written = (tables.links, tables.origin, tables.attempts)
     statement = sql.SQL(template).format(
         matcher_role=sql.Identifier(matcher_role),
@@ -731,11 +764,14 @@ def grant_statements(tables: Tables, *, matcher_role: str, reader_role: str) -> 
         dbt_schemas=identifiers([name[0] for name in dbt_relations]),
         ops_schema=sql.Identifier(BACKLOG_RELATION[0]),
         leads=qualified(tables.leads),
+        registry=qualified(tables.registry),
+        claims=qualified(tables.claims),
         links=qualified(tables.links),
         origin=qualified(tables.origin),
         attempts=qualified(tables.attempts),
         backlog=qualified(BACKLOG_RELATION),
         person_keys=qualified(PERSON_KEYS_RELATION),
+        person_keys_changed=qualified(PERSON_KEYS_CHANGED_RELATION),
         person_identifiers=qualified(PERSON_IDENTIFIERS_RELATION),
         person_deletions=qualified(PERSON_DELETIONS_RELATION),
         junk=qualified(JUNK_RELATION),
@@ -811,15 +847,7 @@ def read_panel_rows(conninfo: str, *, days: int, time_zone: str, live: bool = Fa
 
 def demo_sql_sections() -> dict[str, str]:
     """``matcher/sql/demo.sql`` split at its ``-- name: <section>`` lines."""
-    text = resources.files("matcher").joinpath("sql/demo.sql").read_text()
-    sections: dict[str, list[str]] = {}
-    current: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("-- name: "):
-            current = sections.setdefault(line.removeprefix("-- name: ").strip(), [])
-        else:
-            current.append(line)
-    return {name: "\n".join(lines) for name, lines in sections.items()}
+    return sql_sections("demo.sql")
 
 
 def run_demo_sql(

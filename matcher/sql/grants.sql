@@ -3,13 +3,14 @@
 -- psycopg.sql, never spliced in as text.
 
 -- The matcher role: reads the dbt relations it claims from (the backlog view, the
--- registry keys, the one-edit and junk tables) and the leads (repair-origin), writes its three tables
--- (links, origin, attempts log) and nothing else. The registry and claims it never reads:
--- the view does, with its owner's rights.
+-- registry keys stored and changed since the build, the one-edit and junk tables), reads
+-- the leads, the registry and the claims (each batch re-checks its leads and chosen
+-- persons against them before it writes; repair-origin reads the leads), writes its three
+-- tables (links, origin, attempts log) and nothing else.
 grant usage on schema {matcher_schemas} to {matcher_role};
-grant select on {leads} to {matcher_role};
+grant select on {leads}, {registry}, {claims} to {matcher_role};
 grant select, insert, update on {links}, {origin}, {attempts} to {matcher_role};
-grant select on {backlog}, {person_keys}, {person_identifiers}, {person_deletions}, {junk} to {matcher_role};
+grant select on {backlog}, {person_keys}, {person_keys_changed}, {person_identifiers}, {person_deletions}, {junk} to {matcher_role};
 -- dbt re-creates its tables on every build: let the new ones carry the grant.
 alter default privileges in schema {dbt_schemas} grant select on tables to {matcher_role};
 -- Each batch is staged in a temporary table: TEMPORARY on this database (PostgreSQL

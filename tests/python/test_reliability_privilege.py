@@ -28,6 +28,7 @@ from psycopg import sql
 
 from matcher import config, db, match, run
 from matcher.cli import main
+from matcher.normalize import identifiers_hash
 
 pytestmark = pytest.mark.reliability
 
@@ -162,6 +163,10 @@ ODD_VARS = {
     "origin_table": "origin'); drop table canary; --",
     "attempts_schema": 'kpi "red"',
     "attempts_table": "Match Attempts",
+    "registry_schema": "Canon Registry",
+    "registry_table": "persons'); drop table canary; --",
+    "claims_schema": "Claims",
+    "claims_table": 'lead "claims"',
 }
 
 
@@ -196,19 +201,36 @@ def test_configured_names_are_quoted_identifiers_never_sql(
     }
     assert {tables.links, tables.origin, tables.attempts, ("public", "canary")} <= created
 
-    # the write path and repair-origin with those names
-    database.execute(
-        sql.SQL(
-            "create schema {schema}; create table {leads} (lead_id text, created_at timestamptz)"
+    # the write path (which re-checks the lead, its claims and the person in the sources)
+    # and repair-origin with those names
+    identifiers = ("full_name text, phone text, document_type text, document_number text,"
+                   " email text")  # fmt: skip
+    with database.connect() as conn:
+        for schema, table, columns in (
+            (*tables.leads, f"lead_id text, created_at timestamptz, {identifiers}"),
+            (*tables.registry, f"person_key text, {identifiers}"),
+            (*tables.claims, "claim_id text, lead_id text, claimed_at timestamptz"),
+        ):
+            conn.execute(
+                sql.SQL("create schema if not exists {}; create table {} ({})").format(
+                    sql.Identifier(schema), sql.Identifier(schema, table), sql.SQL(columns)
+                )
+            )
+        for table, key in ((tables.leads, "L1"), (tables.registry, "P1")):
+            conn.execute(
+                sql.SQL("insert into {} ({}, document_number) values (%s, '1')").format(
+                    sql.Identifier(*table),
+                    sql.Identifier("lead_id" if key == "L1" else "person_key"),
+                ),
+                (key,),
+            )
+        conn.execute(
+            sql.SQL("update {} set created_at = now()").format(sql.Identifier(*tables.leads))
         )
-        .format(schema=sql.Identifier(tables.leads[0]), leads=sql.Identifier(*tables.leads))
-        .as_string(None)  # type: ignore[arg-type]
-    )
-    database.execute(
-        sql.SQL("insert into {} values ('L1', now())").format(sql.Identifier(*tables.leads))
-    )
+    no_identifiers = dict.fromkeys(("full_name", "phone", "document_type", "email"))
+    raw_hash = identifiers_hash(**no_identifiers, document_number="1")
     decision = match.Decision(
-        lead=match.Lead("L1", datetime.now(UTC), "0" * 32, None, {"document": "DNI:1"}),
+        lead=match.Lead("L1", datetime.now(UTC), raw_hash, None, {"document": "DNI:1"}),
         outcome="matched",
         match_rule="document",
         match_score=100,
@@ -217,7 +239,12 @@ def test_configured_names_are_quoted_identifiers_never_sql(
     )
     with db.connect(database.conninfo) as conn, conn.transaction():
         written = run.write_decisions(
-            conn, [decision], settings=settings, run_id="odd", started_at=datetime.now(UTC)
+            conn,
+            [decision],
+            person_hashes={"P1": raw_hash},
+            settings=settings,
+            run_id="odd",
+            started_at=datetime.now(UTC),
         )
         assert (written.links_written, written.origins_written) == (1, 1)
         conn.execute(sql.SQL("delete from {}").format(sql.Identifier(*tables.origin)))

@@ -1,0 +1,57 @@
+{{ config(materialized='view') }}
+
+{#- Live: the registry persons changed since `int_person_keys` was built, one row per
+    (person, key type) like it, their keys normalized now by the same macros
+    (`unpivot_person_keys` over `stg_canon__persons`). A person counts as changed when
+    its identifiers hash differs from the stored one, or it is not stored, among the
+    persons whose `changed_at` is at or after the stored watermark minus
+    `queue_lookback_minutes` or missing (the same rule `int_person_keys` rebuilds by; the
+    registry has no index on it, so a read scans it once). `kpi-red match` reads it
+    once per run and decides on these keys instead of the stored ones. -#}
+
+with
+
+all_persons as (
+    select * from {{ ref('stg_canon__persons') }}
+),
+
+stored as (
+    select * from {{ ref('int_person_keys') }}
+),
+
+changed_persons as (
+    select all_persons.*
+    from all_persons
+    where
+        (
+            all_persons.changed_at is null
+            or all_persons.changed_at >= (
+                {{ stored_watermark(ref('int_person_keys'), 'changed_at') }}
+                - interval '{{ var("queue_lookback_minutes") }} minutes'
+            )
+        )
+        and not exists (
+            select 1 from stored
+            where
+                stored.person_key = all_persons.person_key
+                and stored.key_type = 'phone'
+                and stored.identifiers_hash = all_persons.identifiers_hash
+        )
+),
+
+unpivoted as (
+    {{ unpivot_person_keys('changed_persons') }}
+),
+
+final as (
+    select
+        person_key,
+        key_type,
+        key_value,
+        full_name,
+        changed_at,
+        identifiers_hash
+    from unpivoted
+)
+
+select * from final
