@@ -197,11 +197,16 @@ T = TypeVar("T")
 
 
 def through_rebuilds(
-    conn: psycopg.Connection, read: Callable[[], T], *, wait: float = REBUILD_WAIT_SECONDS
+    conn: psycopg.Connection,
+    read: Callable[[], T],
+    *,
+    built: tuple[str, str] = BUILT_MARKER_RELATION,
+    wait: float = REBUILD_WAIT_SECONDS,
 ) -> T:
     """``read()`` in a transaction of its own, tried again while a running ``dbt build``
     has dropped a view it reads (a view built on one dbt replaced goes with it until its
-    own model runs). A relation missing in a project never built fails at once."""
+    own model runs). A relation missing while ``built`` (a relation every build keeps)
+    does not exist either fails at once: the project was never built."""
     deadline = time.monotonic() + wait
     delay = 0.1
     while True:
@@ -209,7 +214,7 @@ def through_rebuilds(
             with conn.transaction():
                 return read()
         except psycopg.errors.UndefinedTable as exc:
-            if not _was_built(conn):
+            if not _exists(conn, built):
                 raise
             if time.monotonic() >= deadline:
                 missing = exc.diag.message_primary or "a dbt relation is missing"
@@ -221,9 +226,9 @@ def through_rebuilds(
         delay = min(delay * 2, 2.0)
 
 
-def _was_built(conn: psycopg.Connection) -> bool:
+def _exists(conn: psycopg.Connection, relation: tuple[str, str]) -> bool:
     row = conn.execute(
-        "select to_regclass(%s) is not null", (qualified(BUILT_MARKER_RELATION).as_string(conn),)
+        "select to_regclass(%s) is not null", (qualified(relation).as_string(conn),)
     ).fetchone()
     return bool(row and row[0])
 
@@ -810,26 +815,34 @@ def read_panel_rows(conninfo: str, *, days: int, time_zone: str, live: bool = Fa
 
     metrics = qualified(METRICS_RELATION)
     backlog = qualified(BACKLOG_RELATION)
-    live_backlog: int | None = None
+
+    def read(conn: psycopg.Connection) -> tuple[list[dict[str, Any]], int | None, date]:
+        live_backlog: int | None = None
+        with conn.cursor(row_factory=dict_row) as cursor:
+            cursor.execute("set local statement_timeout = '30s'")
+            cursor.execute("select (now() at time zone %s)::date as local_today", (time_zone,))
+            local_today = cursor.fetchone()["local_today"]  # type: ignore[index]
+            cursor.execute(
+                sql.SQL(
+                    "select * from {metrics} where metric_date >"
+                    " (select max(metric_date) from {metrics}) - %s::integer"
+                    " order by metric_date"
+                ).format(metrics=metrics),
+                (days,),
+            )
+            rows = cursor.fetchall()
+            if live:
+                cursor.execute(sql.SQL("select count(*) as leads from {}").format(backlog))
+                live_backlog = int(cursor.fetchone()["leads"])  # type: ignore[index]
+        return rows, live_backlog, local_today
+
     with connect(conninfo) as conn:
         conn.read_only = True
         try:
-            with conn.cursor(row_factory=dict_row) as cursor:
-                cursor.execute("set local statement_timeout = '30s'")
-                cursor.execute("select (now() at time zone %s)::date as local_today", (time_zone,))
-                local_today = cursor.fetchone()["local_today"]  # type: ignore[index]
-                cursor.execute(
-                    sql.SQL(
-                        "select * from {metrics} where metric_date >"
-                        " (select max(metric_date) from {metrics}) - %s::integer"
-                        " order by metric_date"
-                    ).format(metrics=metrics),
-                    (days,),
-                )
-                rows = cursor.fetchall()
-                if live:
-                    cursor.execute(sql.SQL("select count(*) as leads from {}").format(backlog))
-                    live_backlog = int(cursor.fetchone()["leads"])  # type: ignore[index]
+            # a view a running build dropped and re-creates is waited for
+            rows, live_backlog, local_today = through_rebuilds(
+                conn, lambda: read(conn), built=METRICS_RELATION
+            )
         except psycopg.errors.UndefinedTable as exc:
             missing = exc.diag.message_primary or "a model is missing"
             raise MetricsNotBuiltError(

@@ -279,6 +279,19 @@ def start_match(
     )
 
 
+def start_kpi_red(
+    database: Database, *args: str, pause: float | None = None
+) -> subprocess.Popen[str]:
+    """``kpi-red <args>`` in the background (paused after each batch's writes)."""
+    env = {**os.environ, **database.cli_env()}
+    env.pop(TEST_PAUSE_ENV, None)
+    if pause:
+        env[TEST_PAUSE_ENV] = str(pause)
+    return subprocess.Popen(
+        [KPI_RED, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
 def run_kpi_red(database: Database, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **database.cli_env()}
     env.pop(TEST_PAUSE_ENV, None)
