@@ -53,7 +53,8 @@ _TIMEOUTS: tuple[tuple[type[psycopg.Error], str, str], ...] = (
     (
         psycopg.errors.IdleInTransactionSessionTimeout,
         "idle_in_transaction_session_timeout",
-        "raise it for the matcher's role (a run's read stays open while it decides)",
+        "raise it for the matcher's role (a run keeps its read open while it decides, and"
+        " each batch's transaction while it writes)",
     ),
     (
         psycopg.errors.TransactionTimeout,
@@ -201,12 +202,14 @@ def through_rebuilds(
     read: Callable[[], T],
     *,
     built: tuple[str, str] = BUILT_MARKER_RELATION,
-    wait: float = REBUILD_WAIT_SECONDS,
+    wait: float | None = None,
 ) -> T:
     """``read()`` in a transaction of its own, tried again while a running ``dbt build``
     has dropped a view it reads (a view built on one dbt replaced goes with it until its
     own model runs). A relation missing while ``built`` (a relation every build keeps)
-    does not exist either fails at once: the project was never built."""
+    does not exist either fails at once: the project was never built. ``wait``: at most
+    ``REBUILD_WAIT_SECONDS``."""
+    wait = REBUILD_WAIT_SECONDS if wait is None else wait
     deadline = time.monotonic() + wait
     delay = 0.1
     while True:
