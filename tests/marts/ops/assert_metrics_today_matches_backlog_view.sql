@@ -47,13 +47,15 @@ live_inputs as (
     {{ backlog_lead_inputs('compared_leads') }}
 ),
 
-unchanged_leads as (
-    select live_inputs.lead_id as lead_source_pk
+-- the comparison is a column, filtered last, so no join is planned on a guess of its
+-- result
+compared_inputs as (
+    select
+        live_inputs.lead_id as lead_source_pk,
+        coalesce(stored_inputs.inputs_hash = live_inputs.inputs_hash, false) as is_unchanged
     from live_inputs
-    inner join stored_inputs
-        on
-            stored_inputs.lead_source_pk = live_inputs.lead_id
-            and stored_inputs.inputs_hash = live_inputs.inputs_hash
+    left join stored_inputs
+        on stored_inputs.lead_source_pk = live_inputs.lead_id
 ),
 
 count_mismatch as (
@@ -69,11 +71,12 @@ count_mismatch as (
 membership_mismatch as (
     select
         'an unchanged lead is red in one and not the other' as problem,
-        unchanged_leads.lead_source_pk
-    from unchanged_leads
+        compared_inputs.lead_source_pk
+    from compared_inputs
     where
-        (unchanged_leads.lead_source_pk in (select open_leads.lead_source_pk from open_leads))
-        <> (unchanged_leads.lead_source_pk in (select backlog.lead_source_pk from backlog))
+        compared_inputs.is_unchanged
+        and (compared_inputs.lead_source_pk in (select open_leads.lead_source_pk from open_leads))
+        <> (compared_inputs.lead_source_pk in (select backlog.lead_source_pk from backlog))
 ),
 
 final as (

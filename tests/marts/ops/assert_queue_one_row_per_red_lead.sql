@@ -36,14 +36,15 @@ backlog_leads as (
 ),
 
 -- compared at one moment: only the leads whose backlog inputs are still the ones the
--- build saw (a lead linked or created during the build is the next build's)
-unchanged_backlog as (
-    select live_inputs.lead_id as lead_source_pk
+-- build saw (a lead linked or created during the build is the next build's); the
+-- comparison is a column, filtered last, so no join is planned on a guess of its result
+backlog_inputs as (
+    select
+        live_inputs.lead_id as lead_source_pk,
+        coalesce(stored_inputs.inputs_hash = live_inputs.inputs_hash, false) as is_unchanged
     from ({{ backlog_lead_inputs('backlog_leads') }}) as live_inputs
-    inner join stored_inputs
-        on
-            stored_inputs.lead_source_pk = live_inputs.lead_id
-            and stored_inputs.inputs_hash = live_inputs.inputs_hash
+    left join stored_inputs
+        on stored_inputs.lead_source_pk = live_inputs.lead_id
 ),
 
 duplicated as (
@@ -70,12 +71,14 @@ missing_or_stale as (
 
 backlog_disagrees as (
     select
-        unchanged_backlog.lead_source_pk,
+        backlog_inputs.lead_source_pk,
         'red in the backlog view but not in the queue' as problem
-    from unchanged_backlog
+    from backlog_inputs
     left join queue
-        on queue.lead_source_pk = unchanged_backlog.lead_source_pk
-    where queue.is_in_backlog is distinct from true
+        on queue.lead_source_pk = backlog_inputs.lead_source_pk
+    where
+        backlog_inputs.is_unchanged
+        and queue.is_in_backlog is distinct from true
 ),
 
 final as (
