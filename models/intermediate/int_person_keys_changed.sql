@@ -32,7 +32,7 @@ changed_persons as (
         where
             stored.person_key = all_persons.person_key
             and stored.key_type = 'phone'
-        limit 1
+        limit 1  -- noqa: AM09 (the unique key: at most one row)
     ) as stored_hash on true
     where
         (
