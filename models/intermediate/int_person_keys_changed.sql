@@ -32,7 +32,8 @@ changed_persons as (
         where
             stored.person_key = all_persons.person_key
             and stored.key_type = 'phone'
-        limit 1  -- noqa: AM09 (the unique key: at most one row)
+        order by stored.key_type
+        limit 1
     ) as stored_hash on true
     where
         (
