@@ -21,6 +21,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -89,8 +90,12 @@ def to_lead(
     )
 
 
-def candidate_holders(rows: Iterable[db.BacklogLead]) -> Iterator[Holder]:
-    """The stored registry persons streamed with the leads, as ``Holder``s."""
+def candidate_rows(
+    rows: Iterable[db.BacklogLead], hashes: dict[str, str]
+) -> Iterator[tuple[str, str, str, str | None]]:
+    """``(key_type, key_value, person_key, full_name)`` of the stored registry persons
+    streamed with the leads, for ``match.CandidateIndex.from_rows``; each person's
+    identifiers hash goes into ``hashes`` on the way (one pass: it runs per candidate)."""
     for row in rows:
         if row.candidate_key_types is None:
             continue
@@ -102,7 +107,8 @@ def candidate_holders(rows: Iterable[db.BacklogLead]) -> Iterator[Holder]:
             row.candidate_hashes or (),
             strict=True,
         ):
-            yield Holder(key_type, values[key_type] or "", person_key, full_name, identifiers_hash)
+            hashes[person_key] = identifiers_hash
+            yield key_type, values[key_type] or "", person_key, full_name
 
 
 @dataclass(frozen=True)
@@ -129,8 +135,12 @@ def found_batch(
     live: LiveRegistry,
 ) -> FoundBatch:
     leads = [to_lead(row, rules=rules, junk=junk) for row in rows]
+    hashes: dict[str, str] = {}
+    stored = candidate_rows(rows, hashes)
+    if not live:  # no person changed since the build: the stored candidates as streamed
+        return FoundBatch(leads, match.CandidateIndex.from_rows(stored), hashes)
     holders = live.holding(
-        candidate_holders(rows),
+        (Holder(*row, hashes[row[2]]) for row in stored),
         ((key_type, value) for lead in leads for key_type, value in lead.keys.items()),
     )
     index = match.CandidateIndex.from_rows(
@@ -197,13 +207,13 @@ def found_batches(
     conninfo: str,
     *,
     rules: NormalizationRules,
-    junk: frozenset[tuple[str, str]],
-    live: LiveRegistry,
+    registry: Future[tuple[frozenset[tuple[str, str]], LiveRegistry]],
     options: MatchOptions,
     ledger: Ledger,
 ) -> Iterator[FoundBatch]:
     """The eligible backlog with the candidates of every key: the whole of it, or (with
-    ``--limit``) the oldest, in as many worklists as it takes to reach the limit."""
+    ``--limit``) the oldest, in as many worklists as it takes to reach the limit.
+    ``registry`` is the junk and the persons changed since the build, read meanwhile."""
     # a run that takes fewer leads than a batch fetches (and decides) no more than that
     batch_size = min(options.batch_size, options.limit or options.batch_size)
     with db.connect(conninfo, autocommit=True) as conn:
@@ -215,6 +225,7 @@ def found_batches(
             loaded = db.load_worklist(conn, limit=wanted, after=after)
             if wanted is not None and loaded < wanted:
                 ledger.unread(wanted - loaded)
+            junk, live = registry.result()
             stream = db.stream_worklist(conn, batch_size=batch_size, ordered=wanted is not None)
             with closing(stream):
                 for rows in stream:
@@ -517,31 +528,36 @@ def run_match(
                         progress(len(batch.decisions))
                 ledger.settle(handed=len(batch.decisions), claimed=len(result.decisions))
 
+    registry: Future[tuple[frozenset[tuple[str, str]], LiveRegistry]] = Future()
     with db.connect(conninfo, autocommit=True) as conn:
         started_at = conn.execute("select now()").fetchone()[0]  # type: ignore[index]
-        junk = db.load_junk(conn)
-        live = LiveRegistry.from_rows(
-            db.load_changed_persons(conn, limit=CHANGED_PERSONS_LIMIT),
-            junk=junk | rules.blocklisted,
-            country_code=rules.country_code,
-            min_length=int(settings.vars.get("near_match_min_length", 6)),
-        )
-        summary.persons_read_live = len(live.changed)
         found = found_batches(
-            conninfo, rules=rules, junk=junk, live=live, options=options, ledger=ledger
+            conninfo, rules=rules, registry=registry, options=options, ledger=ledger
         )
-        with (
-            tuned_interpreter(),
-            pipeline.ahead(found, name="kpi-red-find") as found_ahead,
-            pipeline.ahead(
-                decided_batches(found_ahead, conninfo, rules=rules, live=live, options=options),
-                name="kpi-red-decide",
-            ) as batches,
-        ):
+        with tuned_interpreter(), pipeline.ahead(found, name="kpi-red-find") as found_ahead:
+            # read while the stream copies the worklist
             try:
-                pipeline.fan_out(batches, write, workers=options.writers, name="kpi-red-write")
-            finally:
+                junk = db.load_junk(conn)
+                live = LiveRegistry.from_rows(
+                    db.load_changed_persons(conn, limit=CHANGED_PERSONS_LIMIT),
+                    junk=junk | rules.blocklisted,
+                    country_code=rules.country_code,
+                    min_length=int(settings.vars.get("near_match_min_length", 6)),
+                )
+            except BaseException as exc:
+                registry.set_exception(exc)
                 ledger.close()
+                raise
+            registry.set_result((junk, live))
+            summary.persons_read_live = len(live.changed)
+            decided = decided_batches(
+                found_ahead, conninfo, rules=rules, live=live, options=options
+            )
+            with pipeline.ahead(decided, name="kpi-red-decide") as batches:
+                try:
+                    pipeline.fan_out(batches, write, workers=options.writers, name="kpi-red-write")
+                finally:
+                    ledger.close()
         if summary.claimed and not options.dry_run:
             db.analyze_written(conn, tables=settings.tables)
     summary.seconds = time.perf_counter() - clock
