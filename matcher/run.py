@@ -554,10 +554,15 @@ def run_match(
                 found_ahead, conninfo, rules=rules, live=live, options=options
             )
             with pipeline.ahead(decided, name="kpi-red-decide") as batches:
-                try:
-                    pipeline.fan_out(batches, write, workers=options.writers, name="kpi-red-write")
-                finally:
-                    ledger.close()
+                # a failed writer (or an interrupt) closes the ledger: the stream stops
+                # reading, so the other writers run out instead of waiting for a batch
+                pipeline.fan_out(
+                    batches,
+                    write,
+                    workers=options.writers,
+                    name="kpi-red-write",
+                    on_stop=ledger.close,
+                )
         if summary.claimed and not options.dry_run:
             db.analyze_written(conn, tables=settings.tables)
     summary.seconds = time.perf_counter() - clock

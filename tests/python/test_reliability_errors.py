@@ -28,12 +28,18 @@ from matcher.cli import main
 pytestmark = pytest.mark.reliability
 
 
-def match_with(database: Database, setting: str, *, pause: float | None = None) -> tuple[int, str]:
+def match_with(
+    database: Database,
+    setting: str,
+    *,
+    pause: float | None = None,
+    args: tuple[str, ...] = ("--limit", "300", "--batch-size", "100"),
+) -> tuple[int, str]:
     env = {**database.cli_env(), "KPI_RED_DSN": f"{database.conninfo} options='-c {setting}'"}
     if pause:
         env[support.TEST_PAUSE_ENV] = str(pause)
     process = subprocess.run(
-        [support.KPI_RED, "match", "--limit", "300", "--batch-size", "100"],
+        [support.KPI_RED, "match", *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -70,6 +76,20 @@ def test_a_timeout_is_named_in_one_line(
         assert stderr.startswith(expected), stderr
         assert support.integrity_problems(database) == {}
         assert database.scalar("select count(*) from kpi_red.match_attempts") % 100 == 0
+
+
+def test_a_run_of_one_batch_whose_writer_fails_ends(
+    make_database: Callable[..., Database],
+) -> None:
+    """One batch, two writers: the one that gets it fails, the other must not wait for a
+    next batch (the stream, under --limit, waits for room the failed batch never gives)."""
+    with support.cloned(support.golden(make_database)) as database:
+        code, stderr = match_with(
+            database, "idle_in_transaction_session_timeout=200", pause=0.6, args=("--limit", "100")
+        )
+        assert code == 1
+        assert support.one_line_error(stderr), stderr
+        assert "idle-in-transaction timeout" in stderr
 
 
 def test_a_lock_timeout_is_named_in_one_line(make_database: Callable[..., Database]) -> None:
