@@ -53,8 +53,7 @@ _TIMEOUTS: tuple[tuple[type[psycopg.Error], str, str], ...] = (
     (
         psycopg.errors.IdleInTransactionSessionTimeout,
         "idle_in_transaction_session_timeout",
-        "raise it for the matcher's role (a run keeps its read open while it decides, and"
-        " each batch's transaction while it writes)",
+        "raise it for the matcher's role (a batch's transaction stays open while it is written)",
     ),
     (
         psycopg.errors.TransactionTimeout,
@@ -175,6 +174,10 @@ ORIGIN_TAG = "cabinet_lead"
 LINKED_BY = "kpi-red"
 REBUILD_WAIT_SECONDS = 120.0
 """How long a read waits for a dbt view that a running build dropped and will re-create."""
+REBUILD_LOCK_TIMEOUT = "100ms"
+"""A read of dbt's views gives up a lock it waits for this long, and tries again: PostgreSQL
+locks a view before the relations under it, and a build replacing one locks them the
+other way round (`drop ... cascade`), so a read that waited could deadlock with it."""
 
 
 def sql_sections(name: str) -> dict[str, str]:
@@ -206,15 +209,17 @@ def through_rebuilds(
 ) -> T:
     """``read()`` in a transaction of its own, tried again while a running ``dbt build``
     has dropped a view it reads (a view built on one dbt replaced goes with it until its
-    own model runs). A relation missing while ``built`` (a relation every build keeps)
-    does not exist either fails at once: the project was never built. ``wait``: at most
-    ``REBUILD_WAIT_SECONDS``."""
+    own model runs) or holds a lock it needs for longer than ``REBUILD_LOCK_TIMEOUT``
+    (given up at once, so the build never waits on a deadlock). A relation missing while
+    ``built`` (a relation every build keeps) does not exist either fails at once: the
+    project was never built. ``wait``: at most ``REBUILD_WAIT_SECONDS``."""
     wait = REBUILD_WAIT_SECONDS if wait is None else wait
     deadline = time.monotonic() + wait
     delay = 0.1
     while True:
         try:
             with conn.transaction():
+                conn.execute(f"set local lock_timeout = '{REBUILD_LOCK_TIMEOUT}'")
                 return read()
         except psycopg.errors.UndefinedTable as exc:
             if not _exists(conn, built):
@@ -224,6 +229,12 @@ def through_rebuilds(
                 raise DatabaseError(
                     f"{missing}: a dbt build is re-creating it (still missing after"
                     f" {wait:.0f} s); retry when the build has finished"
+                ) from None
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
+            if time.monotonic() >= deadline:
+                raise DatabaseError(
+                    f"another session holds a lock on what the matcher reads (a dbt build"
+                    f" replacing a view?), still after {wait:.0f} s; retry when it is done"
                 ) from None
         time.sleep(delay)
         delay = min(delay * 2, 2.0)
@@ -287,22 +298,22 @@ def load_worklist(
 
 
 def stream_worklist(
-    conn: psycopg.Connection, *, batch_size: int, ordered: bool
+    conn: psycopg.Connection, *, batch_size: int
 ) -> Generator[list[BacklogLead], None, None]:
-    """The worklist with its candidates, in batches: one query, memory flat, in its own
-    transaction (it reads only the worklist and ``int_person_keys``, which a build writes
-    in place: a build never waits for it)."""
-    statement = _statement(
-        "stream.sql",
-        "stream",
-        person_keys=qualified(PERSON_KEYS_RELATION),
-        order=sql.SQL("order by kpi_red_worklist.ordinal" if ordered else ""),
-    )
-    with conn.transaction(), conn.cursor(name="kpi_red_worklist_stream", binary=True) as cursor:
-        cursor.itersize = batch_size
-        cursor.execute(statement)
-        while rows := cursor.fetchmany(batch_size):
-            yield [BacklogLead._make(row) for row in rows]
+    """The worklist with its candidates, in its order, a page (``batch_size`` leads) per
+    statement on the autocommit connection ``conn``: memory flat, and no transaction open
+    between pages, so nothing a dbt build replaces (``int_person_keys`` with
+    ``--full-refresh``) waits on the run, and no idle transaction can time out."""
+    statement = _statement("stream.sql", "page", person_keys=qualified(PERSON_KEYS_RELATION))
+    read = 0
+    with conn.cursor(binary=True) as cursor:
+        while True:
+            rows = cursor.execute(statement, {"after": read, "size": batch_size}).fetchall()
+            if rows:
+                yield [BacklogLead._make(row) for row in rows]
+            if len(rows) < batch_size:
+                return
+            read += len(rows)
 
 
 def count_eligible(conn: psycopg.Connection) -> int:

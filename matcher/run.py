@@ -226,7 +226,7 @@ def found_batches(
             if wanted is not None and loaded < wanted:
                 ledger.unread(wanted - loaded)
             junk, live = registry.result()
-            stream = db.stream_worklist(conn, batch_size=batch_size, ordered=wanted is not None)
+            stream = db.stream_worklist(conn, batch_size=batch_size)
             with closing(stream):
                 for rows in stream:
                     after = (rows[-1].created_at, rows[-1].lead_source_pk)

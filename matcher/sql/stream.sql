@@ -1,13 +1,14 @@
 -- What `kpi-red match` reads. The eligible leads are copied from the live backlog view
 -- into the session's worklist in one short statement, committed at once, so a dbt build
 -- that replaces a view waits for that statement only, never for a whole run. The run then
--- streams the worklist with each lead's candidates: the registry persons holding its
--- document, phone or email in dbt's int_person_keys (an index probe per key, made as rows
--- are fetched), a table dbt rewrites in place. Identifiers are composed by psycopg.sql.
+-- reads the worklist a page at a time, each page its own short statement, with each
+-- lead's candidates: the registry persons holding its document, phone or email in dbt's
+-- int_person_keys (an index probe per key). No transaction stays open between pages.
+-- Identifiers are composed by psycopg.sql.
 
 -- name: create
 create temp table if not exists kpi_red_worklist (
-    ordinal bigint generated always as identity,
+    ordinal bigint generated always as identity primary key,
     lead_source_pk text not null,
     lead_created_at timestamptz not null,
     identifiers_hash text not null,
@@ -19,7 +20,8 @@ create temp table if not exists kpi_red_worklist (
 ) on commit preserve rows
 
 -- name: clear
-truncate pg_temp.kpi_red_worklist
+-- the ordinals start at 1 again and run without a gap: the pages below are ranges of them
+truncate pg_temp.kpi_red_worklist restart identity
 
 -- name: all
 -- the whole eligible backlog, in the order the server reads it (no sort)
@@ -60,12 +62,11 @@ where
     and (backlog.lead_created_at, backlog.lead_source_pk)
     > (%(after_created_at)s::timestamptz, %(after_lead)s::text)
 order by backlog.lead_created_at, backlog.lead_source_pk
-limit %(limit)s
+limit %(limit)s::bigint
 
--- name: stream
--- the worklist with the candidates of each key (a lead's key is never junk, so no holder
--- of its value is: the probes need no junk filter); `offset 0` keeps the probes after the
--- sort, for the rows fetched
+-- name: page
+-- one page of the worklist, in its order, with the candidates of each key (a lead's key is
+-- never junk, so no holder of its value is: the probes need no junk filter)
 select
     worklist.lead_source_pk,
     worklist.lead_created_at,
@@ -79,11 +80,7 @@ select
     candidates.person_keys,
     candidates.full_names,
     candidates.identifiers_hashes
-from (
-    select * from pg_temp.kpi_red_worklist
-    {order}
-    offset 0
-) as worklist
+from pg_temp.kpi_red_worklist as worklist
 left join lateral (
     select
         array_agg(persons.key_type) as key_types,
@@ -122,3 +119,7 @@ left join lateral (
             and person_keys.key_value = worklist.email_key
     ) as persons
 ) as candidates on true
+where
+    worklist.ordinal > %(after)s::bigint
+    and worklist.ordinal <= %(after)s::bigint + %(size)s::bigint
+order by worklist.ordinal

@@ -92,10 +92,12 @@ def test_a_run_of_one_batch_whose_writer_fails_ends(
         assert "idle-in-transaction timeout" in stderr
 
 
-def test_a_lock_timeout_is_named_in_one_line(make_database: Callable[..., Database]) -> None:
+def test_a_lock_timeout_of_a_write_is_named_in_one_line(
+    make_database: Callable[..., Database],
+) -> None:
     with support.cloned(support.golden(make_database)) as database:
         with database.connect() as holder:
-            holder.execute("lock table kpi_red.match_attempts in access exclusive mode")
+            holder.execute("lock table canon.identity_origin in access exclusive mode")
             code, stderr = match_with(database, "lock_timeout=200")
         assert code == 1
         assert support.one_line_error(stderr), stderr
@@ -104,6 +106,23 @@ def test_a_lock_timeout_is_named_in_one_line(make_database: Callable[..., Databa
             " held a lock the matcher needs"
         ), stderr
         assert database.scalar("select count(*) from kpi_red.match_attempts") == 0
+
+
+def test_a_read_waits_for_a_lock_a_moment_then_runs(
+    make_database: Callable[..., Database],
+) -> None:
+    """What a build replacing a view does to the matcher's read: the read gives the lock
+    up at once (so the two never deadlock) and tries again until it is free."""
+    with support.cloned(support.golden(make_database)) as database:
+        holder = database.connect()
+        holder.execute("lock table kpi_red.match_attempts in access exclusive mode")
+        threading.Timer(1.5, holder.commit).start()
+        started = time.monotonic()
+        result = CliRunner().invoke(main, ["match", "--json"], env=database.cli_env())
+        holder.close()
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["claimed"] == 1000
+        assert time.monotonic() - started >= 1.5
 
 
 def test_a_view_dbt_is_re_creating_is_waited_for_then_named(
