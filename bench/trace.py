@@ -129,10 +129,15 @@ def summarize(recorded: list[Statement]) -> list[dict[str, Any]]:
 
 def slowest_explainable(recorded: list[Statement]) -> tuple[Statement, float, int] | None:
     """The statement with the most total time over the run (a cursor's fetches summed),
-    as its slowest single call, with that total and the number of calls."""
+    as its slowest single call, with that total and the number of calls. Statements on
+    the matcher session's temporary tables (its worklist stream, a batch's staged write)
+    are left out: another session cannot see those tables to explain them (their times
+    are in ``summarize``)."""
     groups: dict[str, list[Statement]] = {}
     for statement in recorded:
         head = statement.text.lstrip().lower()
+        if "pg_temp." in head:
+            continue
         if head.startswith(EXPLAINABLE) and not head.startswith("explain"):
             groups.setdefault(" ".join(statement.text.split()), []).append(statement)
     if not groups:

@@ -186,7 +186,9 @@ def run_cycle(
                 ),
             )
             step("dbt build", lambda: build(*(["--full-refresh"] if full_refresh else [])))
-            missing = db.missing_relations(guard)
+            missing = db.missing_relations(guard) + db.missing_sources(
+                guard, tables=settings.tables
+            )
             if missing:
                 failed = "".join(f"{error}; " for error in errors)
                 raise CycleBuildError(

@@ -6,17 +6,20 @@ SQL is parameterized; schema and table names from configuration are composed wit
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from importlib import resources
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import psycopg
 from psycopg import sql
 
 from matcher.config import Roles, Tables, password_candidates, redact
+from matcher.normalize import IDENTIFIER_COLUMNS, IDENTIFIERS_HASH_SQL
+from matcher.registry import LiveRegistry
 
 
 class DatabaseError(Exception):
@@ -39,21 +42,59 @@ def connect(conninfo: str, *, autocommit: bool = False) -> Iterator[psycopg.Conn
     try:
         with conn:
             yield conn
-    except psycopg.errors.OutOfMemory as exc:  # the lock table: a lock per lead being written
-        raise DatabaseError(
-            f"{_first_line(exc, conninfo)}: lower --batch-size or --writers, or raise"
-            " max_locks_per_transaction"
-        ) from None
-    except psycopg.OperationalError as exc:
-        raise DatabaseError(
-            f"lost the connection to PostgreSQL: {_first_line(exc, conninfo)}"
-        ) from None
-    except psycopg.errors.InsufficientPrivilege as exc:
-        raise DatabaseError(f"permission denied: {_first_line(exc, conninfo)}") from None
-    except psycopg.errors.UndefinedTable as exc:
-        raise DatabaseError(
-            f"{_first_line(exc, conninfo)} (run `kpi-red init` and `dbt build` first)"
-        ) from None
+    except psycopg.Error as exc:
+        message = expected_error(exc, conninfo)
+        if message is None:
+            raise
+        raise DatabaseError(message) from None
+
+
+_TIMEOUTS: tuple[tuple[type[psycopg.Error], str, str], ...] = (
+    (
+        psycopg.errors.IdleInTransactionSessionTimeout,
+        "idle_in_transaction_session_timeout",
+        "raise it for the matcher's role (a batch's transaction stays open while it is written)",
+    ),
+    (
+        psycopg.errors.TransactionTimeout,
+        "transaction_timeout",
+        "raise it for the matcher's role, or lower --batch-size",
+    ),
+    (psycopg.errors.IdleSessionTimeout, "idle_session_timeout", "raise it, or retry"),
+    (
+        psycopg.errors.LockNotAvailable,
+        "lock_timeout",
+        "another session held a lock the matcher needs (a dbt build replacing a relation?); retry",
+    ),
+)
+
+
+def expected_error(exc: psycopg.Error, conninfo: str) -> str | None:
+    """One line naming an expected database failure, or None for an unexpected one (a
+    bug: it keeps its traceback). A batch is one transaction: whatever failed, nothing of
+    the open batch was written, and the batches committed before it stand."""
+    text = _first_line(exc, conninfo)
+    for kind, setting, advice in _TIMEOUTS:
+        if isinstance(exc, kind):
+            return f"{text} ({setting}): {advice}"
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        if "statement timeout" in text:
+            return (
+                f"{text} (statement_timeout): raise it for the matcher's role, or lower"
+                " --batch-size"
+            )
+        return text
+    if isinstance(exc, psycopg.errors.OutOfMemory):  # the lock table: a lock per lead
+        return f"{text}: lower --batch-size or --writers, or raise max_locks_per_transaction"
+    if isinstance(exc, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure):
+        return f"{text}: retry"
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return f"permission denied: {text}"
+    if isinstance(exc, psycopg.errors.UndefinedTable):
+        return f"{text} (run `kpi-red init` and `dbt build` first)"
+    if isinstance(exc, psycopg.OperationalError):
+        return f"lost the connection to PostgreSQL: {text}"
+    return None
 
 
 def _first_line(exc: BaseException, conninfo: str) -> str:
@@ -170,11 +211,13 @@ def drop_database(conninfo: str, dbname: str) -> None:
         )
 
 
-# --- matcher: stream, claim, candidates, writes (`kpi-red match`, `repair-origin`) -------
-# One reader connection streams the eligible backlog with its candidates through a
-# server-side cursor; each batch is one transaction on a writer connection: the decisions
+# --- matcher: worklist, stream, candidates, writes (`kpi-red match`) ---------------------
+# A run copies the eligible backlog into its session's worklist (a short statement), then
+# streams the worklist with its candidates through a server-side cursor that reads no
+# view dbt replaces; each batch is one transaction on a writer connection: the decisions
 # staged by ``COPY``, advisory locks on their leads, then one statement that re-checks
-# them and writes links, origin and the attempts log. Never a statement per lead.
+# them against the live sources and writes links, origin and the attempts log. Never a
+# statement per lead.
 
 LOCK_NAMESPACE = 0x4B52  # "KR": the seed of the leads' 64-bit lock keys (LEAD_LOCK_KEY)
 LEAD_LOCK_KEY = f"hashtextextended({{lead}}, {LOCK_NAMESPACE})"
@@ -182,10 +225,87 @@ LEAD_LOCK_KEY = f"hashtextextended({{lead}}, {LOCK_NAMESPACE})"
 a run hold thousands) practically never share a key; seeded with ``LOCK_NAMESPACE``."""
 CYCLE_LOCK = (0x4B53, 1)  # the session lock that keeps two `kpi-red cycle`s apart
 PERSON_KEYS_RELATION = ("kpi_red_intermediate", "int_person_keys")
+PERSON_KEYS_CHANGED_RELATION = ("kpi_red_intermediate", "int_person_keys_changed")
 PERSON_IDENTIFIERS_RELATION = ("kpi_red_intermediate", "int_person_identifiers")
 PERSON_DELETIONS_RELATION = ("kpi_red_intermediate", "int_person_identifier_deletions")
 JUNK_RELATION = ("kpi_red_intermediate", "int_junk_identifiers")
+BUILT_MARKER_RELATION = ("kpi_red_intermediate", "int_lead_keys")
+"""An incremental table of the project: it exists from the first ``dbt build`` on, and a
+build never drops it (only ``--full-refresh`` swaps it)."""
 ORIGIN_TAG = "cabinet_lead"
+REBUILD_WAIT_SECONDS = 120.0
+"""How long a read waits for a dbt view that a running build dropped and will re-create."""
+REBUILD_LOCK_TIMEOUT = "100ms"
+"""A read of dbt's views gives up a lock it waits for this long, and tries again: PostgreSQL
+locks a view before the relations under it, and a build replacing one locks them the
+other way round (`drop ... cascade`), so a read that waited could deadlock with it."""
+
+
+def sql_sections(name: str) -> dict[str, str]:
+    """``matcher/sql/<name>`` split at its ``-- name: <section>`` lines."""
+    text = resources.files("matcher").joinpath(f"sql/{name}").read_text()
+    sections: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("-- name: "):
+            current = sections.setdefault(line.removeprefix("-- name: ").strip(), [])
+        else:
+            current.append(line)
+    return {name: "\n".join(lines) for name, lines in sections.items()}
+
+
+def _statement(file: str, section: str, **names: sql.Composable) -> sql.Composed:
+    return sql.SQL(sql_sections(file)[section]).format(**names)
+
+
+T = TypeVar("T")
+
+
+def through_rebuilds(
+    conn: psycopg.Connection,
+    read: Callable[[], T],
+    *,
+    built: tuple[str, str] = BUILT_MARKER_RELATION,
+    wait: float | None = None,
+) -> T:
+    """``read()`` in a transaction of its own, tried again while a running ``dbt build``
+    has dropped a view it reads (a view built on one dbt replaced goes with it until its
+    own model runs) or holds a lock it needs for longer than ``REBUILD_LOCK_TIMEOUT``
+    (given up at once, so the build never waits on a deadlock). A relation missing while
+    ``built`` (a relation every build keeps) does not exist either fails at once: the
+    project was never built. ``wait``: at most ``REBUILD_WAIT_SECONDS``."""
+    wait = REBUILD_WAIT_SECONDS if wait is None else wait
+    deadline = time.monotonic() + wait
+    delay = 0.1
+    while True:
+        try:
+            with conn.transaction():
+                conn.execute(f"set local lock_timeout = '{REBUILD_LOCK_TIMEOUT}'")
+                return read()
+        except psycopg.errors.UndefinedTable as exc:
+            if not _exists(conn, built):
+                raise
+            if time.monotonic() >= deadline:
+                missing = exc.diag.message_primary or "a dbt relation is missing"
+                raise DatabaseError(
+                    f"{missing}: a dbt build is re-creating it (still missing after"
+                    f" {wait:.0f} s); retry when the build has finished"
+                ) from None
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
+            if time.monotonic() >= deadline:
+                raise DatabaseError(
+                    f"another session holds a lock on what the matcher reads (a dbt build"
+                    f" replacing a view?), still after {wait:.0f} s; retry when it is done"
+                ) from None
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+def _exists(conn: psycopg.Connection, relation: tuple[str, str]) -> bool:
+    row = conn.execute(
+        "select to_regclass(%s) is not null", (qualified(relation).as_string(conn),)
+    ).fetchone()
+    return bool(row and row[0])
 
 
 class BacklogLead(NamedTuple):
@@ -202,84 +322,59 @@ class BacklogLead(NamedTuple):
     email_key: str | None
     last_attempt_id: int
     candidate_key_types: list[str] | None = None
-    """Per candidate, in the three lists' order: the key type it holds the lead's value of."""
+    """Per candidate, in the lists' order: the key type it holds the lead's value of."""
     candidate_person_keys: list[str] | None = None
     candidate_names: list[str | None] | None = None
+    candidate_hashes: list[str] | None = None
+    """The candidate's ``identifiers_hash`` when dbt normalized its keys."""
 
 
-def _stream_query(*, oldest_first: bool) -> sql.Composed:
-    # The keys are the backlog view's own (dbt's normalization, junk removed): the
-    # matcher decides on exactly the keys behind the view's reason_bucket. The newest
-    # attempt is the view's (the fold of the log). The candidates are looked up as rows
-    # are fetched (after the sort, if any): per lead and key one probe of the `(key_type,
-    # key_value)` index of `int_person_keys`, on the server, while Python decides earlier
-    # batches. (A lead's key is not junk, so no holder of its value is: the probe needs no
-    # junk filter.)
-    return sql.SQL(
-        """
-        select
-            eligible.*,
-            candidates.key_types,
-            candidates.person_keys,
-            candidates.full_names
-        from (
-            select
-                backlog.lead_source_pk,
-                backlog.lead_created_at,
-                backlog.identifiers_hash,
-                backlog.full_name,
-                backlog.phone_key,
-                backlog.document_key,
-                backlog.email_key,
-                backlog.max_attempt_id
-            from {backlog} as backlog
-            where backlog.is_eligible
-            {order}
-            offset 0  -- the probes run for fetched rows only
-        ) as eligible
-        left join lateral (
-            select
-                array_agg(persons.key_type) as key_types,
-                array_agg(persons.person_key) as person_keys,
-                array_agg(persons.full_name) as full_names
-            from (
-                {probes}
-            ) as persons
-        ) as candidates on true
-        """
-    ).format(
-        backlog=qualified(BACKLOG_RELATION),
-        order=sql.SQL(
-            "order by backlog.lead_created_at, backlog.lead_source_pk" if oldest_first else ""
-        ),
-        probes=sql.SQL("\n                union all\n                ").join(
-            sql.SQL(
-                "select key_type, person_key, full_name from {person_keys}"
-                " where key_type = {key_type} and key_value = eligible.{lead_key}"
-            ).format(
-                person_keys=qualified(PERSON_KEYS_RELATION),
-                key_type=sql.Literal(key_type),
-                lead_key=sql.Identifier(f"{key_type}_key"),
+def create_worklist(conn: psycopg.Connection) -> None:
+    """The session's worklist table (temporary; needs TEMPORARY on the database)."""
+    conn.execute(_statement("stream.sql", "create"))
+
+
+def load_worklist(
+    conn: psycopg.Connection, *, limit: int | None, after: tuple[datetime, str] | None = None
+) -> int:
+    """Replace the worklist with eligible leads from the live backlog view and commit (a
+    dbt build waits for this statement at most, never for a run): with ``limit``, the
+    ``limit`` oldest after ``after`` (``(lead_created_at, lead_source_pk)``), else all of
+    them, unsorted. Returns how many."""
+    backlog = qualified(BACKLOG_RELATION)
+
+    def read() -> int:
+        conn.execute(_statement("stream.sql", "clear"))
+        if limit is None:
+            cursor = conn.execute(_statement("stream.sql", "all", backlog=backlog))
+        else:
+            created_at, lead = after or (datetime.min.replace(tzinfo=UTC), "")
+            cursor = conn.execute(
+                _statement("stream.sql", "oldest", backlog=backlog),
+                {"after_created_at": created_at, "after_lead": lead, "limit": limit},
             )
-            for key_type in ("document", "phone", "email")
-        ),
-    )
+        return cursor.rowcount
+
+    return through_rebuilds(conn, read)
 
 
-def stream_eligible(
-    conninfo: str, *, batch_size: int, oldest_first: bool = True
+def stream_worklist(
+    conn: psycopg.Connection, *, batch_size: int
 ) -> Generator[list[BacklogLead], None, None]:
-    """The eligible backlog with its candidates, in batches: one query for the whole run,
-    memory flat. Oldest first, or (a run that takes them all) in the order the server
-    reads them: no sort of the whole backlog before the first row."""
-    with connect(conninfo) as conn:
-        conn.read_only = True
-        tune_lookups(conn)
-        with conn.cursor(name="kpi_red_eligible_leads", binary=True) as cursor:
-            cursor.itersize = batch_size
-            cursor.execute(_stream_query(oldest_first=oldest_first))
-            while rows := cursor.fetchmany(batch_size):
+    """The worklist with its candidates, in its order, a page (``batch_size`` leads) per
+    statement on the autocommit connection ``conn``: memory flat, and no transaction open
+    between pages, so nothing a dbt build replaces (``int_person_keys`` with
+    ``--full-refresh``) waits on the run, and no idle transaction can time out."""
+    statement = _statement("stream.sql", "page", person_keys=qualified(PERSON_KEYS_RELATION))
+    read = 0
+    with conn.cursor(binary=True) as cursor:
+        while True:
+            rows = cursor.execute(statement, {"after": read, "size": batch_size}).fetchall()
+            if rows:
                 yield [BacklogLead._make(row) for row in rows]
+            if len(rows) < batch_size:
+                return
+            read += len(rows)
 
 
 def count_eligible(conn: psycopg.Connection) -> int:
@@ -287,13 +382,46 @@ def count_eligible(conn: psycopg.Connection) -> int:
     statement = sql.SQL("select count(*) from {} where is_eligible").format(
         qualified(BACKLOG_RELATION)
     )
-    return int(conn.execute(statement).fetchone()[0])  # type: ignore[index]
+    return through_rebuilds(conn, lambda: int(conn.execute(statement).fetchone()[0]))  # type: ignore[index]
 
 
 def load_junk(conn: psycopg.Connection) -> frozenset[tuple[str, str]]:
     """``(key_type, key_value)`` pairs treated as absent, as dbt materialized them."""
     statement = sql.SQL("select key_type, key_value from {}").format(qualified(JUNK_RELATION))
-    return frozenset((row[0], row[1]) for row in conn.execute(statement))
+    return through_rebuilds(
+        conn, lambda: frozenset((row[0], row[1]) for row in conn.execute(statement))
+    )
+
+
+class ChangedPersonKey(NamedTuple):
+    """A key of a registry person changed since the last build, normalized now."""
+
+    person_key: str
+    key_type: str
+    key_value: str | None
+    full_name: str | None
+    identifiers_hash: str
+
+
+def load_changed_persons(conn: psycopg.Connection, *, limit: int) -> list[ChangedPersonKey]:
+    """The keys of the registry persons changed since ``int_person_keys`` was built
+    (dbt's live view ``int_person_keys_changed``: the same macros), for at most ``limit``
+    persons (three rows each); more than that raises ``TooManyChangesError``."""
+    statement = sql.SQL(
+        "select person_key, key_type, key_value, full_name, identifiers_hash from {}"
+        " order by person_key, key_type limit %s"
+    ).format(qualified(PERSON_KEYS_CHANGED_RELATION))
+    rows = through_rebuilds(conn, lambda: conn.execute(statement, (limit * 3 + 1,)).fetchall())
+    if len(rows) > limit * 3:
+        raise TooManyChangesError(
+            f"more than {limit:,} registry persons changed since the last dbt build: run"
+            " `dbt build` first (the matcher reads the changed ones live, up to that many)"
+        )
+    return [ChangedPersonKey._make(row) for row in rows]
+
+
+class TooManyChangesError(DatabaseError):
+    """Too many registry persons changed since the last build to read them live."""
 
 
 NAME_SAMPLE_PAGES = 800
@@ -337,16 +465,24 @@ def near_candidates_statement(key_types: Sequence[str]) -> sql.Composed:
     )
 
 
+NearRow = tuple[str, str, str, str, str | None, str]
+"""``(key_type, found_by, key_value, person_key, full_name, identifiers_hash)``: a person
+one edit from a batch's value (``fetch_near_candidates``)."""
+
+
 def fetch_near_candidates(
     conn: psycopg.Connection,
     probes: Sequence[tuple[str, str]],
     variants: Sequence[tuple[str, str]],
-) -> list[tuple[str, str, str, str, str | None]]:
+    *,
+    live: LiveRegistry | None = None,
+) -> list[NearRow]:
     """The registry persons one edit from a batch's values (``matcher/sql/
     near_candidates.sql``): ``probes`` (``(key_type, value)``) are the values one
     character substituted, swapped or left out, looked up as they are; ``variants`` the
     lead values themselves, looked up in the deletion table (a person's value one
-    character longer). Rows: ``(key_type, found_by, key_value, person_key, full_name)``.
+    character longer). The persons changed since the build (``live``) are taken as they
+    are now, not as the build stored them.
 
     One statement, two index scans per key type; every row is one edit from a lead's
     value. A value held by two or more persons is shared and never a near candidate."""
@@ -360,9 +496,12 @@ def fetch_near_candidates(
     statement = near_candidates_statement(list(by_type))
     # sorted: consecutive lookups land on the same index pages
     params = [sorted(values) for pair in by_type.values() for values in pair]
-    rows = conn.execute(statement, params).fetchall()
+    rows: list[NearRow] = conn.execute(statement, params).fetchall()
+    if live:
+        rows = [row for row in rows if row[3] not in live.changed]
+        rows.extend(live.near_rows(probes, variants))
     holders: dict[tuple[str, str], set[str]] = {}
-    for key_type, _found_by, key_value, person_key, _full_name in rows:
+    for key_type, _found_by, key_value, person_key, _full_name, _hash in rows:
         holders.setdefault((key_type, key_value), set()).add(person_key)
     return [row for row in rows if len(holders[(row[0], row[2])]) == 1]
 
@@ -383,6 +522,10 @@ class StagedDecision(NamedTuple):
     evidence: str
     """JSON text."""
     identifiers_hash: str
+    """The lead's, when the stream read it: the write checks the live lead against it."""
+    person_identifiers_hash: str | None
+    """The chosen person's, when the decision read its keys (None unless matched): the
+    write checks the live registry row against it."""
 
 
 STAGE_TABLE = "kpi_red_batch"
@@ -397,6 +540,7 @@ STAGE_TYPES = [
     "text",
     "text",
     "text",
+    "text",
 ]
 """The staging table's column types: a binary ``COPY`` (several times cheaper in Python
 than text, which escapes every value; the evidence becomes jsonb when it is written)."""
@@ -405,24 +549,7 @@ than text, which escapes every value; the evidence becomes jsonb when it is writ
 def stage(conn: psycopg.Connection, rows: Iterable[StagedDecision]) -> None:
     """``COPY`` a batch's decisions into the session's staging table (temporary, emptied
     at every commit or rollback): one statement for the batch, whatever its size."""
-    conn.execute(
-        sql.SQL(
-            """
-            create temp table if not exists {stage} (
-                lead_source_pk text not null,
-                last_attempt_id bigint not null,
-                lead_created_at timestamptz,
-                outcome text not null,
-                fail_reason text,
-                match_rule text,
-                match_score real,
-                person_key text,
-                evidence text not null,
-                identifiers_hash text not null
-            ) on commit delete rows
-            """
-        ).format(stage=sql.Identifier(STAGE_TABLE))
-    )
+    conn.execute(_statement("write_batch.sql", "stage", stage=sql.Identifier(STAGE_TABLE)))
     copy = sql.SQL("copy pg_temp.{stage} from stdin (format binary)").format(
         stage=sql.Identifier(STAGE_TABLE)
     )
@@ -436,167 +563,72 @@ def lock_staged(conn: psycopg.Connection) -> set[str]:
     """Transaction-level advisory locks on the staged leads; the leads another matcher
     holds are dropped from the stage and returned. The locks vanish at commit, rollback
     or a dropped connection (a killed matcher)."""
-    rows = conn.execute(
-        sql.SQL(
-            """
-            delete from pg_temp.{stage} as staged
-            where not pg_try_advisory_xact_lock({lock_key})
-            returning staged.lead_source_pk
-            """
-        ).format(
-            stage=sql.Identifier(STAGE_TABLE),
-            lock_key=sql.SQL(LEAD_LOCK_KEY.format(lead="staged.lead_source_pk")),
-        ),
-    ).fetchall()
-    return {row[0] for row in rows}
+    statement = _statement(
+        "write_batch.sql",
+        "lock",
+        stage=sql.Identifier(STAGE_TABLE),
+        lock_key=sql.SQL(LEAD_LOCK_KEY.format(lead="staged.lead_source_pk")),
+    )
+    return {row[0] for row in conn.execute(statement).fetchall()}
+
+
+SKIP_REASONS = (
+    "attempted_meanwhile",
+    "lead_deleted",
+    "claimed_meanwhile",
+    "linked_meanwhile",
+    "changed_since_read",
+)
+"""Why the write left a staged lead out, first match wins: another matcher attempted it
+since the stream read it; the lead is gone; it was claimed; it got a link (a lead decided
+failed; one decided matched is recorded, see ``StagedWrite.linked_meanwhile``); its
+identifiers changed. None of these gets an attempts-log row: the lead left the backlog,
+or the next run decides it on what it is then."""
 
 
 class StagedWrite(NamedTuple):
     links_written: int
     origins_written: int
-    changed: list[str]
-    """Leads attempted since the stream read them, or linked since and decided failed."""
+    skipped: dict[str, str]
+    """Leads left out, with their reason (one of ``SKIP_REASONS``)."""
+    person_changed: list[str]
+    """Leads decided matched whose person's registry row changed since the decision read
+    it: recorded as failed ``person_changed``, no link."""
     linked_meanwhile: list[str]
-    """Leads decided matched but linked since by someone else: nothing written for them."""
+    """Leads decided matched whose link insert found someone else's link: nothing
+    written for them yet (the caller records them)."""
+    written_at: datetime
+    """The time stamped on every row of the batch."""
 
 
-_WRITE_STAGED = """
-with
-
--- index probes per lead (lateral: the staging table has no statistics, and a hashed
--- subplan would read every link); a matched lead needs no link probe: its insert below
--- finds an existing link (on conflict)
-staged as materialized (
-    select
-        staged.*,
-        attempted.lead_source_pk is not null as is_attempted_since,
-        linked.source_pk is not null as is_linked
-    from pg_temp.{stage} as staged
-    left join lateral (
-        select attempts.lead_source_pk
-        from {attempts} as attempts
-        where
-            attempts.lead_source_pk = staged.lead_source_pk
-            and attempts.attempt_id > staged.last_attempt_id
-        limit 1
-    ) as attempted on true
-    left join lateral (
-        select links.source_pk
-        from {links} as links
-        where
-            staged.outcome = 'failed'
-            and links.source_table = %(source_table)s
-            and links.source_pk = staged.lead_source_pk
-        limit 1
-    ) as linked on true
-),
-
-claimed as (
-    select * from staged
-    where not staged.is_attempted_since and not staged.is_linked
-),
-
-new_links as (
-    insert into {links} (
-        source_table, source_pk, person_key, match_rule, match_score, linked_at, linked_by,
-        run_id
+def identifiers_hash_sql(alias: str) -> sql.Composable:
+    """``normalize.IDENTIFIERS_HASH_SQL`` over the raw columns of ``alias`` (a lead or a
+    registry row: the same five columns)."""
+    return sql.SQL(IDENTIFIERS_HASH_SQL).format(
+        **{column: sql.Identifier(alias, column) for column in IDENTIFIER_COLUMNS}
     )
-    select
-        %(source_table)s,
-        claimed.lead_source_pk,
-        claimed.person_key,
-        claimed.match_rule,
-        claimed.match_score,
-        now(),
-        %(linked_by)s,
-        %(run_id)s
-    from claimed
-    where claimed.outcome = 'matched'
-    -- a link committed since this statement began (never overwritten)
-    on conflict (source_table, source_pk) do nothing
-    returning source_pk
-),
-
-settled as (
-    select claimed.*
-    from claimed
-    where
-        claimed.outcome = 'failed'
-        or claimed.lead_source_pk in (select new_links.source_pk from new_links)
-),
-
-new_origins as (
-    insert into {origin} (
-        person_key, origin_tag, origin_source_pk, origin_created_at, recorded_at
-    )
-    select distinct on (settled.person_key)
-        settled.person_key,
-        %(origin_tag)s,
-        settled.lead_source_pk,
-        coalesce(settled.lead_created_at, %(started_at)s),
-        now()
-    from settled
-    where settled.outcome = 'matched'
-    order by settled.person_key, settled.lead_created_at, settled.lead_source_pk
-    on conflict (person_key) do nothing
-    returning 1
-),
-
-new_attempts as (
-    insert into {attempts} (
-        run_id, lead_source_pk, outcome, fail_reason, match_rule, match_score, person_key,
-        evidence, identifiers_hash, started_at
-    )
-    select
-        %(run_id)s,
-        settled.lead_source_pk,
-        settled.outcome,
-        settled.fail_reason,
-        settled.match_rule,
-        settled.match_score,
-        settled.person_key,
-        settled.evidence::jsonb,
-        settled.identifiers_hash,
-        %(started_at)s
-    from settled
-    returning 1
-)
-
-select
-    (select count(*) from new_links) as links_written,
-    (select count(*) from new_origins) as origins_written,
-    (select count(*) from new_attempts) as attempts_written,
-    array(
-        select staged.lead_source_pk
-        from staged
-        where staged.is_attempted_since or staged.is_linked
-    ) as changed,
-    array(
-        select staged.lead_source_pk
-        from staged
-        where
-            not staged.is_attempted_since
-            and staged.outcome = 'matched'
-            and staged.lead_source_pk not in (select settled.lead_source_pk from settled)
-    ) as linked_meanwhile
-"""
 
 
 def write_staged(
     conn: psycopg.Connection, *, tables: Tables, run_id: str, started_at: datetime
 ) -> StagedWrite:
-    """Write the staged (and locked) batch in one statement: links for the matched leads
-    (never overwriting one), origin rows for linked persons that have none, and one
-    attempts-log row per lead settled. Leads attempted since the stream read them are
-    skipped, and so are the ones linked since: those decided matched come back in
-    ``linked_meanwhile`` for the caller to record as conflicts. Runs after
-    ``lock_staged``, in a new statement, so what an earlier lock holder committed is
-    visible."""
-    statement = sql.SQL(_WRITE_STAGED).format(
+    """Check the staged (and locked) batch against the live sources and write it, in one
+    statement (``matcher/sql/write_batch.sql``): links for the matched leads (never
+    overwriting one), origin rows for linked persons that have none, one attempts-log row
+    per lead settled, every column set. Runs after ``lock_staged``, in a new statement,
+    so what an earlier lock holder committed is visible."""
+    statement = _statement(
+        "write_batch.sql",
+        "write",
         stage=sql.Identifier(STAGE_TABLE),
+        leads=qualified(tables.leads),
+        registry=qualified(tables.registry),
+        claims=qualified(tables.claims),
         links=qualified(tables.links),
         origin=qualified(tables.origin),
         attempts=qualified(tables.attempts),
+        lead_hash=identifiers_hash_sql("lead_rows"),
+        person_hash=identifiers_hash_sql("person_rows"),
     )
     row = conn.execute(
         statement,
@@ -609,8 +641,15 @@ def write_staged(
         },
     ).fetchone()
     assert row is not None
-    links_written, origins_written, _attempts, changed, linked_meanwhile = row
-    return StagedWrite(int(links_written), int(origins_written), changed, linked_meanwhile)
+    links, origins, _attempts, skipped, person_changed, linked_meanwhile, written_at = row
+    return StagedWrite(
+        links_written=int(links),
+        origins_written=int(origins),
+        skipped=dict(entry.rsplit(" ", 1) for entry in skipped),
+        person_changed=person_changed,
+        linked_meanwhile=linked_meanwhile,
+        written_at=written_at,
+    )
 
 
 def existing_links(
@@ -635,48 +674,34 @@ def record_outcomes(
     tables: Tables,
     run_id: str,
     started_at: datetime,
+    written_at: datetime,
     decisions: Sequence[StagedDecision],
 ) -> int:
     """Decided leads written without staging (the rare leads linked by someone else
     meanwhile): origin rows for the matched ones' persons that have none, then one
-    attempts-log row per lead by ``COPY``. Returns how many origin rows were added."""
+    attempts-log row per lead by ``COPY``, stamped ``written_at``. Returns how many
+    origin rows were added."""
     matched = [decision for decision in decisions if decision.outcome == "matched"]
     added = 0
     if matched:
         row = conn.execute(
-            sql.SQL(
-                """
-                with new_origins as (
-                    insert into {origin} (
-                        person_key, origin_tag, origin_source_pk, origin_created_at,
-                        recorded_at
-                    )
-                    select distinct on (linked.person_key)
-                        linked.person_key, %s, linked.source_pk,
-                        coalesce(linked.created_at, %s), now()
-                    from unnest(%s::text[], %s::text[], %s::timestamptz[])
-                        as linked (person_key, source_pk, created_at)
-                    order by linked.person_key, linked.created_at, linked.source_pk
-                    on conflict (person_key) do nothing
-                    returning 1
-                )
-
-                select count(*) from new_origins
-                """
-            ).format(origin=qualified(tables.origin)),
-            (
-                ORIGIN_TAG,
-                started_at,
-                [decision.person_key for decision in matched],
-                [decision.lead_source_pk for decision in matched],
-                [decision.lead_created_at for decision in matched],
+            _statement(
+                "write_batch.sql", "linked_meanwhile_origins", origin=qualified(tables.origin)
             ),
+            {
+                "origin_tag": ORIGIN_TAG,
+                "written_at": written_at,
+                "person_keys": [decision.person_key for decision in matched],
+                "lead_pks": [decision.lead_source_pk for decision in matched],
+                "created_at": [decision.lead_created_at for decision in matched],
+            },
         ).fetchone()
         added = int(row[0]) if row else 0
     if decisions:
         copy = sql.SQL(
             "copy {attempts} (run_id, lead_source_pk, outcome, fail_reason, match_rule,"
-            " match_score, person_key, evidence, identifiers_hash, started_at) from stdin"
+            " match_score, person_key, evidence, identifiers_hash, started_at, attempted_at)"
+            " from stdin"
         ).format(attempts=qualified(tables.attempts))
         with conn.cursor() as cursor, cursor.copy(copy) as rows:
             for decision in decisions:
@@ -692,6 +717,7 @@ def record_outcomes(
                         decision.evidence,
                         decision.identifiers_hash,
                         started_at,
+                        written_at,
                     )
                 )
     return added
@@ -802,7 +828,8 @@ def grant_statements(tables: Tables, *, roles: Roles, part: str) -> str:
         reader_role_name=sql.Literal(roles.reader),
         upstream_schemas=identifiers(name[0] for name in upstream),
         matcher_upstream_schemas=identifiers(
-            name[0] for name in (tables.leads, tables.links, tables.origin)
+            name[0]
+            for name in (tables.leads, tables.registry, tables.claims, tables.links, tables.origin)
         ),
         leads=qualified(tables.leads),
         registry=qualified(tables.registry),
@@ -815,19 +842,6 @@ def grant_statements(tables: Tables, *, roles: Roles, part: str) -> str:
         reader_schema=sql.Identifier(BACKLOG_RELATION[0]),
     )
     return statement.as_string(None)
-
-
-def sql_sections(name: str) -> dict[str, str]:
-    """``matcher/sql/<name>`` split at its ``-- name: <section>`` lines."""
-    text = resources.files("matcher").joinpath(f"sql/{name}").read_text()
-    sections: dict[str, list[str]] = {}
-    current: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("-- name: "):
-            current = sections.setdefault(line.removeprefix("-- name: ").strip(), [])
-        else:
-            current.append(line)
-    return {name: "\n".join(lines) for name, lines in sections.items()}
 
 
 def doctor_rows(
@@ -879,28 +893,35 @@ def read_panel_rows(
 
     metrics = qualified(METRICS_RELATION)
     backlog = qualified(BACKLOG_RELATION)
-    live_backlog: int | None = None
+
+    def read(conn: psycopg.Connection) -> tuple[list[dict[str, Any]], int | None, date, str]:
+        live_backlog: int | None = None
+        with conn.cursor(row_factory=dict_row) as cursor:
+            cursor.execute("set local statement_timeout = '30s'")
+            cursor.execute(
+                sql.SQL(
+                    "select * from {metrics} where metric_date >"
+                    " (select max(metric_date) from {metrics}) - %s::integer"
+                    " order by metric_date"
+                ).format(metrics=metrics),
+                (days,),
+            )
+            rows = cursor.fetchall()
+            zone = time_zone or str(_built_setting(cursor, "metrics_time_zone") or "UTC")
+            cursor.execute("select (now() at time zone %s)::date as local_today", (zone,))
+            local_today = cursor.fetchone()["local_today"]  # type: ignore[index]
+            if live:
+                cursor.execute(sql.SQL("select count(*) as leads from {}").format(backlog))
+                live_backlog = int(cursor.fetchone()["leads"])  # type: ignore[index]
+        return rows, live_backlog, local_today, zone
+
     with connect(conninfo) as conn:
         conn.read_only = True
         try:
-            with conn.cursor(row_factory=dict_row) as cursor:
-                cursor.execute("set local statement_timeout = '30s'")
-                cursor.execute(
-                    sql.SQL(
-                        "select * from {metrics} where metric_date >"
-                        " (select max(metric_date) from {metrics}) - %s::integer"
-                        " order by metric_date"
-                    ).format(metrics=metrics),
-                    (days,),
-                )
-                rows = cursor.fetchall()
-                if time_zone is None:
-                    time_zone = str(_built_setting(cursor, "metrics_time_zone") or "UTC")
-                cursor.execute("select (now() at time zone %s)::date as local_today", (time_zone,))
-                local_today = cursor.fetchone()["local_today"]  # type: ignore[index]
-                if live:
-                    cursor.execute(sql.SQL("select count(*) as leads from {}").format(backlog))
-                    live_backlog = int(cursor.fetchone()["leads"])  # type: ignore[index]
+            # a view a running build dropped and re-creates is waited for
+            rows, live_backlog, local_today, zone = through_rebuilds(
+                conn, lambda: read(conn), built=METRICS_RELATION
+            )
         except psycopg.errors.UndefinedTable as exc:
             missing = exc.diag.message_primary or "a model is missing"
             raise MetricsNotBuiltError(
@@ -911,7 +932,7 @@ def read_panel_rows(
         except psycopg.Error as exc:
             raise DatabaseError(f"cannot read the metrics: {_first_line(exc, conninfo)}") from None
     return PanelRows(
-        metrics=rows, live_backlog=live_backlog, local_today=local_today, time_zone=time_zone
+        metrics=rows, live_backlog=live_backlog, local_today=local_today, time_zone=zone
     )
 
 
@@ -936,6 +957,7 @@ def missing_relations(conn: psycopg.Connection) -> list[str]:
         PERSON_KEYS_RELATION,
         PERSON_IDENTIFIERS_RELATION,
         PERSON_DELETIONS_RELATION,
+        PERSON_KEYS_CHANGED_RELATION,
         JUNK_RELATION,
         SETTINGS_RELATION,
     ]
@@ -946,6 +968,19 @@ def missing_relations(conn: psycopg.Connection) -> list[str]:
     ).fetchall()
     missing = {row[0] for row in rows}
     return [".".join(name) for name in names if name[1] in missing]
+
+
+def missing_sources(conn: psycopg.Connection, *, tables: Tables) -> list[str]:
+    """The upstream tables every write re-checks live (leads, registry, claims) that do not
+    exist: without them the matcher cannot tell that a lead is still unclaimed."""
+    names = [tables.leads, tables.registry, tables.claims]
+    rows = conn.execute(
+        "select to_regclass(format('%%I.%%I', schema, name)) is null"
+        " from unnest(%s::text[], %s::text[]) with ordinality as relation (schema, name, n)"
+        " order by n",
+        ([schema for schema, _ in names], [name for _, name in names]),
+    ).fetchall()
+    return [".".join(name) for name, (missing,) in zip(names, rows, strict=True) if missing]
 
 
 def read_dbt_settings(conn: psycopg.Connection) -> dict[str, Any] | None:

@@ -146,6 +146,19 @@ def identifiers_hash(
     return hashlib.md5(joined.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()
 
 
+IDENTIFIER_COLUMNS = ("full_name", "phone", "document_type", "document_number", "email")
+"""The raw columns ``identifiers_hash`` reads, in its order (leads and registry alike)."""
+
+IDENTIFIERS_HASH_SQL = (
+    "md5(concat_ws(chr(31), coalesce(({full_name})::text, ''), coalesce(({phone})::text, ''),"
+    " coalesce(({document_type})::text, ''), coalesce(({document_number})::text, ''),"
+    " coalesce(({email})::text, '')))"
+)
+"""``identifiers_hash`` as SQL for the matcher's own statements (each ``{column}`` a
+column expression, composed by the caller): the text of the macro
+``lead_identifiers_hash()``, tested equal to it and to the function above."""
+
+
 def normalize_name(raw: str | None) -> str | None:
     """A name for fuzzy comparison: accents dropped, case-folded, letters and single spaces
     only (``"  José-María O'Neil "`` → ``"jose maria oneil"``); None when no letter."""

@@ -78,11 +78,18 @@ def ahead(
 
 
 def fan_out(
-    items: Iterable[T], work: Callable[[Iterator[T]], None], *, workers: int, name: str
+    items: Iterable[T],
+    work: Callable[[Iterator[T]], None],
+    *,
+    workers: int,
+    name: str,
+    on_stop: Callable[[], None] | None = None,
 ) -> None:
     """Run ``work`` in ``workers`` threads at once, all pulling from one iterator over
     ``items``, until it is exhausted. The first error stops the others after the item
-    each is on and is raised here; so is an interrupt of the calling thread."""
+    each is on and is raised here; so is an interrupt of the calling thread.
+    ``on_stop`` is called at once when that happens (and at the end): it must make
+    ``items`` end, so a worker waiting for its next item is not left waiting."""
     source = iter(items)
     lock = threading.Lock()
     stop = threading.Event()
@@ -97,12 +104,17 @@ def fan_out(
                     return
             yield item
 
+    def stopping() -> None:
+        stop.set()
+        if on_stop is not None:
+            on_stop()
+
     def run() -> None:
         try:
             work(shared())
         except BaseException as exc:  # raised in the calling thread
             errors.append(exc)
-            stop.set()
+            stopping()
 
     threads = [
         threading.Thread(target=run, name=f"{name}-{number}", daemon=True)
@@ -114,7 +126,7 @@ def fan_out(
         for thread in threads:
             thread.join()
     finally:
-        stop.set()
+        stopping()
         for thread in threads:
             thread.join()
     if errors:

@@ -8,7 +8,15 @@ JSON keys (``kpi-red match --json``):
 - ``matched`` / ``matched_by_rule``: leads linked, in total and per ``match_rule``;
 - ``failed`` / ``failed_by_reason``: leads not linked, in total and per ``fail_reason``;
 - ``skipped_locked``: leads held by another matcher at that moment (left to it);
-- ``skipped_changed``: leads attempted or linked by someone else since this run read them;
+- ``skipped_changed`` / ``skipped_by_reason``: leads left out because the live sources no
+  longer matched what this run had read (no attempts-log row; the next run decides them
+  again if they are still red), in total and per reason: ``attempted_meanwhile`` (another
+  matcher), ``lead_deleted``, ``claimed_meanwhile``, ``linked_meanwhile`` (decided failed;
+  decided matched it is recorded as a ``conflict``, or matched when it is the same
+  person), ``changed_since_read`` (the lead's identifiers). A match whose registry person
+  changed is recorded, as failed ``person_changed``;
+- ``persons_read_live``: registry persons changed since the last ``dbt build``, whose
+  keys this run read as they are now instead of as the build stored them;
 - ``links_written``, ``origins_written``: rows added to identity_links / identity_origin;
 - ``batches``, ``seconds``, ``leads_per_s`` (claimed leads per second of the whole run).
 """
@@ -16,7 +24,7 @@ JSON keys (``kpi-red match --json``):
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +39,8 @@ class RunSummary:
     matched_by_rule: Counter[str] = field(default_factory=Counter)
     failed_by_reason: Counter[str] = field(default_factory=Counter)
     skipped_locked: int = 0
-    skipped_changed: int = 0
+    skipped_by_reason: Counter[str] = field(default_factory=Counter)
+    persons_read_live: int = 0
     links_written: int = 0
     origins_written: int = 0
     batches: int = 0
@@ -42,7 +51,7 @@ class RunSummary:
         decisions: Iterable[Decision],
         *,
         skipped_locked: int = 0,
-        skipped_changed: int = 0,
+        skipped: Mapping[str, int] | None = None,
         links_written: int = 0,
         origins_written: int = 0,
     ) -> None:
@@ -53,10 +62,14 @@ class RunSummary:
             else:
                 self.failed_by_reason[decision.fail_reason or "?"] += 1
         self.skipped_locked += skipped_locked
-        self.skipped_changed += skipped_changed
+        self.skipped_by_reason.update(skipped or {})
         self.links_written += links_written
         self.origins_written += origins_written
         self.batches += 1
+
+    @property
+    def skipped_changed(self) -> int:
+        return sum(self.skipped_by_reason.values())
 
     @property
     def matched(self) -> int:
@@ -81,6 +94,8 @@ class RunSummary:
             "failed_by_reason": dict(sorted(self.failed_by_reason.items())),
             "skipped_locked": self.skipped_locked,
             "skipped_changed": self.skipped_changed,
+            "skipped_by_reason": dict(sorted(self.skipped_by_reason.items())),
+            "persons_read_live": self.persons_read_live,
             "links_written": self.links_written,
             "origins_written": self.origins_written,
             "batches": self.batches,
@@ -101,6 +116,12 @@ def render(summary: RunSummary) -> str:
     rows += [
         ("skipped (locked by another matcher)", str(summary.skipped_locked)),
         ("skipped (changed since read)", str(summary.skipped_changed)),
+    ]
+    rows += [
+        (f"  {reason}", str(count)) for reason, count in sorted(summary.skipped_by_reason.items())
+    ]
+    rows += [
+        ("registry persons read live", str(summary.persons_read_live)),
         ("links written", str(summary.links_written)),
         ("origin rows written", str(summary.origins_written)),
         ("seconds", f"{summary.seconds:.2f}"),

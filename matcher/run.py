@@ -1,12 +1,14 @@
-"""One matcher run: stream and decide the eligible backlog, then per batch claim and write.
+"""One matcher run: read and decide the eligible backlog, then per batch claim and write.
 
-A thread streams once (a server-side cursor, each lead with the registry persons of its
-keys; oldest first when the run takes only some); another decides in pure Python; each
-runs a batch or two ahead of the next stage. Writers (two by default, a connection each)
-make each batch one transaction: stage its decisions, lock its leads (others' locked
-leads are skipped), then one statement drops the ones attempted or linked since the
-stream read them and writes links, origin and the attempts log; commit. A crash rolls
-the batch back and its locks vanish with the connection.
+The eligible leads are copied into the run's worklist (a short statement on the live
+backlog view; a run with ``--limit`` copies the oldest it still needs, again when other
+matchers took some), a thread streams the worklist with the registry persons of its keys
+(dbt's stored keys, except the persons changed since the build, read as they are now),
+another decides in pure Python; each runs a batch or two ahead of the next stage. Writers
+(two by default, a connection each) make each batch one transaction: stage its
+decisions, lock its leads (others' locked leads are skipped), then one statement checks
+every lead against the live sources and writes links, origin and the attempts log;
+commit. A crash rolls the batch back and its locks vanish with the connection.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import orjson
@@ -29,9 +33,14 @@ from matcher import config, db, match, pipeline
 from matcher.config import Settings
 from matcher.names import TokenWeights
 from matcher.normalize import NormalizationRules
+from matcher.registry import Holder, LiveRegistry
 from matcher.report import RunSummary
 
 Progress = Callable[[int], None]
+
+CHANGED_PERSONS_LIMIT = 10_000
+"""Most registry persons changed since the last build that a run reads live (memory
+stays flat); more than that and the run asks for a ``dbt build`` first."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +79,11 @@ class MatchOptions:
 @dataclass(frozen=True)
 class BatchResult:
     decisions: list[match.Decision]
+    """The decisions recorded in the attempts log, as recorded."""
     skipped_locked: int
-    skipped_changed: int
+    skipped: Mapping[str, int]
+    """Leads left out because they changed since the stream read them, by reason
+    (``db.SKIP_REASONS``)."""
     links_written: int
     origins_written: int
 
@@ -95,49 +107,148 @@ def to_lead(
 
 
 def candidate_rows(
-    rows: Iterable[db.BacklogLead],
+    rows: Iterable[db.BacklogLead], hashes: dict[str, str]
 ) -> Iterator[tuple[str, str, str, str | None]]:
-    """``(key_type, key_value, person_key, full_name)`` of the persons streamed with the
-    leads, for ``match.CandidateIndex.from_rows``."""
+    """``(key_type, key_value, person_key, full_name)`` of the stored registry persons
+    streamed with the leads, for ``match.CandidateIndex.from_rows``; each person's
+    identifiers hash goes into ``hashes`` on the way (one pass: it runs per candidate)."""
     for row in rows:
         if row.candidate_key_types is None:
             continue
         values = {"document": row.document_key, "phone": row.phone_key, "email": row.email_key}
-        for key_type, person_key, full_name in zip(
+        for key_type, person_key, full_name, identifiers_hash in zip(
             row.candidate_key_types,
             row.candidate_person_keys or (),
             row.candidate_names or (),
+            row.candidate_hashes or (),
             strict=True,
         ):
+            hashes[person_key] = identifiers_hash
             yield key_type, values[key_type] or "", person_key, full_name
 
 
 @dataclass(frozen=True)
 class FoundBatch:
-    """Streamed leads and the registry persons of their keys."""
+    """Streamed leads, the registry persons of their keys, and the identifiers hash of
+    each of those persons when read (what the write checks the live registry against)."""
 
     leads: list[match.Lead]
     index: match.CandidateIndex
+    person_hashes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DecidedBatch:
+    decisions: list[match.Decision]
+    person_hashes: Mapping[str, str] = field(default_factory=dict)
+
+
+def found_batch(
+    rows: Sequence[db.BacklogLead],
+    *,
+    rules: NormalizationRules,
+    junk: frozenset[tuple[str, str]],
+    live: LiveRegistry,
+) -> FoundBatch:
+    leads = [to_lead(row, rules=rules, junk=junk) for row in rows]
+    hashes: dict[str, str] = {}
+    stored = candidate_rows(rows, hashes)
+    if not live:  # no person changed since the build: the stored candidates as streamed
+        return FoundBatch(leads, match.CandidateIndex.from_rows(stored), hashes)
+    holders = live.holding(
+        (Holder(*row, hashes[row[2]]) for row in stored),
+        ((key_type, value) for lead in leads for key_type, value in lead.keys.items()),
+    )
+    index = match.CandidateIndex.from_rows(
+        (holder.key_type, holder.key_value, holder.person_key, holder.full_name)
+        for holder in holders
+    )
+    return FoundBatch(
+        leads, index, {holder.person_key: holder.identifiers_hash for holder in holders}
+    )
+
+
+class Ledger:
+    """How many more leads a run reads: its ``--limit`` minus the leads claimed and those
+    on their way (read, not yet written or skipped). A lead another matcher took, or that
+    changed, makes room for one more, so a run claims its limit whenever that many are
+    eligible. Thread-safe: the stream reserves, the writers settle."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.limit = limit
+        self._claimed = 0
+        self._pending = 0
+        self._read_all = False
+        self._closed = False
+        self._changed = threading.Condition()
+
+    def reserve(self) -> int | None:
+        """How many leads to read next: None (no limit: the whole eligible backlog, once),
+        a positive count, or 0 when the run is done. Waits while the leads on their way
+        could still reach the limit."""
+        with self._changed:
+            if self.limit is None:
+                done, self._read_all = self._read_all, True
+                return 0 if done else None
+            while not self._closed:
+                wanted = self.limit - self._claimed - self._pending
+                if wanted > 0:
+                    self._pending += wanted
+                    return wanted
+                if self._pending == 0:
+                    return 0
+                self._changed.wait(timeout=0.5)
+            return 0
+
+    def unread(self, count: int) -> None:
+        """Fewer leads than reserved were eligible."""
+        self.settle(handed=count, claimed=0)
+
+    def settle(self, *, handed: int, claimed: int) -> None:
+        """A batch of ``handed`` leads was written, ``claimed`` of them recorded."""
+        with self._changed:
+            if self.limit is not None:
+                self._pending -= handed
+            self._claimed += claimed
+            self._changed.notify_all()
+
+    def close(self) -> None:
+        """The run is ending (done or failed): a waiting reader stops."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
 
 
 def found_batches(
     conninfo: str,
     *,
     rules: NormalizationRules,
-    junk: frozenset[tuple[str, str]],
+    registry: Future[tuple[frozenset[tuple[str, str]], LiveRegistry]],
     options: MatchOptions,
+    ledger: Ledger,
 ) -> Iterator[FoundBatch]:
-    """Stream the eligible backlog with the candidates of every key (one query): oldest
-    first when the run takes only some (``--limit``)."""
+    """The eligible backlog with the candidates of every key: the whole of it, or (with
+    ``--limit``) the oldest, in as many worklists as it takes to reach the limit.
+    ``registry`` is the junk and the persons changed since the build, read meanwhile."""
     # a run that takes fewer leads than a batch fetches (and decides) no more than that
     batch_size = min(options.batch_size, options.limit or options.batch_size)
-    stream = db.stream_eligible(
-        conninfo, batch_size=batch_size, oldest_first=options.limit is not None
-    )
-    with closing(stream):
-        for rows in stream:
-            leads = [to_lead(row, rules=rules, junk=junk) for row in rows]
-            yield FoundBatch(leads, match.CandidateIndex.from_rows(candidate_rows(rows)))
+    with db.connect(conninfo, autocommit=True) as conn:
+        db.tune_lookups(conn)
+        with conn.transaction():
+            db.create_worklist(conn)
+        after: tuple[datetime, str] | None = None
+        while (wanted := ledger.reserve()) != 0:
+            loaded = db.load_worklist(conn, limit=wanted, after=after)
+            if wanted is not None and loaded < wanted:
+                ledger.unread(wanted - loaded)
+            junk, live = registry.result()
+            stream = db.stream_worklist(conn, batch_size=batch_size)
+            with closing(stream):
+                for rows in stream:
+                    after = (rows[-1].created_at, rows[-1].lead_source_pk)
+                    yield found_batch(rows, rules=rules, junk=junk, live=live)
+            if wanted is None or loaded < wanted:
+                return
 
 
 def decided_batches(
@@ -145,32 +256,37 @@ def decided_batches(
     conninfo: str,
     *,
     rules: NormalizationRules,
+    live: LiveRegistry,
     names: match.NameRules,
     options: MatchOptions,
-) -> Iterator[list[match.Decision]]:
-    """Decide each batch in pure Python (the near pass: one more query per batch).
+) -> Iterator[DecidedBatch]:
+    """Decide each batch in pure Python (the near pass: two more queries per batch).
 
-    Deciding before claiming is safe: only the leads the writer then locks, unchanged
-    since the stream read them, are written; the decisions of the others are dropped.
+    Deciding before claiming is safe: the writer checks every lead against the live
+    sources under its lock, and writes only what is still as decided.
     """
     with db.connect(conninfo, autocommit=True) as lookup:
         db.tune_lookups(lookup)
         for batch in found:
             decisions = match.decide_batch(batch.leads, batch.index, rules=names)
+            hashes = batch.person_hashes
             if options.near:
-                decisions = near_pass(
+                decisions, near_hashes = near_pass(
                     lookup,
                     decisions,
                     rules=rules,
+                    live=live,
                     names=names,
                     near_min_length=options.near_min_length,
                 )
-            yield decisions
+                if near_hashes:
+                    hashes = {**hashes, **near_hashes}
+            yield DecidedBatch(decisions, hashes)
 
 
 def write_batch(
     conn: psycopg.Connection,
-    decisions: Sequence[match.Decision],
+    batch: DecidedBatch,
     *,
     settings: Settings,
     run_id: str,
@@ -181,7 +297,12 @@ def write_batch(
     ``dry_run``); see ``write_decisions``."""
     with conn.transaction() as transaction:
         result = write_decisions(
-            conn, decisions, settings=settings, run_id=run_id, started_at=started_at
+            conn,
+            batch.decisions,
+            person_hashes=batch.person_hashes,
+            settings=settings,
+            run_id=run_id,
+            started_at=started_at,
         )
         pause_for_tests()
         if dry_run:
@@ -206,54 +327,85 @@ def near_pass(
     decisions: list[match.Decision],
     *,
     rules: NormalizationRules,
+    live: LiveRegistry,
     names: match.NameRules,
     near_min_length: int,
-) -> list[match.Decision]:
-    """The batch's unsettled documents and phones one edit away (one query)."""
+) -> tuple[list[match.Decision], dict[str, str]]:
+    """The batch's unsettled documents and phones one edit away (one query), and the
+    identifiers hash of each person found."""
     lookup = match.NearLookup.of(
         decisions, country_code=rules.country_code, min_length=near_min_length
     )
     if not lookup:
-        return decisions
-    found = db.fetch_near_candidates(conn, list(lookup.probes), lookup.variants)
-    return match.decide_near(decisions, match.NearIndex.from_rows(found, lookup), rules=names)
+        return decisions, {}
+    found = db.fetch_near_candidates(conn, list(lookup.probes), lookup.variants, live=live)
+    index = match.NearIndex.from_rows((row[:5] for row in found), lookup)
+    decided = match.decide_near(decisions, index, rules=names)
+    return decided, {row[3]: row[5] for row in found}
 
 
 def write_decisions(
     conn: psycopg.Connection,
     decisions: Sequence[match.Decision],
     *,
+    person_hashes: Mapping[str, str] | None = None,
     settings: Settings,
     run_id: str,
     started_at: datetime,
 ) -> BatchResult:
     """Claim and write decided leads inside the caller's transaction: stage them, lock
-    them (leads another matcher holds are skipped), then one statement skips the ones
-    attempted or linked since the stream read them and writes links (never overwriting
-    one), origin for linked persons that have none, and one attempts-log row per lead.
+    them (leads another matcher holds are skipped), then one statement checks each lead
+    against the live sources and writes what still stands as decided: links (never
+    overwriting one), origin for linked persons that have none, one attempts-log row per
+    lead. ``person_hashes`` are the chosen persons' identifiers hashes when decided (a
+    matched lead without one is never linked).
 
-    A lead decided matched that someone else linked meanwhile is recorded as a
-    ``conflict`` (or, linked to the same person, as matched), never relinked."""
+    A lead that changed since the stream read it is left out (``db.SKIP_REASONS``); one
+    decided matched whose person changed is recorded as failed ``person_changed``; one
+    that someone else linked meanwhile is recorded as a ``conflict`` (or, linked to the
+    same person, as matched), never relinked."""
     tables = settings.tables
-    db.stage(conn, map(staged_decision, decisions))
+    hashes = person_hashes or {}
+    db.stage(conn, (staged_decision(decision, hashes) for decision in decisions))
     locked_elsewhere = db.lock_staged(conn)
     written = db.write_staged(conn, tables=tables, run_id=run_id, started_at=started_at)
-    left_out = locked_elsewhere.union(written.changed, written.linked_meanwhile)
-    final = [decision for decision in decisions if decision.lead.lead_source_pk not in left_out]
+    person_changed = set(written.person_changed)
     linked_meanwhile = set(written.linked_meanwhile)
+    left_out = locked_elsewhere.union(written.skipped, linked_meanwhile)
+    final = [
+        person_changed_failure(decision)
+        if decision.lead.lead_source_pk in person_changed
+        else decision
+        for decision in decisions
+        if decision.lead.lead_source_pk not in left_out
+    ]
     settled, origins_written = settle_linked_meanwhile(
         conn,
         [decision for decision in decisions if decision.lead.lead_source_pk in linked_meanwhile],
         settings=settings,
         run_id=run_id,
         started_at=started_at,
+        written_at=written.written_at,
     )
+    skipped = Counter(written.skipped.values())
+    if unsettled := len(linked_meanwhile) - len(settled):
+        skipped["linked_meanwhile"] += unsettled
     return BatchResult(
         decisions=final + settled,
         skipped_locked=len(locked_elsewhere),
-        skipped_changed=len(written.changed) + len(written.linked_meanwhile) - len(settled),
+        skipped=skipped,
         links_written=written.links_written,
         origins_written=written.origins_written + origins_written,
+    )
+
+
+def person_changed_failure(decision: match.Decision) -> match.Decision:
+    """A match whose person changed before the write, as the attempts log records it."""
+    return decision._replace(
+        outcome="failed",
+        fail_reason="person_changed",
+        match_rule=None,
+        match_score=None,
     )
 
 
@@ -264,6 +416,7 @@ def settle_linked_meanwhile(
     settings: Settings,
     run_id: str,
     started_at: datetime,
+    written_at: datetime,
 ) -> tuple[list[match.Decision], int]:
     """Matched decisions for leads that got a link from someone else since the stream
     read them (rare): a link to another person makes a ``conflict``, one to the same
@@ -288,6 +441,7 @@ def settle_linked_meanwhile(
         tables=settings.tables,
         run_id=run_id,
         started_at=started_at,
+        written_at=written_at,
         decisions=[staged_decision(decision) for decision in settled],
     )
     return settled, origins_written
@@ -299,8 +453,13 @@ def evidence_json(decision: match.Decision) -> str:
     return orjson.dumps(decision.evidence, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def staged_decision(decision: match.Decision) -> db.StagedDecision:
+def staged_decision(
+    decision: match.Decision, person_hashes: Mapping[str, str] | None = None
+) -> db.StagedDecision:
     lead = decision.lead
+    person_hash = (
+        (person_hashes or {}).get(decision.person_key or "") if decision.is_matched else None
+    )
     return db.StagedDecision(
         lead.lead_source_pk,
         lead.last_attempt_id,
@@ -312,6 +471,7 @@ def staged_decision(decision: match.Decision) -> db.StagedDecision:
         decision.person_key,
         evidence_json(decision),
         lead.identifiers_hash,
+        person_hash,
     )
 
 
@@ -340,20 +500,6 @@ def tuned_interpreter() -> Iterator[None]:
         gc.unfreeze()
 
 
-def limited(
-    batches: Iterable[list[match.Decision]], room: Callable[[], int | None]
-) -> Iterator[list[match.Decision]]:
-    """Trim each batch to ``room()`` leads; stop when there is none (None: no limit)."""
-    for batch in batches:
-        left = room()
-        if left is None:
-            yield batch
-        elif left <= 0:
-            return
-        else:
-            yield batch[:left]
-
-
 def run_match(
     conninfo: str,
     *,
@@ -378,24 +524,9 @@ def run_match(
     clock = time.perf_counter()
     rules = NormalizationRules.from_vars(settings.vars)
     tally = threading.Lock()
-    in_flight = 0  # leads handed to a writer, not yet in the summary
+    ledger = Ledger(options.limit)
 
-    def room() -> int | None:
-        """Leads still to hand out: claimed ones count, and so do those being written."""
-        if options.limit is None:
-            return None
-        with tally:
-            return options.limit - summary.claimed - in_flight
-
-    def handed(batches: Iterable[list[match.Decision]]) -> Iterator[list[match.Decision]]:
-        nonlocal in_flight
-        for batch in limited(batches, room):
-            with tally:
-                in_flight += len(batch)
-            yield batch
-
-    def write(batches: Iterator[list[match.Decision]]) -> None:
-        nonlocal in_flight
+    def write(batches: Iterator[DecidedBatch]) -> None:
         with db.connect(conninfo, autocommit=True) as writer:
             db.tune_lookups(writer)
             for batch in batches:
@@ -408,31 +539,53 @@ def run_match(
                     dry_run=options.dry_run,
                 )
                 with tally:
-                    in_flight -= len(batch)
                     summary.add(
                         result.decisions,
                         skipped_locked=result.skipped_locked,
-                        skipped_changed=result.skipped_changed,
+                        skipped=result.skipped,
                         links_written=0 if options.dry_run else result.links_written,
                         origins_written=0 if options.dry_run else result.origins_written,
                     )
                     if progress is not None:
-                        progress(len(batch))
+                        progress(len(batch.decisions))
+                ledger.settle(handed=len(batch.decisions), claimed=len(result.decisions))
 
+    registry: Future[tuple[frozenset[tuple[str, str]], LiveRegistry]] = Future()
     with db.connect(conninfo, autocommit=True) as conn:
         started_at = conn.execute("select now()").fetchone()[0]  # type: ignore[index]
-        junk = db.load_junk(conn)
-        names = options.name_rules(TokenWeights.from_names(db.sample_person_names(conn)))
-        found = found_batches(conninfo, rules=rules, junk=junk, options=options)
-        with (
-            tuned_interpreter(),
-            pipeline.ahead(found, name="kpi-red-find") as found_ahead,
-            pipeline.ahead(
-                decided_batches(found_ahead, conninfo, rules=rules, names=names, options=options),
-                name="kpi-red-decide",
-            ) as batches,
-        ):
-            pipeline.fan_out(handed(batches), write, workers=options.writers, name="kpi-red-write")
+        found = found_batches(
+            conninfo, rules=rules, registry=registry, options=options, ledger=ledger
+        )
+        with tuned_interpreter(), pipeline.ahead(found, name="kpi-red-find") as found_ahead:
+            # read while the stream copies the worklist
+            try:
+                junk = db.load_junk(conn)
+                live = LiveRegistry.from_rows(
+                    db.load_changed_persons(conn, limit=CHANGED_PERSONS_LIMIT),
+                    junk=junk | rules.blocklisted,
+                    country_code=rules.country_code,
+                    min_length=options.near_min_length,
+                )
+            except BaseException as exc:
+                registry.set_exception(exc)
+                ledger.close()
+                raise
+            registry.set_result((junk, live))
+            summary.persons_read_live = len(live.changed)
+            names = options.name_rules(TokenWeights.from_names(db.sample_person_names(conn)))
+            decided = decided_batches(
+                found_ahead, conninfo, rules=rules, live=live, names=names, options=options
+            )
+            with pipeline.ahead(decided, name="kpi-red-decide") as batches:
+                # a failed writer (or an interrupt) closes the ledger: the stream stops
+                # reading, so the other writers run out instead of waiting for a batch
+                pipeline.fan_out(
+                    batches,
+                    write,
+                    workers=options.writers,
+                    name="kpi-red-write",
+                    on_stop=ledger.close,
+                )
         if summary.claimed and not options.dry_run:
             db.analyze_written(conn, tables=settings.tables)
     summary.seconds = time.perf_counter() - clock

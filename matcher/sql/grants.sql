@@ -34,10 +34,12 @@ $$;
 -- dbt's role reads every source: its views read them with its rights.
 grant usage on schema {upstream_schemas} to {dbt_role};
 grant select on {leads}, {registry}, {links}, {origin}, {claims} to {dbt_role};
--- The matcher reads the leads, and reads and inserts links and origin rows (it never
--- updates or deletes them; `kpi-red repair-origin` inserts origin rows too).
+-- The matcher reads the leads, the registry and the claims (each batch re-checks its
+-- leads and chosen persons against them before it writes), and reads and inserts links
+-- and origin rows (it never updates or deletes them; `kpi-red repair-origin` inserts
+-- origin rows too).
 grant usage on schema {matcher_upstream_schemas} to {matcher_role};
-grant select on {leads} to {matcher_role};
+grant select on {leads}, {registry}, {claims} to {matcher_role};
 grant select, insert on {links}, {origin} to {matcher_role};
 
 -- name: project

@@ -7,8 +7,10 @@
 --   2. the lead's values themselves as a deletion variant of a longer value (the lead
 --      left a character out): int_person_identifier_deletions' index, then the holder's
 --      name through int_person_keys' (person_key, key_type) index.
--- found_by is the value looked up (1: the value itself; 2: the lead's value). Junk is
--- left out here (int_junk_identifiers), values held by several persons by the caller.
+-- found_by is the value looked up (1: the value itself; 2: the lead's value);
+-- identifiers_hash is the holder's raw identifiers as the build read them (what the
+-- write checks the live registry row against). Junk is left out here
+-- (int_junk_identifiers), values held by several persons by the caller.
 with
 
 junk as (
@@ -24,14 +26,16 @@ held as (
         person_keys.key_value as found_by,
         person_keys.key_value,
         person_keys.person_key,
-        person_keys.full_name
+        person_keys.full_name,
+        person_keys.identifiers_hash
     from unnest(%s::text[]) as probes (key_value)
     cross join lateral (
         select
             keys.key_type,
             keys.key_value,
             keys.person_key,
-            keys.full_name
+            keys.full_name,
+            keys.identifiers_hash
         from {person_keys} as keys
         where keys.key_type = {key_type} and keys.key_value = probes.key_value
         offset 0  -- a fence: an index probe per value, never a scan of every key
@@ -44,7 +48,8 @@ longer as (
         deletions.variant as found_by,
         deletions.key_value,
         deletions.person_key,
-        holders.full_name
+        holders.full_name,
+        holders.identifiers_hash
     from unnest(%s::text[]) as lead_values (variant)
     cross join lateral (
         select
@@ -60,7 +65,9 @@ longer as (
         offset 0
     ) as deletions
     cross join lateral (
-        select keys.full_name
+        select
+            keys.full_name,
+            keys.identifiers_hash
         from {person_keys} as keys
         where
             keys.person_key = deletions.person_key

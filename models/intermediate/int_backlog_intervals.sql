@@ -7,7 +7,7 @@
         {'columns': ['lead_source_pk']},
         {'columns': ['entered_at']},
         {'columns': ['left_at']},
-        {'columns': ['changed_at']},
+        {'columns': ['loaded_at']},
     ],
     post_hook=[
         "{{ delete_stale_backlog_intervals(this) }}",
@@ -15,24 +15,23 @@
     ],
 ) }}
 
-{#- Incremental (delete+insert on `lead_source_pk`): a run recomputes every interval of
-    the leads whose inputs may have changed: leads, links, claims or matched attempts
-    with a timestamp at or after the stored `max(changed_at)` (future-dated rows ignored)
-    minus `queue_lookback_minutes`, leads with no stored row, and leads whose stored
-    in/out state no longer matches the links and claims (a removed or backdated link or
-    claim). A recomputed lead with no interval left emits a marker row
-    (`interval_number = 0`) so its old rows are deleted; the post-hook removes the
-    markers and the rows of leads deleted upstream, in the same transaction. -#}
-
+{#- Incremental (delete+insert on `lead_source_pk`), exact by construction: a lead's
+    intervals are a function of its inputs (`backlog_lead_inputs`: creation, current link,
+    first claim, matched attempts), stored with their md5 `inputs_hash`. A run recomputes
+    every interval of the leads whose hash changed, whatever their timestamps say (a late
+    row of any age, a removed or backdated link or claim), and of the leads with no stored
+    row that have an interval now; a lead that was never red (linked or claimed at its
+    creation) and stays so is not read again. A recomputed lead with no interval left
+    emits a marker row (`interval_number = 0`) so its old rows are deleted; the post-hook
+    removes the markers and the rows of leads deleted upstream, in the same
+    transaction. -#}
 
 with
 
--- only the columns used: the CTE is read more than once, so PostgreSQL materializes it
 all_leads as (
     select
         lead_id,
-        created_at,
-        changed_at
+        created_at
     from {{ ref('stg_cabinet__leads') }}
 ),
 
@@ -41,117 +40,67 @@ links as (
     where is_lead_link
 ),
 
-claims as (
-    select * from {{ ref('stg_claims__lead_claims') }}
-    where lead_id is not null
-),
-
 all_matched_attempts as (
     select * from {{ ref('stg_kpi_red__match_attempts') }}
     where is_matched
 ),
 
-first_claims as (
-    select
-        lead_id,
-        min(claimed_at) as first_claimed_at
-    from claims
-    group by lead_id
+-- each lead's inputs now (read more than once: PostgreSQL materializes it)
+inputs as (
+    {{ backlog_lead_inputs('all_leads') }}
 ),
 
 {% if is_incremental() -%}
 
-existing as (
-    select * from {{ this }}
-),
-
-watermark as (
-    -- a future-dated source row must not hide the rows that come after it (a table
-    -- stored before `changed_at` existed is recomputed whole)
-    select  -- noqa: LT02
-        {%- if relation_has_column(this, 'changed_at') %}
-        {{ stored_watermark(this, 'changed_at') }}
-        - {{ queue_lookback() }} as changed_since
-        {%- else %}
-        '-infinity'::timestamptz as changed_since
-        {%- endif %}
-),
-
-stored_states as (
+stored_inputs as (
+    {%- if relation_has_column(this, 'inputs_hash') %}
     select
         lead_source_pk,
-        bool_or(is_open) as is_open
-    from existing
-    group by lead_source_pk
+        inputs_hash
+    from {{ this }}
+    where interval_number = 1
+    {%- else %}
+    -- stored before the hash existed: every lead is recomputed once
+    select
+        null::text as lead_source_pk,
+        null::text as inputs_hash
+    where false
+    {%- endif %}
 ),
 
-changed_leads as (
-    select all_leads.lead_id as lead_source_pk
-    from all_leads
-    where all_leads.changed_at >= (select watermark.changed_since from watermark)
-    union
-    select links.source_pk
-    from links
-    where links.linked_at >= (select watermark.changed_since from watermark)
-    union
-    select claims.lead_id
-    from claims
-    where claims.claimed_at >= (select watermark.changed_since from watermark)
-    union
-    select all_matched_attempts.lead_source_pk
-    from all_matched_attempts
-    where all_matched_attempts.attempted_at >= (select watermark.changed_since from watermark)
-    union
-    -- no stored row: new, late, or never red
-    select all_leads.lead_id
-    from all_leads
+changed_inputs as (
+    select inputs.*
+    from inputs
+    left join stored_inputs
+        on stored_inputs.lead_source_pk = inputs.lead_id
     where
-        not exists (
-            select 1 from stored_states
-            where stored_states.lead_source_pk = all_leads.lead_id
+        stored_inputs.inputs_hash is distinct from inputs.inputs_hash
+        and (
+            stored_inputs.lead_source_pk is not null
+            or inputs.final_left_at is null
+            or inputs.final_left_at > inputs.created_at
         )
-    union
-    -- stored in/out state no longer true (a link removed, a backdated link or claim);
-    -- joins, not correlated EXISTS: a subplan over a CTE too big to hash rescans it per
-    -- lead (after a large drain: 500k leads x 300k links)
-    select stored_states.lead_source_pk
-    from stored_states
-    left join links
-        on links.source_pk = stored_states.lead_source_pk
-    left join first_claims
-        on first_claims.lead_id = stored_states.lead_source_pk
-    where
-        stored_states.is_open
-        = (links.source_pk is not null or first_claims.lead_id is not null)
 ),
+
+{%- else %}
+
+changed_inputs as (
+    select * from inputs
+),
+
+{%- endif %}
 
 leads as (
-    select all_leads.*
-    from all_leads
-    where all_leads.lead_id in (
-        select changed_leads.lead_source_pk from changed_leads
-    )
+    select * from changed_inputs
 ),
 
 matched_attempts as (
     select all_matched_attempts.*
     from all_matched_attempts
     where all_matched_attempts.lead_source_pk in (
-        select changed_leads.lead_source_pk from changed_leads
+        select leads.lead_id from leads
     )
 ),
-
-{%- else %}
-
-leads as (
-    select * from all_leads
-),
-
-matched_attempts as (
-    select * from all_matched_attempts
-),
-
-{%- endif %}
 
 last_matches as (
     select
@@ -183,40 +132,25 @@ final_exits as (
     select
         leads.lead_id,
         leads.created_at,
-        case
-            when links.source_pk is not null or first_claims.lead_id is not null
-                then greatest(
-                    least(
-                        case
-                            when links.source_pk is not null
-                                then coalesce(links.linked_at, '-infinity')
-                        end,
-                        first_claims.first_claimed_at
-                    ),
-                    leads.created_at
-                )
-        end as final_left_at,
+        leads.final_left_at,
         case
             when
                 live_link_attempts.attempt_id is not null
-                and coalesce(links.linked_at, '-infinity')
-                <= coalesce(first_claims.first_claimed_at, 'infinity')
+                and coalesce(leads.linked_at, '-infinity')
+                <= coalesce(leads.first_claimed_at, 'infinity')
                 then 'matched'
-            when links.source_pk is not null or first_claims.lead_id is not null
+            when leads.has_link or leads.has_claim
                 then 'other'
         end as final_exit_kind,
-        -- the newest source timestamp behind the lead's intervals (the watermark)
+        -- the newest source timestamp behind the lead's intervals
         greatest(
-            leads.changed_at,
-            links.linked_at,
-            first_claims.first_claimed_at,
+            leads.created_at,
+            leads.linked_at,
+            leads.first_claimed_at,
             last_matches.last_matched_at
-        ) as changed_at
+        ) as changed_at,
+        leads.inputs_hash
     from leads
-    left join links
-        on links.source_pk = leads.lead_id
-    left join first_claims
-        on first_claims.lead_id = leads.lead_id
     left join live_link_attempts
         on live_link_attempts.lead_source_pk = leads.lead_id
     left join last_matches
@@ -262,7 +196,8 @@ intervals as (
         final_exits.final_left_at,
         final_exits.final_exit_kind,
         final_exits.created_at,
-        final_exits.changed_at
+        final_exits.changed_at,
+        final_exits.inputs_hash
     from entries
     inner join final_exits
         on final_exits.lead_id = entries.lead_id
@@ -280,7 +215,8 @@ bounded as (
             else final_exit_kind
         end as exit_kind,
         created_at as lead_created_at,
-        changed_at
+        changed_at,
+        inputs_hash
     from intervals
 ),
 
@@ -294,7 +230,9 @@ kept as (
         entry_kind,
         left_at is null as is_open,
         lead_created_at,
-        changed_at
+        changed_at,
+        inputs_hash,
+        now() as loaded_at
     from bounded
     where left_at is null or left_at > entered_at
 ),
@@ -313,7 +251,9 @@ emptied as (
         'created' as entry_kind,
         false as is_open,
         final_exits.created_at as lead_created_at,
-        final_exits.changed_at
+        final_exits.changed_at,
+        final_exits.inputs_hash,
+        now() as loaded_at
     from final_exits
     where not exists (
         select 1 from kept

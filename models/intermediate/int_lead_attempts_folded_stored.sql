@@ -17,7 +17,8 @@
     rows ignored) minus `queue_lookback_minutes` and above the lead's own stored
     `max_attempt_id` (a matcher transaction that committed after the last build began),
     each from all of its attempts (the `(lead_source_pk, attempted_at)` index of the
-    log). The bounds are index reads. -#}
+    log). The bounds are index reads. `loaded_at` (the writing run's transaction time)
+    tells the queue which leads were re-folded since its own last run. -#}
 
 with
 
@@ -64,8 +65,15 @@ scoped_attempts as (
 
 {%- endif %}
 
-final as (
+folded as (
     {{ fold_lead_attempts('scoped_attempts') }}
+),
+
+final as (
+    select
+        folded.*,
+        now() as loaded_at
+    from folded
 )
 
 select * from final

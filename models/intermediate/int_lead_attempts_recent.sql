@@ -29,8 +29,16 @@ recent_attempts as (
     )
 ),
 
-final as (
+folded as (
     {{ fold_lead_attempts('recent_attempts') }}
+),
+
+-- the columns of the stored fold: these rows were never stored
+final as (
+    select
+        folded.*,
+        null::timestamptz as loaded_at
+    from folded
 )
 
 select * from final

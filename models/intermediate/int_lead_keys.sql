@@ -15,7 +15,9 @@
     the stored one (an anti-join on `(lead_id, identifiers_hash)`: no watermark to miss a
     backdated update). Junk is not removed here (it changes with the registry):
     `int_lead_identifiers` removes it live. A lead deleted upstream keeps its row, which
-    nothing reads (every reader starts from the leads). -#}
+    nothing reads (every reader starts from the leads). `loaded_at` (the writing run's
+    transaction time) tells the queue which leads' identifiers changed since its own last
+    run. -#}
 
 with
 
@@ -54,7 +56,8 @@ final as (
         identifiers_hash,
         phone_key,
         document_key,
-        email_key
+        email_key,
+        now() as loaded_at
     from changed_leads
 )
 

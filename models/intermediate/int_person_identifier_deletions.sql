@@ -25,8 +25,8 @@
     `int_person_keys` had skipped them as unchanged: 14 of 20 s of an incremental build
     at medium.) Every holder of a value is kept, junk and shared values
     too: those filters are the matcher's, at query time (`matcher.db.fetch_near_candidates`
-    joins `int_person_identifiers`, which has no junk and no stale keys, and drops a value
-    returned with two or more persons), so a change of the junk list or of another
+    reads the holders of each value in `int_person_keys` without junk, so no stale key,
+    and drops a value held by two or more persons), so a change of the junk list or of another
     person's keys never forces a rebuild here. The unique index is the primary key,
     enforced as rows are written, and the lookup index through its `(key_type, variant)`
     prefix; `person_key` serves the incremental delete, `loaded_at` the watermark. -#}

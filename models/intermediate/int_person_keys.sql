@@ -10,6 +10,7 @@
         {'columns': ['loaded_at']},
     ],
     post_hook=[
+        "{{ delete_removed_persons(this) }}",
         {'sql': 'vacuum (analyze) {{ this }}', 'transaction': false},
     ],
 ) }}
@@ -19,10 +20,14 @@
     `coalesce(updated_at, created_at)` is at or after the stored maximum minus
     `queue_lookback_minutes` (future-dated rows are ignored for the maximum, so they are
     re-read each run); a person with neither timestamp only when its identifiers hash
-    (`lead_identifiers_hash` over the person's columns) differs from the stored one. (A
-    person deleted from the registry keeps its rows until the next --full-refresh.) The unique index is the primary key, enforced as rows are
+    (`lead_identifiers_hash` over the person's columns) differs from the stored one. The
+    post-hook `delete_removed_persons` drops the persons deleted from the registry. A
+    person inserted or edited with timestamps older than the watermark minus the look-back
+    (a backdated row) is normalized at the next --full-refresh; until then the matcher's
+    write, which checks each chosen person's live registry row, refuses any link that
+    rests on its stale keys. The unique index is the primary key, enforced as rows are
     written (cheaper than a data test over every person); `(key_type, key_value)` serves
-    the matcher's candidate lookup through the `int_person_identifiers` view,
+    the matcher's candidate lookups (exact and one-edit holders),
     `max(changed_at)` is the registry watermark of the backlog view (an index read), and
     `loaded_at` (the writing run's transaction time) tells `int_person_identifier_deletions`
     exactly which persons this run rewrote. The
@@ -65,21 +70,7 @@ persons as (
 ),
 
 unpivoted as (
-    select
-        persons.person_key,
-        person_key_values.key_type,
-        person_key_values.key_value,
-        persons.full_name,
-        persons.changed_at,
-        persons.identifiers_hash,
-        now() as loaded_at
-    from persons
-    cross join lateral (
-        values
-        ('phone', persons.phone_key),
-        ('document', persons.document_key),
-        ('email', persons.email_key)
-    ) as person_key_values (key_type, key_value)
+    {{ unpivot_person_keys('persons') }}
 ),
 
 -- a null key is kept, so a person who loses a key drops it on the next run
@@ -91,7 +82,7 @@ final as (
         full_name,
         changed_at,
         identifiers_hash,
-        loaded_at
+        now() as loaded_at
     from unpivoted
 )
 

@@ -279,6 +279,19 @@ def start_match(
     )
 
 
+def start_kpi_red(
+    database: Database, *args: str, pause: float | None = None
+) -> subprocess.Popen[str]:
+    """``kpi-red <args>`` in the background (paused after each batch's writes)."""
+    env = {**os.environ, **database.cli_env()}
+    env.pop(TEST_PAUSE_ENV, None)
+    if pause:
+        env[TEST_PAUSE_ENV] = str(pause)
+    return subprocess.Popen(
+        [KPI_RED, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
 def run_kpi_red(database: Database, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **database.cli_env()}
     env.pop(TEST_PAUSE_ENV, None)
@@ -312,17 +325,29 @@ HELD_LEADS = sql.SQL("""
 
 
 def wait_mid_batch(
-    database: Database, process: subprocess.Popen[str], *, timeout: float = 30
+    database: Database,
+    process: subprocess.Popen[str],
+    *,
+    timeout: float = 30,
+    fresh: bool = False,
 ) -> list[set[str]]:
     """Wait until the matcher sits inside a batch transaction after its writes; return
-    the leads of each batch it holds (one per writer connection paused there)."""
+    the leads of each batch it holds (one per writer connection paused there).
+
+    ``fresh``: wait for a batch that was not held when the wait began, so that one has
+    just begun its pause (a batch seen at once may be at the end of its pause, about to
+    commit)."""
     deadline = time.monotonic() + timeout
+    seen: set[frozenset[str]] | None = None
     with database.connect(autocommit=True) as conn:
         while time.monotonic() < deadline:
             batches: dict[int, set[str]] = {}
             for pid, lead in conn.execute(HELD_LEADS).fetchall():
                 batches.setdefault(pid, set()).add(lead)
-            if batches:
+            held = {frozenset(batch) for batch in batches.values()}
+            if seen is None and fresh:
+                seen = held
+            elif held - (seen or set()):
                 return list(batches.values())
             if process.poll() is not None:
                 raise AssertionError(f"the matcher ended first: {process.communicate()}")

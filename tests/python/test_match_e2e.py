@@ -334,3 +334,32 @@ def test_grants_quote_identifiers() -> None:
         ' to "odd""role"' in result.output
     )
     assert 'grant select, insert on "kpi_red"."match_attempts" to "odd""role"' in result.output
+
+
+def test_the_worklist_is_read_whole_and_in_order_past_any_small_integer(
+    make_database: Callable[..., Database],
+) -> None:
+    """Pages are ranges of the worklist's ordinals: 40,000 leads (more than a smallint
+    holds) come back once each, in order, whatever the page size."""
+    database = make_database(init=False)
+    database.execute(
+        "create schema kpi_red_intermediate; create table kpi_red_intermediate.int_person_keys"
+        " (person_key text, key_type text, key_value text, full_name text,"
+        " identifiers_hash text)"
+    )
+    with db.connect(database.conninfo, autocommit=True) as conn:
+        with conn.transaction():
+            db.create_worklist(conn)
+        conn.execute(
+            "insert into pg_temp.kpi_red_worklist (lead_source_pk, lead_created_at,"
+            " identifiers_hash, max_attempt_id)"
+            " select 'L' || lpad(n::text, 6, '0'), now(), 'h', 0"
+            " from generate_series(1, 40000) as n"
+        )
+        for size in (2000, 999):
+            read = [
+                lead.lead_source_pk
+                for page in db.stream_worklist(conn, batch_size=size)
+                for lead in page
+            ]
+            assert read == [f"L{number:06d}" for number in range(1, 40001)]

@@ -359,9 +359,9 @@ def runs(near_db: Database) -> dict[str, Any]:
     calls: list[int] = []
     fetch = db.fetch_near_candidates
 
-    def counted(conn: Any, probes: Any, variants: Any) -> Any:
+    def counted(conn: Any, probes: Any, variants: Any, **options: Any) -> Any:
         calls.append(len(variants))
-        return fetch(conn, probes, variants)
+        return fetch(conn, probes, variants, **options)
 
     without = kpi_red(near_db, "match", "--limit", "0", "--dry-run", "--no-near")
     with pytest.MonkeyPatch.context() as patch:

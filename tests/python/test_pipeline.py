@@ -4,6 +4,7 @@ the producer in its own thread."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -81,3 +82,23 @@ def test_fan_out_raises_the_first_error_and_stops_the_other_workers() -> None:
     with pytest.raises(ValueError, match="batch 5 failed"):
         pipeline.fan_out(range(1_000_000), work, workers=2, name="writer")
     assert len(taken) < 1_000_000  # the other worker stopped too
+
+
+def test_fan_out_ends_a_source_still_waiting_when_a_worker_fails() -> None:
+    """The matcher's stream waits for room under --limit while the writers hold its
+    batches: a failed writer must end it (``on_stop``), or the other writer would wait
+    for a next batch forever."""
+    stopped = threading.Event()
+
+    def items() -> Iterator[int]:
+        yield 1
+        stopped.wait(timeout=30)  # waits for room, like the stream under --limit
+
+    def work(batches: Iterator[int]) -> None:
+        for _ in batches:
+            raise RuntimeError("the connection is gone")
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="the connection is gone"):
+        pipeline.fan_out(items(), work, workers=2, name="writer", on_stop=stopped.set)
+    assert time.monotonic() - started < 10

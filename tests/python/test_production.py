@@ -102,7 +102,7 @@ def test_every_command_runs_as_its_role(prod: Site) -> None:
         "delete from canon.identity_links",
         "update canon.identity_links set person_key = 'x'",
         "delete from kpi_red.match_attempts",
-        "select * from canon.identity_registry",
+        "update canon.identity_registry set full_name = 'x'",
         "create table kpi_red.extra (id integer)",
     ):
         assert prod.denied("matcher", statement), statement
@@ -285,9 +285,10 @@ def test_package_mode_from_a_host_project(prod: Site, tmp_path: Path) -> None:
     assert prod.scalar("select count(*) from kpi_red_ops.match_attempts") == attempts
 
 
-def test_a_missing_source_table_never_takes_the_matcher_down(prod: Site) -> None:
+def test_a_missing_source_table_is_named_and_nothing_links_without_it(prod: Site) -> None:
     prod.setup_project()
     backlog_view = prod.scalar("select 'ops.v_cabinet_kpi_red_backlog'::regclass::oid")
+    attempts = prod.scalar("select count(*) from kpi_red.match_attempts")
     # the claims table disappears (its owner renamed it) before the next build
     prod.run_sql("upstream", "alter table claims.lead_claims rename to lead_claims_old")
 
@@ -296,13 +297,17 @@ def test_a_missing_source_table_never_takes_the_matcher_down(prod: Site) -> None
     error = cycled.stderr.strip().splitlines()[-1]  # after dbt's own lines
     assert error.startswith("Error: dbt build failed: "), error
     assert "claims_lead_claims" in error and "does not exist" in error, error
-    assert "the match step ran on the last good build" in error
+    # every write re-checks the live claims: without them nothing is matched (a claimed lead
+    # would be linked), and the cycle says which table is missing
+    assert "cannot match: claims.lead_claims missing" in error, error
     report = cycled.json
-    assert report["match"]["links_written"] > 0  # it matched all the same
+    assert report["match"] is None
     assert any("claims" in failure for failure in report["dbt_failures"])
     # the views built on the rebuilt ones are still there, the same relations
     assert prod.scalar("select 'ops.v_cabinet_kpi_red_backlog'::regclass::oid") == backlog_view
-    assert prod.kpi_red("matcher", "match", "--limit", "5").code == 0
+    matched = prod.kpi_red("matcher", "match", "--limit", "5")
+    assert matched.code == 1 and "lead_claims" in matched.stderr, matched.output
+    assert prod.scalar("select count(*) from kpi_red.match_attempts") == attempts
     assert prod.kpi_red("reader", "metrics", "--json").code == 0
 
     prod.run_sql("upstream", "alter table claims.lead_claims_old rename to lead_claims")

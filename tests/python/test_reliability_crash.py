@@ -58,7 +58,7 @@ def test_sigkill_mid_batch_loses_nothing_and_a_rerun_finishes_the_job(
                 ),
                 timeout=60,
             )
-            batches = support.wait_mid_batch(database, process)
+            batches = support.wait_mid_batch(database, process, fresh=True)
             held = set().union(*batches)
             time.sleep(chance.uniform(0, PAUSE_SECONDS / 3))
             process.send_signal(signal.SIGKILL)

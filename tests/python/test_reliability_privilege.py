@@ -28,6 +28,7 @@ from psycopg import sql
 
 from matcher import config, db, match, run
 from matcher.cli import main
+from matcher.normalize import identifiers_hash
 
 pytestmark = pytest.mark.reliability
 
@@ -167,6 +168,10 @@ ODD_VARS = {
     "origin_table": "origin'); drop table canary; --",
     "attempts_schema": 'kpi "red"',
     "attempts_table": "Match Attempts",
+    "registry_schema": "Canon Registry",
+    "registry_table": "persons'); drop table canary; --",
+    "claims_schema": "Claims",
+    "claims_table": 'lead "claims"',
 }
 
 
@@ -209,12 +214,19 @@ def test_configured_names_are_quoted_identifiers_never_sql(
         db.run_demo_sql(conn, "ddl", tables=tables)  # as their owner would
     assert {tables.links, tables.origin} <= relations()
 
-    # the write path and repair-origin with those names (the leads table: the demo's DDL)
-    database.execute(
-        sql.SQL("insert into {} values ('L1', now())").format(sql.Identifier(*tables.leads))
-    )
+    # the write path (which re-checks the lead, its claims and the person in the sources)
+    # and repair-origin with those names (the leads and registry tables: the demo's DDL)
+    for table, key in ((tables.leads, "lead_id"), (tables.registry, "person_key")):
+        database.execute(
+            sql.SQL(
+                "insert into {} ({}, created_at, document_number) values (%s, now(), '1')"
+            ).format(sql.Identifier(*table), sql.Identifier(key)),
+            ("L1" if key == "lead_id" else "P1",),
+        )
+    no_identifiers = dict.fromkeys(("full_name", "phone", "document_type", "email"))
+    raw_hash = identifiers_hash(**no_identifiers, document_number="1")
     decision = match.Decision(
-        lead=match.Lead("L1", datetime.now(UTC), "0" * 32, None, {"document": "DNI:1"}),
+        lead=match.Lead("L1", datetime.now(UTC), raw_hash, None, {"document": "DNI:1"}),
         outcome="matched",
         match_rule="document",
         match_score=100,
@@ -223,7 +235,12 @@ def test_configured_names_are_quoted_identifiers_never_sql(
     )
     with db.connect(database.conninfo) as conn, conn.transaction():
         written = run.write_decisions(
-            conn, [decision], settings=settings, run_id="odd", started_at=datetime.now(UTC)
+            conn,
+            [decision],
+            person_hashes={"P1": raw_hash},
+            settings=settings,
+            run_id="odd",
+            started_at=datetime.now(UTC),
         )
         assert (written.links_written, written.origins_written) == (1, 1)
         conn.execute(sql.SQL("delete from {}").format(sql.Identifier(*tables.origin)))

@@ -5,18 +5,26 @@
     on_schema_change='append_new_columns',
     indexes=[
         {'columns': ['status', 'next_attempt_at']},
-        {'columns': ['changed_at']},
+        {'columns': ['loaded_at']},
     ],
-    post_hook=['analyze {{ this }}'],
+    post_hook=[
+        "{{ delete_stale_queue_rows(this) }}",
+        'analyze {{ this }}',
+    ],
 ) }}
 
--- depends_on: {{ ref('stg_kpi_red__match_attempts') }}
--- depends_on: {{ ref('stg_canon__identity_links') }}
--- depends_on: {{ ref('stg_claims__lead_claims') }}
+-- depends_on: {{ ref('int_lead_keys') }}
+-- depends_on: {{ ref('int_lead_attempts_folded_stored') }}
+-- depends_on: {{ ref('int_lead_attempts_recent') }}
 
-{#- Late-arriving rows (a matcher transaction that committed after a build had started)
-    can carry timestamps slightly older than the table's watermark; look back this far. -#}
-{%- set lookback = queue_lookback() %}
+{#- Incremental (delete+insert on `lead_source_pk`), exact by construction: a queue row
+    is a function of the lead's intervals, its identifiers hash and its attempts fold, and
+    a run rebuilds exactly the leads whose intervals (`int_backlog_intervals`), stored keys
+    (`int_lead_keys`, rewritten when the identifiers change) or stored fold
+    (`int_lead_attempts_folded_stored`) dbt rewrote after this table's own last write
+    (their `loaded_at`: dbt's transaction times, so no late source row can slip past), and
+    the leads attempted since that fold. The post-hook `delete_stale_queue_rows` drops the
+    leads left with no interval (deleted upstream, or never red after all). #}
 
 with
 
@@ -29,7 +37,6 @@ intervals as (
 leads as (
     select
         lead_id,
-        changed_at,
         identifiers_hash
     from {{ ref('stg_cabinet__leads') }}
 ),
@@ -38,71 +45,32 @@ attempts_folded as (
     select * from {{ ref('int_lead_attempts_folded') }}
 ),
 
-{% if is_incremental() %}
+{% if is_incremental() and relation_has_column(this, 'loaded_at') %}
 
-attempts as (
-    select * from {{ ref('stg_kpi_red__match_attempts') }}
-),
-
-links as (
-    select * from {{ ref('stg_canon__identity_links') }}
-    where is_lead_link
-),
-
-claims as (
-    select * from {{ ref('stg_claims__lead_claims') }}
-),
-
-existing as (
-    select * from {{ this }}
-),
-
+-- what dbt rewrote after this table's last write
 watermark as (
-    -- a future-dated source row must not hide the rows that come after it
-    select
-        {{ stored_watermark(this, 'changed_at') }} - {{ lookback }} as changed_since
+    select coalesce(max(loaded_at), '-infinity') as loaded_since
+    from {{ this }}
 ),
 
--- only the leads whose inputs may have changed since the last run are rebuilt
 changed_leads as (
-    select leads.lead_id as lead_source_pk
-    from leads
-    cross join watermark
-    where leads.changed_at >= watermark.changed_since
-    union
-    select attempts.lead_source_pk
-    from attempts
-    cross join watermark
-    where attempts.attempted_at >= watermark.changed_since
-    union
-    select links.source_pk
-    from links
-    cross join watermark
-    where links.linked_at >= watermark.changed_since
-    union
-    select claims.lead_id
-    from claims
-    cross join watermark
-    where claims.claimed_at >= watermark.changed_since
-    union
-    -- new to the queue, whatever their timestamps say
     select intervals.lead_source_pk
     from intervals
-    where
-        not exists (
-            select 1 from existing
-            where existing.lead_source_pk = intervals.lead_source_pk
-        )
+    cross join watermark
+    where intervals.loaded_at > watermark.loaded_since
     union
-    -- the stored exit no longer matches the intervals (a link removed, a backdated link
-    -- or claim)
-    select existing.lead_source_pk
-    from existing
-    left join intervals
-        on
-            intervals.lead_source_pk = existing.lead_source_pk
-            and intervals.is_open
-    where existing.is_in_backlog <> (intervals.lead_source_pk is not null)
+    select lead_keys.lead_id
+    from {{ ref('int_lead_keys') }} as lead_keys
+    cross join watermark
+    where lead_keys.loaded_at > watermark.loaded_since
+    union
+    select folds.lead_source_pk
+    from {{ ref('int_lead_attempts_folded_stored') }} as folds
+    cross join watermark
+    where folds.loaded_at > watermark.loaded_since
+    union
+    select recent.lead_source_pk
+    from {{ ref('int_lead_attempts_recent') }} as recent
 ),
 
 scoped_intervals as (
@@ -150,7 +118,6 @@ joined as (
         per_lead.is_in_backlog,
         current_intervals.left_at,
         current_intervals.exit_kind,
-        leads.changed_at as lead_changed_at,
         leads.identifiers_hash,
         attempts_folded.attempt_count,
         attempts_folded.last_attempt_at,
@@ -212,11 +179,11 @@ final as (
             as match_rule,
         identifiers_hash,
         greatest(
-            lead_changed_at,
             last_attempt_at,
             last_entered_at,
             case when not is_in_backlog then left_at end
-        ) as changed_at
+        ) as changed_at,
+        now() as loaded_at
     from joined
 )
 

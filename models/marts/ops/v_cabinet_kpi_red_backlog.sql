@@ -104,7 +104,10 @@ scheduled as (
             when last_attempt_at is null then created_at
             when is_pending then last_attempt_at
             when
-                last_fail_reason in ('no_match', 'low_confidence', 'conflict', 'ambiguous', 'name_mismatch')
+                last_fail_reason in (
+                    'no_match', 'low_confidence', 'conflict', 'ambiguous', 'name_mismatch',
+                    'person_changed'
+                )
                 and registry_changed_at > last_attempt_at
                 then least(retry_at, registry_changed_at)
             else retry_at

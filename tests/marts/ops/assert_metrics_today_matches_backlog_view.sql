@@ -1,4 +1,8 @@
--- today's (the as-of day's) backlog_end is the row count of the live backlog view
+-- Today's backlog is the live backlog's, compared at one moment: the as-of day's
+-- backlog_end is the number of leads open in int_backlog_intervals (both built by this
+-- build), and every lead whose backlog inputs are still the ones its intervals were built
+-- from is open there exactly when it is in the live backlog view. A lead whose inputs
+-- changed since (a link a matcher wrote during the build, a new lead) is the next build's.
 with
 
 today as (
@@ -7,19 +11,78 @@ today as (
     where metric_date = {{ local_date(as_of_ts()) }}
 ),
 
+intervals as (
+    select * from {{ ref('int_backlog_intervals') }}
+),
+
 backlog as (
-    select count(*) as backlog_rows
-    from {{ ref('v_cabinet_kpi_red_backlog') }}
+    select * from {{ ref('v_cabinet_kpi_red_backlog') }}
+),
+
+open_leads as (
+    select lead_source_pk
+    from intervals
+    where is_open
+),
+
+stored_inputs as (
+    select
+        lead_source_pk,
+        inputs_hash
+    from intervals
+    where interval_number = 1
+),
+
+compared_leads as (
+    select
+        leads.lead_id,
+        leads.created_at
+    from {{ ref('stg_cabinet__leads') }} as leads
+    where
+        leads.lead_id in (select open_leads.lead_source_pk from open_leads)
+        or leads.lead_id in (select backlog.lead_source_pk from backlog)
+),
+
+live_inputs as (
+    {{ backlog_lead_inputs('compared_leads') }}
+),
+
+-- the comparison is a column, filtered last, so no join is planned on a guess of its
+-- result
+compared_inputs as (
+    select
+        live_inputs.lead_id as lead_source_pk,
+        coalesce(stored_inputs.inputs_hash = live_inputs.inputs_hash, false) as is_unchanged
+    from live_inputs
+    left join stored_inputs
+        on stored_inputs.lead_source_pk = live_inputs.lead_id
+),
+
+count_mismatch as (
+    select
+        'backlog_end differs from the open intervals' as problem,
+        null::text as lead_source_pk
+    from (select count(*) as open_count from open_leads) as counted
+    left join today
+        on true
+    where coalesce(today.backlog_end, 0) <> counted.open_count
+),
+
+membership_mismatch as (
+    select
+        'an unchanged lead is red in one and not the other' as problem,
+        compared_inputs.lead_source_pk
+    from compared_inputs
+    where
+        compared_inputs.is_unchanged
+        and (compared_inputs.lead_source_pk in (select open_leads.lead_source_pk from open_leads))
+        <> (compared_inputs.lead_source_pk in (select backlog.lead_source_pk from backlog))
 ),
 
 final as (
-    select
-        today.backlog_end,
-        backlog.backlog_rows
-    from backlog
-    left join today
-        on true
-    where coalesce(today.backlog_end, 0) <> backlog.backlog_rows
+    select * from count_mismatch
+    union all
+    select * from membership_mismatch
 )
 
 select * from final

@@ -1,0 +1,22 @@
+{#-
+    One row per (person, key type) of `persons` (a relation or CTE with the columns of
+    `stg_canon__persons`): the normalized `key_value` (null when absent, so a person who
+    loses a key drops it), the name, `changed_at` and `identifiers_hash`. The one
+    definition behind `int_person_keys` (stored) and `int_person_keys_changed` (live).
+-#}
+{%- macro unpivot_person_keys(persons) -%}
+select
+    persons.person_key,
+    person_key_values.key_type,
+    person_key_values.key_value,
+    persons.full_name,
+    persons.changed_at,
+    persons.identifiers_hash
+from {{ persons }} as persons
+cross join lateral (
+    values
+    ('phone', persons.phone_key),
+    ('document', persons.document_key),
+    ('email', persons.email_key)
+) as person_key_values (key_type, key_value)
+{%- endmacro %}

@@ -1,0 +1,125 @@
+-- What `kpi-red match` reads. The eligible leads are copied from the live backlog view
+-- into the session's worklist in one short statement, committed at once, so a dbt build
+-- that replaces a view waits for that statement only, never for a whole run. The run then
+-- reads the worklist a page at a time, each page its own short statement, with each
+-- lead's candidates: the registry persons holding its document, phone or email in dbt's
+-- int_person_keys (an index probe per key). No transaction stays open between pages.
+-- Identifiers are composed by psycopg.sql.
+
+-- name: create
+create temp table if not exists kpi_red_worklist (
+    ordinal bigint generated always as identity primary key,
+    lead_source_pk text not null,
+    lead_created_at timestamptz not null,
+    identifiers_hash text not null,
+    full_name text,
+    phone_key text,
+    document_key text,
+    email_key text,
+    max_attempt_id bigint not null
+) on commit preserve rows
+
+-- name: clear
+-- the ordinals start at 1 again and run without a gap: the pages below are ranges of them
+truncate pg_temp.kpi_red_worklist restart identity
+
+-- name: all
+-- the whole eligible backlog, in the order the server reads it (no sort)
+insert into pg_temp.kpi_red_worklist (
+    lead_source_pk, lead_created_at, identifiers_hash, full_name, phone_key, document_key,
+    email_key, max_attempt_id
+)
+select
+    backlog.lead_source_pk,
+    backlog.lead_created_at,
+    backlog.identifiers_hash,
+    backlog.full_name,
+    backlog.phone_key,
+    backlog.document_key,
+    backlog.email_key,
+    backlog.max_attempt_id
+from {backlog} as backlog
+where backlog.is_eligible
+
+-- name: oldest
+-- the next `limit` eligible leads, oldest first, after the last one a run has read
+insert into pg_temp.kpi_red_worklist (
+    lead_source_pk, lead_created_at, identifiers_hash, full_name, phone_key, document_key,
+    email_key, max_attempt_id
+)
+select
+    backlog.lead_source_pk,
+    backlog.lead_created_at,
+    backlog.identifiers_hash,
+    backlog.full_name,
+    backlog.phone_key,
+    backlog.document_key,
+    backlog.email_key,
+    backlog.max_attempt_id
+from {backlog} as backlog
+where
+    backlog.is_eligible
+    and (backlog.lead_created_at, backlog.lead_source_pk)
+    > (%(after_created_at)s::timestamptz, %(after_lead)s::text)
+order by backlog.lead_created_at, backlog.lead_source_pk
+limit %(limit)s::bigint
+
+-- name: page
+-- one page of the worklist, in its order, with the candidates of each key (a lead's key is
+-- never junk, so no holder of its value is: the probes need no junk filter)
+select
+    worklist.lead_source_pk,
+    worklist.lead_created_at,
+    worklist.identifiers_hash,
+    worklist.full_name,
+    worklist.phone_key,
+    worklist.document_key,
+    worklist.email_key,
+    worklist.max_attempt_id,
+    candidates.key_types,
+    candidates.person_keys,
+    candidates.full_names,
+    candidates.identifiers_hashes
+from pg_temp.kpi_red_worklist as worklist
+left join lateral (
+    select
+        array_agg(persons.key_type) as key_types,
+        array_agg(persons.person_key) as person_keys,
+        array_agg(persons.full_name) as full_names,
+        array_agg(persons.identifiers_hash) as identifiers_hashes
+    from (
+        select
+            person_keys.key_type,
+            person_keys.person_key,
+            person_keys.full_name,
+            person_keys.identifiers_hash
+        from {person_keys} as person_keys
+        where
+            person_keys.key_type = 'document'
+            and person_keys.key_value = worklist.document_key
+        union all
+        select
+            person_keys.key_type,
+            person_keys.person_key,
+            person_keys.full_name,
+            person_keys.identifiers_hash
+        from {person_keys} as person_keys
+        where
+            person_keys.key_type = 'phone'
+            and person_keys.key_value = worklist.phone_key
+        union all
+        select
+            person_keys.key_type,
+            person_keys.person_key,
+            person_keys.full_name,
+            person_keys.identifiers_hash
+        from {person_keys} as person_keys
+        where
+            person_keys.key_type = 'email'
+            and person_keys.key_value = worklist.email_key
+    ) as persons
+) as candidates on true
+where
+    worklist.ordinal > %(after)s::bigint
+    and worklist.ordinal <= %(after)s::bigint + %(size)s::bigint
+order by worklist.ordinal

@@ -1,0 +1,211 @@
+"""What is safe to run together (the README's table), one test per pair.
+
+- two ``kpi-red match --limit N`` started together: each claims N leads;
+- ``dbt build`` while a match runs: the build passes, and never waits long on a lock;
+- ``kpi-red match`` started while ``dbt build`` re-creates the views: it waits, then runs;
+- ``dbt build --full-refresh`` while a match runs: both finish;
+- a hand-run ``kpi-red match`` next to the scheduled ``kpi-red cycle``: both succeed, every
+  lead is attempted once;
+- ``kpi-red metrics`` (``--live`` too) while ``dbt build`` runs: every read succeeds.
+
+(Two ``kpi-red cycle``s: the second exits 75, ``test_cycle.py``. Four matchers at once:
+``test_reliability_concurrency.py``.) The matchers run as processes, paused after each
+batch's writes (the reliability tests' hook) so that they overlap the other side; dbt
+runs in this process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import reliability_support as support
+from click.testing import CliRunner
+from conftest import Database
+
+from matcher.cli import main
+
+pytestmark = pytest.mark.reliability
+
+BUILD = ("build", "--exclude-resource-type", "unit_test")
+LONGEST_LOCK_WAIT_S = 2.0
+"""A build next to a match may wait this long for one lock, at most: one of the matcher's
+statements or batch transactions (its pause included), never a run."""
+
+
+@dataclass
+class LockWatch:
+    """Samples the database every 20 ms: the longest lock wait of any ``dbt`` backend,
+    and whether ``alive()`` held in some sample."""
+
+    database: Database
+    alive: Callable[[], bool] = lambda: True
+    longest: float = 0.0
+    overlapped: bool = False
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def sample(self) -> None:
+        waiting_since: dict[int, float] = {}
+        with self.database.connect(autocommit=True, application_name="kpi-red-test") as conn:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                waiting = {
+                    row[0]
+                    for row in conn.execute(
+                        "select pid from pg_stat_activity where datname = current_database()"
+                        " and application_name = 'dbt' and wait_event_type = 'Lock'"
+                    )
+                }
+                waiting_since = {pid: waiting_since.get(pid, now) for pid in waiting}
+                for started in waiting_since.values():
+                    self.longest = max(self.longest, now - started)
+                self.overlapped = self.overlapped or self.alive()
+                time.sleep(0.02)
+
+    @contextmanager
+    def running(self) -> Iterator[LockWatch]:
+        thread = threading.Thread(target=self.sample, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join()
+
+
+@contextmanager
+def repeatedly(start: Callable[[], subprocess.Popen[str]]) -> Iterator[list[tuple[int, str]]]:
+    """Start a process, wait for it, start the next, until the block ends; yields the
+    (exit code, stderr) of each."""
+    finished: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            process = start()
+            _, stderr = process.communicate(timeout=300)
+            finished.append((process.returncode, stderr))
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield finished
+    finally:
+        stop.set()
+        thread.join()
+
+
+def match(database: Database, *args: str, pause: float | None = None) -> subprocess.Popen[str]:
+    return support.start_kpi_red(
+        database, "match", "--batch-size", str(support.BATCH_SIZE), "--json", *args, pause=pause
+    )
+
+
+def wait_mid_run(database: Database, process: subprocess.Popen[str]) -> None:
+    """Until the matcher has committed its first batch."""
+    support.wait_until(
+        lambda: (
+            bool(database.scalar("select count(*) from kpi_red.match_attempts"))
+            or process.poll() is not None
+        ),
+        timeout=60,
+    )
+    assert process.poll() is None, process.communicate()
+
+
+def test_two_limited_matchers_started_together_each_claim_their_limit(
+    make_database: Callable[..., Database],
+) -> None:
+    golden = support.golden(make_database)
+    for attempt in range(5):
+        with support.cloned(golden) as database:
+            processes = [match(database, "--limit", "300", pause=0.05) for _ in range(2)]
+            finished = [process.communicate(timeout=120) for process in processes]
+            for process, (_, stderr) in zip(processes, finished, strict=True):
+                assert process.returncode == 0, stderr
+            claimed = [json.loads(stdout)["claimed"] for stdout, _ in finished]
+            assert claimed == [300, 300], f"try {attempt}: {claimed}"
+            attempts = support.attempts_per_lead(database)
+            assert len(attempts) == 600 and set(attempts.values()) == {1}
+            assert support.integrity_problems(database) == {}
+
+
+@pytest.mark.parametrize(
+    "build", [BUILD, ("build", "--full-refresh", "--exclude-resource-type", "unit_test")]
+)
+def test_a_build_next_to_a_running_match_passes(
+    make_database: Callable[..., Database], build: tuple[str, ...]
+) -> None:
+    with support.cloned(support.golden(make_database)) as database:
+        matcher = match(database, "--limit", "0", pause=0.4)
+        wait_mid_run(database, matcher)
+        watch = LockWatch(database, alive=lambda: matcher.poll() is None)
+        with watch.running():
+            database.dbt(*build)  # raises if a model or an error-level test fails
+        stdout, stderr = matcher.communicate(timeout=300)
+        assert matcher.returncode == 0, stderr
+        assert watch.overlapped, "the matcher ended before the build began"
+        # waits for a statement of the matcher at most, never for its run
+        assert watch.longest < LONGEST_LOCK_WAIT_S, watch.longest
+        summary = json.loads(stdout)
+        assert summary["claimed"] == len(support.attempts_per_lead(database))
+        assert support.integrity_problems(database) == {}
+        print(f"\n{' '.join(build)} next to a match: longest lock wait {watch.longest:.2f} s")
+
+
+def test_a_match_started_while_dbt_rebuilds_the_views_runs(
+    make_database: Callable[..., Database],
+) -> None:
+    with support.cloned(support.golden(make_database)) as database:
+        with repeatedly(lambda: match(database, "--limit", "50")) as finished:
+            time.sleep(0.5)
+            database.dbt(*BUILD)
+        assert len(finished) >= 3, "too few matches ran during the build"
+        assert [code for code, _ in finished] == [0] * len(finished), finished
+        assert support.integrity_problems(database) == {}
+        print(f"\n{len(finished)} matches started during one build, all exit 0")
+
+
+def test_a_hand_run_match_next_to_the_scheduled_cycle(
+    make_database: Callable[..., Database], tmp_path: Path
+) -> None:
+    with support.cloned(support.golden(make_database)) as database:
+        eligible = support.eligible_leads(database)
+        hand = match(database, "--limit", "0", pause=0.3)
+        wait_mid_run(database, hand)
+        env = {
+            **database.cli_env(),
+            "DBT_TARGET_PATH": str(tmp_path / "target"),
+            "DBT_LOG_PATH": str(tmp_path / "logs"),
+            "DBT_EXCLUDE_RESOURCE_TYPES": "unit_test",
+        }
+        cycle = CliRunner().invoke(main, ["cycle", "--json"], env=env)
+        stdout, stderr = hand.communicate(timeout=300)
+        assert cycle.exit_code == 0, cycle.output
+        assert hand.returncode == 0, stderr
+        claimed = json.loads(stdout)["claimed"] + json.loads(cycle.output)["match"]["claimed"]
+        attempts = support.attempts_per_lead(database)
+        assert set(attempts) == eligible and set(attempts.values()) == {1}
+        assert claimed == len(eligible)
+        assert support.integrity_problems(database) == {}
+
+
+def test_the_panel_reads_while_dbt_builds(make_database: Callable[..., Database]) -> None:
+    with support.cloned(support.golden(make_database)) as database:
+        database.dbt(*BUILD)  # the metrics exist
+
+        def read() -> subprocess.Popen[str]:
+            return support.start_kpi_red(database, "metrics", "--json", "--live")
+
+        with repeatedly(read) as finished:
+            time.sleep(0.5)
+            database.dbt(*BUILD)
+        assert len(finished) >= 3
+        assert [code for code, _ in finished] == [0] * len(finished), finished
