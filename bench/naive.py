@@ -18,7 +18,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from matcher import match, normalize
-from matcher.config import Settings
+from matcher.settings import Settings
 
 PERSON_IDENTIFIERS = ("kpi_red_intermediate", "int_person_identifiers")
 JUNK_IDENTIFIERS = ("kpi_red_intermediate", "int_junk_identifiers")

@@ -108,28 +108,6 @@ class Lead(NamedTuple):
     lead if another attempt was logged since."""
 
 
-def usable_keys(
-    *,
-    phone: str | None,
-    document_type: str | None,
-    document_number: str | None,
-    email: str | None,
-    rules: NormalizationRules,
-    junk: Collection[tuple[str, str]] = frozenset(),
-) -> dict[str, str]:
-    """Normalized keys with the shared rules; absent, malformed and junk values left out.
-
-    Junk is the blocklist of ``rules`` plus ``junk`` (``int_junk_identifiers``: also the
-    values shared by too many registry persons).
-    """
-    normalized = {
-        "document": rules.document(document_type, document_number),
-        "phone": rules.phone(phone),
-        "email": rules.email(email),
-    }
-    return drop_junk(normalized, rules=rules, junk=junk)
-
-
 def drop_junk(
     keys: Mapping[str, str | None],
     *,
@@ -425,7 +403,7 @@ class NearIndex:
         cls, rows: Iterable[tuple[str, str, str, str, str | None]], lookup: NearLookup
     ) -> NearIndex:
         """From ``(key_type, found_by, key_value, person_key, full_name)`` rows (see
-        ``matcher.db.fetch_near_candidates``): a row found by a value one edit from the
+        ``store.stream.fetch_near_candidates``): a row found by a value one edit from the
         lead's belongs to the leads whose values gave it; one found by the lead's value
         itself (a longer value), to that lead."""
         by_value: dict[tuple[str, str], list[tuple[str, str, str | None]]] = {}
@@ -552,11 +530,6 @@ class NearLookup:
 
     def __bool__(self) -> bool:
         return bool(self.variants)
-
-
-def near_lookups(decisions: Iterable[Decision], *, country_code: str) -> list[tuple[str, str]]:
-    """Every lead ``(key_type, value)`` the batch looks up one edit away, sorted."""
-    return sorted(NearLookup.of(decisions, country_code=country_code).variants)
 
 
 def _exact_person_keys(decision: Decision) -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from match_support import usable_keys
 
 from matcher import match
 from matcher.normalize import NormalizationRules
@@ -53,7 +54,7 @@ def lead(
         created_at=CREATED,
         identifiers_hash="hash",
         full_name=full_name,
-        keys=match.usable_keys(
+        keys=usable_keys(
             phone=phone,
             document_type=document_type,
             document_number=document_number,

@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import Database
+from match_support import near_lookups, usable_keys
 from rapidfuzz.distance import OSA
 
-from matcher import db, match
+from matcher import match
 from matcher.cli import main
 from matcher.normalize import NormalizationRules
+from matcher.store import stream as store_stream
 
 CC = "51"
 RULES = NormalizationRules()
@@ -56,7 +58,7 @@ def lead(
         created_at=CREATED,
         identifiers_hash="hash",
         full_name=full_name,
-        keys=match.usable_keys(
+        keys=usable_keys(
             phone=phone,
             document_type=None,
             document_number=document_number,
@@ -248,7 +250,7 @@ def test_near_lookups_only_for_unsettled_documents_and_phones() -> None:
         ],
         EXACT_INDEX,
     )
-    assert match.near_lookups(decisions, country_code=CC) == [("document", "DNI:45678913")]
+    assert near_lookups(decisions, country_code=CC) == [("document", "DNI:45678913")]
     lookup = match.NearLookup.of(decisions, country_code=CC)
     assert {key_type for key_type, _ in lookup.probes} == {"document"}
     assert ("document", "DNI:45678912") in lookup.probes  # Ana's, one substitution off
@@ -357,7 +359,7 @@ def near_db(make_database: Callable[..., Database]) -> Iterator[Database]:
 @pytest.fixture(scope="module")
 def runs(near_db: Database) -> dict[str, Any]:
     calls: list[int] = []
-    fetch = db.fetch_near_candidates
+    fetch = store_stream.fetch_near_candidates
 
     def counted(conn: Any, probes: Any, variants: Any, **options: Any) -> Any:
         calls.append(len(variants))
@@ -365,7 +367,7 @@ def runs(near_db: Database) -> dict[str, Any]:
 
     without = kpi_red(near_db, "match", "--limit", "0", "--dry-run", "--no-near")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(db, "fetch_near_candidates", counted)
+        patch.setattr(store_stream, "fetch_near_candidates", counted)
         with_near = kpi_red(near_db, "match", "--limit", "0", "--batch-size", "500")
     return {"without": without, "with": with_near, "near_queries": calls}
 
@@ -435,7 +437,7 @@ def test_junk_and_shared_values_never_produce_candidates(near_db: Database) -> N
     )
     assert in_table > 0  # kept in the table, dropped by the lookup
     with near_db.connect() as conn:
-        returned = db.fetch_near_candidates(conn, sorted(filtered), variants)
+        returned = store_stream.fetch_near_candidates(conn, sorted(filtered), variants)
     leaked = {(row[0], row[2]) for row in returned} & set(filtered)
     assert leaked == set()
 

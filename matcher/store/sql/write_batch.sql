@@ -266,3 +266,19 @@ with new_origins as (
 )
 
 select count(*) from new_origins
+
+-- name: record_attempts
+-- the attempts-log rows of decided leads written without staging, by copy
+copy {attempts} (
+    run_id,
+    lead_source_pk,
+    outcome,
+    fail_reason,
+    match_rule,
+    match_score,
+    person_key,
+    evidence,
+    identifiers_hash,
+    started_at,
+    attempted_at
+) from stdin

@@ -27,10 +27,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_normalize import long_text, nasty_corpus, nasty_text, numbers_as_text
 
-from matcher import db, match, run
+from matcher import match, records, run, write
 from matcher.cli import main
-from matcher.config import load_settings
 from matcher.normalize import NormalizationRules, identifiers_hash
+from matcher.settings import load_settings
 
 pytestmark = pytest.mark.reliability
 
@@ -167,9 +167,9 @@ def raw_leads(draw: st.DrawFn, *, junk_only: bool = False) -> dict[str, str | No
     }
 
 
-def backlog_row(number: int, raw: dict[str, str | None]) -> db.BacklogLead:
+def backlog_row(number: int, raw: dict[str, str | None]) -> records.BacklogLead:
     """The lead as the backlog view gives it: dbt's keys (the same normalization)."""
-    return db.BacklogLead(
+    return records.BacklogLead(
         lead_source_pk=f"L{number:06d}",
         created_at=datetime(2025, 1, 1, tzinfo=UTC),
         identifiers_hash=identifiers_hash(**raw),
@@ -225,7 +225,7 @@ def check_decision(decision: match.Decision) -> None:
     else:
         assert decision.outcome == "failed" and decision.fail_reason in FAIL_REASONS
     # what the attempts log gets: valid JSON that PostgreSQL's jsonb accepts
-    row = run.staged_decision(decision)
+    row = write.staged_decision(decision)
     assert "\\u0000" not in row.evidence
     json.loads(row.evidence)
 
