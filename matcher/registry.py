@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from matcher.match import NEAR_KEY_TYPES, deletion_variants, editable_split
+from matcher.near import NEAR_KEY_TYPES, deletion_variants, editable_split
 
 
 class Holder(NamedTuple):

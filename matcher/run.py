@@ -24,15 +24,17 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from matcher import match, pipeline
+from matcher import match, near, pipeline
 from matcher.names import TokenWeights
+from matcher.near import NEAR_MIN_LENGTH
 from matcher.normalize import NormalizationRules
-from matcher.records import BacklogLead
+from matcher.records import BacklogLead, Decision, Lead
 from matcher.registry import Holder, LiveRegistry
 from matcher.report import RunSummary
 from matcher.settings import DEFAULT_BATCH_SIZE, DEFAULT_WRITERS, Settings
 from matcher.store import batch as writes
 from matcher.store import stream
+from matcher.store.base import Session
 from matcher.write import DecidedBatch, write_batch
 
 Progress = Callable[[int], None]
@@ -58,7 +60,7 @@ class MatchOptions:
     """Try documents and phones one edit away for leads the exact keys did not settle."""
     near_name_threshold: float = match.DEFAULT_NEAR_NAME_THRESHOLD
     near_name_min_bits: float = match.DEFAULT_NEAR_NAME_MIN_BITS
-    near_min_length: int = match.NEAR_MIN_LENGTH
+    near_min_length: int = NEAR_MIN_LENGTH
     """dbt's ``near_match_min_length`` (``run_match`` reads the var)."""
     writers: int = DEFAULT_WRITERS
     """Batches written at once, each on its own connection (PostgreSQL works on one
@@ -81,9 +83,9 @@ def new_run_id() -> str:
 
 def to_lead(
     row: BacklogLead, *, rules: NormalizationRules, junk: frozenset[tuple[str, str]]
-) -> match.Lead:
+) -> Lead:
     keys = {"document": row.document_key, "phone": row.phone_key, "email": row.email_key}
-    return match.Lead(
+    return Lead(
         row.lead_source_pk,
         row.created_at,
         row.identifiers_hash,
@@ -119,7 +121,7 @@ class FoundBatch:
     """Streamed leads, the registry persons of their keys, and the identifiers hash of
     each of those persons when read (what the write checks the live registry against)."""
 
-    leads: list[match.Lead]
+    leads: list[Lead]
     index: match.CandidateIndex
     person_hashes: Mapping[str, str] = field(default_factory=dict)
 
@@ -263,24 +265,24 @@ def decided_batches(
 
 
 def near_pass(
-    conn: stream.Session,
-    decisions: list[match.Decision],
+    conn: Session,
+    decisions: list[Decision],
     *,
     rules: NormalizationRules,
     live: LiveRegistry,
     names: match.NameRules,
     near_min_length: int,
-) -> tuple[list[match.Decision], dict[str, str]]:
+) -> tuple[list[Decision], dict[str, str]]:
     """The batch's unsettled documents and phones one edit away (one query), and the
     identifiers hash of each person found."""
-    lookup = match.NearLookup.of(
+    lookup = near.NearLookup.of(
         decisions, country_code=rules.country_code, min_length=near_min_length
     )
     if not lookup:
         return decisions, {}
     found = stream.fetch_near_candidates(conn, list(lookup.probes), lookup.variants, live=live)
-    index = match.NearIndex.from_rows((row[:5] for row in found), lookup)
-    decided = match.decide_near(decisions, index, rules=names)
+    index = near.NearIndex.from_rows((row[:5] for row in found), lookup)
+    decided = near.decide_near(decisions, index, rules=names)
     return decided, {row[3]: row[5] for row in found}
 
 

@@ -10,28 +10,25 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 import orjson
 
 from matcher import match
-from matcher.records import StagedDecision
+from matcher.records import Decision, StagedDecision
 from matcher.settings import Settings
 from matcher.store import batch as store
-
-if TYPE_CHECKING:
-    import psycopg
+from matcher.store.base import Session
 
 
 @dataclass(frozen=True)
 class DecidedBatch:
-    decisions: list[match.Decision]
+    decisions: list[Decision]
     person_hashes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class BatchResult:
-    decisions: list[match.Decision]
+    decisions: list[Decision]
     """The decisions recorded in the attempts log, as recorded."""
     skipped_locked: int
     skipped: Mapping[str, int]
@@ -42,7 +39,7 @@ class BatchResult:
 
 
 def write_batch(
-    conn: psycopg.Connection,
+    conn: Session,
     batch: DecidedBatch,
     *,
     settings: Settings,
@@ -64,8 +61,8 @@ def write_batch(
 
 
 def write_decisions(
-    conn: psycopg.Connection,
-    decisions: Sequence[match.Decision],
+    conn: Session,
+    decisions: Sequence[Decision],
     *,
     person_hashes: Mapping[str, str] | None = None,
     settings: Settings,
@@ -118,7 +115,7 @@ def write_decisions(
     )
 
 
-def person_changed_failure(decision: match.Decision) -> match.Decision:
+def person_changed_failure(decision: Decision) -> Decision:
     """A match whose person changed before the write, as the attempts log records it."""
     return decision._replace(
         outcome="failed",
@@ -129,14 +126,14 @@ def person_changed_failure(decision: match.Decision) -> match.Decision:
 
 
 def settle_linked_meanwhile(
-    conn: psycopg.Connection,
-    decisions: Sequence[match.Decision],
+    conn: Session,
+    decisions: Sequence[Decision],
     *,
     settings: Settings,
     run_id: str,
     started_at: datetime,
     written_at: datetime,
-) -> tuple[list[match.Decision], int]:
+) -> tuple[list[Decision], int]:
     """Matched decisions for leads that got a link from someone else since the stream
     read them (rare): a link to another person makes a ``conflict``, one to the same
     person keeps the match; a lead whose link is gone again is left for the next run.
@@ -166,14 +163,14 @@ def settle_linked_meanwhile(
     return settled, origins_written
 
 
-def evidence_json(decision: match.Decision) -> str:
+def evidence_json(decision: Decision) -> str:
     """The evidence as JSON with sorted keys (orjson: a tenth of the cost of
     ``json.dumps``; the text comes from PostgreSQL, valid UTF-8)."""
     return orjson.dumps(decision.evidence, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def staged_decision(
-    decision: match.Decision, person_hashes: Mapping[str, str] | None = None
+    decision: Decision, person_hashes: Mapping[str, str] | None = None
 ) -> StagedDecision:
     lead = decision.lead
     person_hash = (

@@ -21,6 +21,9 @@ from matcher.secrets import first_line
 from matcher.store import relations
 from matcher.store.relations import Relation
 
+Session = psycopg.Connection
+"""A connection to PostgreSQL, as the modules outside ``store`` name it in type hints."""
+
 
 class DatabaseError(Exception):
     """A database problem the user can act on; shown as one line, never with secrets."""

@@ -28,9 +28,6 @@ from matcher.store.base import (
     through_rebuilds,
 )
 
-Session = psycopg.Connection
-"""A connection of the run (autocommit, tuned for lookups: ``session``)."""
-
 
 @contextmanager
 def session(conninfo: str) -> Iterator[psycopg.Connection]:

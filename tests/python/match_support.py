@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-from matcher import match
+from matcher import match, records
+from matcher import near as one_edit
 from matcher.normalize import NormalizationRules
 
 
@@ -32,7 +33,7 @@ def usable_keys(
 
 
 def near_lookups(
-    decisions: Iterable[match.Decision], *, country_code: str
+    decisions: Iterable[records.Decision], *, country_code: str
 ) -> list[tuple[str, str]]:
     """Every lead ``(key_type, value)`` the batch looks up one edit away, sorted."""
-    return sorted(match.NearLookup.of(decisions, country_code=country_code).variants)
+    return sorted(one_edit.NearLookup.of(decisions, country_code=country_code).variants)

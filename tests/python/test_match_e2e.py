@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import Database
 
-from matcher import match, write
+from matcher import records, write
 from matcher.cli import main
 from matcher.store import base as store_base
 from matcher.store import stream as store_stream
@@ -269,8 +269,8 @@ def test_a_lead_linked_elsewhere_meanwhile_is_left_alone_and_reported(
         " values ('cabinet_leads', %s, %s, now(), 'backoffice')",
         (lead_pk, linked_to),
     )
-    decided = match.Decision(
-        lead=match.Lead(
+    decided = records.Decision(
+        lead=records.Lead(
             lead_source_pk=lead_pk,
             created_at=created_at,
             identifiers_hash=hash_,

@@ -26,7 +26,7 @@ from click.testing import CliRunner
 from conftest import PROJECT_DIR, Database
 from psycopg import sql
 
-from matcher import match, write
+from matcher import records, write
 from matcher.cli import main
 from matcher.normalize import identifiers_hash
 from matcher.settings import load_settings
@@ -229,8 +229,8 @@ def test_configured_names_are_quoted_identifiers_never_sql(
         )
     no_identifiers = dict.fromkeys(("full_name", "phone", "document_type", "email"))
     raw_hash = identifiers_hash(**no_identifiers, document_number="1")
-    decision = match.Decision(
-        lead=match.Lead("L1", datetime.now(UTC), raw_hash, None, {"document": "DNI:1"}),
+    decision = records.Decision(
+        lead=records.Lead("L1", datetime.now(UTC), raw_hash, None, {"document": "DNI:1"}),
         outcome="matched",
         match_rule="document",
         match_score=100,
