@@ -14,7 +14,8 @@
 with
 
 junk as (
-    select key_value from {junk} where key_type = {key_type}
+    select key_value from {junk}
+    where key_type = {key_type}
 ),
 
 -- One index descent per value looked up (a lateral join behind an offset 0 fence): an

@@ -10,10 +10,11 @@ with first_links as (
         links.source_pk,
         links.linked_at
     from {links} as links
-    where not exists (
-        select 1 from {origin} as origin
-        where origin.person_key = links.person_key
-    )
+    where
+        not exists (
+            select 1 from {origin} as origin
+            where origin.person_key = links.person_key
+        )
     order by links.person_key asc, links.linked_at asc nulls last, links.source_table asc, links.source_pk asc
 ),
 
