@@ -14,7 +14,14 @@ from psycopg import sql
 
 from matcher.settings import Roles, Tables
 from matcher.store import relations
-from matcher.store.base import DatabaseError, connect, qualified, sql_sections, sql_text
+from matcher.store.base import (
+    DatabaseError,
+    connect,
+    qualified,
+    sql_sections,
+    sql_text,
+    table_names,
+)
 from matcher.store.batch import ORIGIN_TAG
 
 CYCLE_LOCK = (0x4B53, 1)  # the session lock that keeps two `kpi-red cycle`s apart
@@ -117,11 +124,7 @@ def drop_database(conninfo: str, dbname: str) -> None:
 def repair_origin(conn: psycopg.Connection, *, tables: Tables, dry_run: bool = False) -> int:
     """An origin row for every linked person without one (ORIGIN_MISSING), whoever linked
     them, from their earliest link. Set-based and idempotent. Returns the rows added."""
-    statement = sql.SQL(sql_text("repair_origin.sql")).format(
-        links=qualified(tables.links),
-        origin=qualified(tables.origin),
-        leads=qualified(tables.leads),
-    )
+    statement = sql.SQL(sql_text("repair_origin.sql")).format(**table_names(tables))
     with conn.transaction() as transaction:
         row = conn.execute(
             statement, {"lead_source_table": tables.lead_source_table, "origin_tag": ORIGIN_TAG}
@@ -171,13 +174,8 @@ def grant_statements(tables: Tables, *, roles: Roles, part: str) -> str:
             name[0]
             for name in (tables.leads, tables.registry, tables.claims, tables.links, tables.origin)
         ),
-        leads=qualified(tables.leads),
-        registry=qualified(tables.registry),
-        links=qualified(tables.links),
-        origin=qualified(tables.origin),
-        claims=qualified(tables.claims),
+        **table_names(tables),
         attempts_schema=sql.Identifier(tables.attempts[0]),
-        attempts=qualified(tables.attempts),
         matcher_dbt_schemas=identifiers(matcher_dbt_schemas),
         reader_schema=sql.Identifier(relations.MARTS_SCHEMA),
     )

@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql
 
 from matcher.secrets import first_line
+from matcher.settings import Tables
 from matcher.store import relations
 from matcher.store.relations import Relation
 
@@ -31,6 +32,20 @@ class DatabaseError(Exception):
 
 def qualified(name: Relation) -> sql.Identifier:
     return sql.Identifier(*name)
+
+
+def table_names(tables: Tables) -> dict[str, sql.Composable]:
+    """The tables of the data contract and the attempts log as placeholders of the
+    ``.sql`` files: ``{leads}``, ``{registry}``, ``{claims}``, ``{links}``, ``{origin}``,
+    ``{attempts}``."""
+    return {
+        "leads": qualified(tables.leads),
+        "registry": qualified(tables.registry),
+        "claims": qualified(tables.claims),
+        "links": qualified(tables.links),
+        "origin": qualified(tables.origin),
+        "attempts": qualified(tables.attempts),
+    }
 
 
 @contextmanager

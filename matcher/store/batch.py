@@ -16,7 +16,7 @@ from psycopg import sql
 from matcher.normalize import IDENTIFIER_COLUMNS, IDENTIFIERS_HASH_SQL
 from matcher.records import StagedDecision, StagedWrite
 from matcher.settings import Tables
-from matcher.store.base import composed, qualified
+from matcher.store.base import composed, qualified, table_names
 
 LOCK_NAMESPACE = 0x4B52  # "KR": the seed of the leads' 64-bit lock keys (LEAD_LOCK_KEY)
 LEAD_LOCK_KEY = f"hashtextextended({{lead}}, {LOCK_NAMESPACE})"
@@ -88,12 +88,7 @@ def write_staged(
         "write_batch.sql",
         "write",
         stage=sql.Identifier(STAGE_TABLE),
-        leads=qualified(tables.leads),
-        registry=qualified(tables.registry),
-        claims=qualified(tables.claims),
-        links=qualified(tables.links),
-        origin=qualified(tables.origin),
-        attempts=qualified(tables.attempts),
+        **table_names(tables),
         lead_hash=identifiers_hash_sql("lead_rows"),
         person_hash=identifiers_hash_sql("person_rows"),
     )

@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 
 from matcher.settings import Tables
-from matcher.store.base import connect, qualified, sql_sections
+from matcher.store.base import connect, sql_sections, table_names
 
 
 def demo_sql_sections() -> dict[str, str]:
@@ -36,12 +36,7 @@ def run_demo_sql(
         links_schema=sql.Identifier(tables.links[0]),
         origin_schema=sql.Identifier(tables.origin[0]),
         claims_schema=sql.Identifier(tables.claims[0]),
-        leads=qualified(tables.leads),
-        registry=qualified(tables.registry),
-        claims=qualified(tables.claims),
-        links=qualified(tables.links),
-        origin=qualified(tables.origin),
-        attempts=qualified(tables.attempts),
+        **table_names(tables),
     )
     cursor = conn.execute(statement, params)
     return cursor.fetchall() if cursor.description else []
