@@ -313,8 +313,8 @@ def batch_trials(
 def drain(target: database.BenchDatabase, batch_size: int, outcome: Outcome, *, near: bool) -> None:
     """``kpi-red match --limit 0`` as a child process. With ``near=False``
     (``--no-near``) the matcher does exactly the bound's work (exact keys, plus the name
-    guard): ``exact_*`` keys, issue 4's ratio; by default the one-edit pass runs too:
-    ``leads_per_s``, ``peak_rss_mb``, ``matcher_*``, issue 8's ratio."""
+    guard): ``exact_*`` keys, the exact ratio; by default the one-edit pass runs too:
+    ``leads_per_s``, ``peak_rss_mb``, ``matcher_*``, the near ratio."""
     record = outcome.record
     prefix, label = ("", "kpi-red match drain") if near else ("exact_", "kpi-red match --no-near")
     log(f"{label}: {record['eligible']} eligible leads, batch {batch_size}")

@@ -31,8 +31,8 @@ email_other_name     4%    a person's email under another person's name    low_c
 missing_identifiers  9%    nothing, only junk, or garbage (``no tiene``)   missing_identifiers
 no_match             9%    identifiers that exist nowhere                  no_match
 conflict             4%    phone of one person, document of another        conflict
-document_one_edit    3%    the person's document one edit off, name agrees no_match (issue 8:
-phone_one_edit       3%    the person's phone one edit off, name agrees    ``*_one_edit``)
+document_one_edit    3%    the person's document one edit off, name agrees no_match (the near
+phone_one_edit       3%    the person's phone one edit off, name agrees    pass: ``*_one_edit``)
 ==================== ===== =============================================== ====================
 
 Identifiers are as dense as real ones (``density``, default one third: about a third of

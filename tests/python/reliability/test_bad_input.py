@@ -1,4 +1,4 @@
-"""Issue 7.6: bad input never crashes the matcher, never links on junk, and every lead
+"""Bad input never crashes the matcher, never links on junk, and every lead
 gets an outcome with a reason.
 
 - hypothesis feeds the matcher's decision path (dbt-equivalent normalization, the junk

@@ -1,4 +1,4 @@
-"""Issue 7.3: the database goes away in the middle of a run.
+"""The database goes away in the middle of a run.
 
 The matcher's connection is dropped by the server (``pg_terminate_backend``: the writer
 inside a batch, or the reader streaming the backlog), or the whole server is stopped (a

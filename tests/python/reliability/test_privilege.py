@@ -1,4 +1,4 @@
-"""Issue 7.7: least privilege, and configured names quoted as identifiers.
+"""Least privilege, and configured names quoted as identifiers.
 
 Two throwaway login roles get exactly what ``kpi-red grants`` prints. The matcher role
 runs ``kpi-red match`` and ``repair-origin`` and cannot write anything else; the reader
