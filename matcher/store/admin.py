@@ -56,12 +56,7 @@ def init_schema(
                 ) from None
             created.append(schema)
         attempts = ".".join(tables.attempts)
-        owner = _owner(
-            conn,
-            "select relowner from pg_class"
-            " where oid = to_regclass(format('%%I.%%I', %s::text, %s::text))",
-            *tables.attempts,
-        )
+        owner = _owner(conn, sql_sections("admin.sql")["attempts_owner"], *tables.attempts)
         if owner and not owner[1]:
             raise DatabaseError(
                 f"{attempts} belongs to {owner[0]}, not {user}: as {owner[0]} or a superuser,"
@@ -197,8 +192,7 @@ def missing_relations(conn: psycopg.Connection) -> list[str]:
     """The dbt relations the matcher reads that do not exist (none after a good build)."""
     names = relations.RUN_NEEDS
     rows = conn.execute(
-        "select name from unnest(%s::text[], %s::text[]) as relation (schema, name)"
-        " where to_regclass(format('%%I.%%I', relation.schema, relation.name)) is null",
+        sql.SQL(sql_sections("admin.sql")["missing_relations"]),
         ([schema for schema, _ in names], [name for _, name in names]),
     ).fetchall()
     missing = {row[0] for row in rows}
@@ -210,9 +204,7 @@ def missing_sources(conn: psycopg.Connection, *, tables: Tables) -> list[str]:
     exist: without them the matcher cannot tell that a lead is still unclaimed."""
     names = [tables.leads, tables.registry, tables.claims]
     rows = conn.execute(
-        "select to_regclass(format('%%I.%%I', schema, name)) is null"
-        " from unnest(%s::text[], %s::text[]) with ordinality as relation (schema, name, n)"
-        " order by n",
+        sql.SQL(sql_sections("admin.sql")["missing_sources"]),
         ([schema for schema, _ in names], [name for _, name in names]),
     ).fetchall()
     return [".".join(name) for name, (missing,) in zip(names, rows, strict=True) if missing]

@@ -121,11 +121,8 @@ def existing_links(
     if not lead_pks:
         return {}
     rows = conn.execute(
-        sql.SQL(
-            "select source_pk, person_key from {links}"
-            " where source_table = %s and source_pk = any(%s::text[])"
-        ).format(links=qualified(tables.links)),
-        (tables.lead_source_table, list(lead_pks)),
+        composed("write_batch.sql", "existing_links", links=qualified(tables.links)),
+        {"source_table": tables.lead_source_table, "lead_pks": list(lead_pks)},
     ).fetchall()
     return {row[0]: row[1] for row in rows}
 

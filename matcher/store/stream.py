@@ -112,11 +112,12 @@ def load_changed_persons(conn: psycopg.Connection, *, limit: int) -> list[Change
     """The keys of the registry persons changed since ``int_person_keys`` was built
     (dbt's live view ``int_person_keys_changed``: the same macros), for at most ``limit``
     persons (three rows each); more than that raises ``TooManyChangesError``."""
-    statement = sql.SQL(
-        "select person_key, key_type, key_value, full_name, identifiers_hash from {}"
-        " order by person_key, key_type limit %s"
-    ).format(qualified(relations.PERSON_KEYS_CHANGED))
-    rows = through_rebuilds(conn, lambda: conn.execute(statement, (limit * 3 + 1,)).fetchall())
+    statement = composed(
+        "stream.sql", "changed_persons", changed=qualified(relations.PERSON_KEYS_CHANGED)
+    )
+    rows = through_rebuilds(
+        conn, lambda: conn.execute(statement, {"rows": limit * 3 + 1}).fetchall()
+    )
     if len(rows) > limit * 3:
         raise TooManyChangesError(
             f"more than {limit:,} registry persons changed since the last dbt build: run"

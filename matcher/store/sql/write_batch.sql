@@ -285,3 +285,11 @@ copy {attempts} (
     started_at,
     attempted_at
 ) from stdin
+
+-- name: existing_links
+-- the links of the leads among %(lead_pks)s (the leads linked by someone else meanwhile)
+select
+    source_pk,
+    person_key
+from {links}
+where source_table = %(source_table)s and source_pk = any(%(lead_pks)s::text[])
