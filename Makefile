@@ -52,6 +52,7 @@ lint: $(STAMP)  ## sqlfluff's dbt templater needs a profile: db start writes one
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/sqlfluff lint models macros tests
+	cd matcher/store/sql && $(CURDIR)/$(BIN)/sqlfluff lint .  # psycopg placeholders: its own templater
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -11,7 +11,7 @@ import click
 
 from bench import recall, report
 from bench.run import SIZES, Options, run
-from matcher import config
+from matcher.settings import DEFAULT_BATCH_SIZE
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -37,7 +37,7 @@ def _ints(text: str) -> tuple[int, ...]:
 )
 @click.option(
     "--batch-sizes",
-    default=str(config.DEFAULT_BATCH_SIZE),
+    default=str(DEFAULT_BATCH_SIZE),
     show_default=True,
     help="Matcher --batch-size; several (comma-separated) are tried, each on a copy, "
     "and the fastest drains.",

@@ -17,7 +17,7 @@ import psycopg
 from psycopg import sql
 
 from bench.database import BenchDatabase
-from matcher.config import Settings
+from matcher.settings import Settings
 
 BOUND = """
 with

@@ -13,7 +13,11 @@ import psycopg
 from psycopg import sql
 
 from bench.measure import ChildResult, run_child
-from matcher import config, db, server
+from matcher import embedded
+from matcher.connection import embedded_data_dir
+from matcher.settings import load_settings
+from matcher.store import admin as store_admin
+from matcher.store import base as store_base
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 BIN_DIR = Path(sys.executable).parent
@@ -36,11 +40,11 @@ kpi_red_recovery:
 
 def socket_dir() -> Path:
     """The running embedded server's socket directory (started if it is not running)."""
-    data_dir = config.embedded_data_dir(PROJECT_DIR)
-    current = server.status(data_dir)
+    data_dir = embedded_data_dir(PROJECT_DIR)
+    current = embedded.status(data_dir)
     if current.is_running and current.socket_dir is not None:
         return current.socket_dir
-    return server.start(data_dir)
+    return embedded.start(data_dir)
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class BenchDatabase:
 
     @property
     def conninfo(self) -> str:
-        return server.conninfo(self.socket, self.name)
+        return embedded.conninfo(self.socket, self.name)
 
     @property
     def profiles_dir(self) -> Path:
@@ -143,12 +147,12 @@ def _node_timings(path: Path) -> list[dict[str, Any]]:
 
 def create(name: str, *, home: Path, init: bool = True) -> BenchDatabase:
     socket = socket_dir()
-    server.drop_database(socket, name)
-    server.create_database(socket, name)
+    embedded.drop_database(socket, name)
+    embedded.create_database(socket, name)
     database = BenchDatabase(name=name, socket=socket, home=home)
     if init:
-        with db.connect(database.conninfo) as conn:
-            db.init_schema(conn, config.load_settings(PROJECT_DIR).tables)
+        with store_base.connect(database.conninfo) as conn:
+            store_admin.init_schema(conn, load_settings(PROJECT_DIR).tables)
     return database
 
 
@@ -158,7 +162,7 @@ def clone(source: BenchDatabase, name: str, *, home: Path | None = None) -> Benc
     ``file_copy`` copies the files after a checkpoint; much faster than the default
     ``wal_log`` strategy for a database of hundreds of megabytes.
     """
-    with psycopg.connect(server.conninfo(source.socket, "postgres"), autocommit=True) as conn:
+    with psycopg.connect(embedded.conninfo(source.socket, "postgres"), autocommit=True) as conn:
         conn.execute(
             sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
         )
@@ -173,7 +177,7 @@ def clone(source: BenchDatabase, name: str, *, home: Path | None = None) -> Benc
 
 
 def drop(database: BenchDatabase) -> None:
-    server.drop_database(database.socket, database.name)
+    embedded.drop_database(database.socket, database.name)
 
 
 def database_size_mb(database: BenchDatabase) -> float:

@@ -17,8 +17,8 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from matcher import match, normalize
-from matcher.config import Settings
+from matcher import match, normalize, records
+from matcher.settings import Settings
 
 PERSON_IDENTIFIERS = ("kpi_red_intermediate", "int_person_identifiers")
 JUNK_IDENTIFIERS = ("kpi_red_intermediate", "int_junk_identifiers")
@@ -105,7 +105,7 @@ def run(conninfo: str, settings: Settings, *, sample: int) -> NaiveResult:
                 statements += 1
                 for person_key, person_name in conn.execute(candidates, (key_type, key_value)):
                     found.append((key_type, key_value, person_key, person_name))
-            lead = match.Lead(
+            lead = records.Lead(
                 lead_source_pk=lead_id,
                 created_at=created_at,
                 identifiers_hash=normalize.identifiers_hash(

@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 import click
 from rapidfuzz import fuzz, process
 
-from matcher import demo, match, names
+from matcher import demo, match, names, records
 from matcher.normalize import normalize_name
 from matcher.run import tuned_interpreter
 
@@ -100,14 +100,14 @@ def after(pairs: list[tuple[str, str]], weights: names.TokenWeights) -> None:
 
 def batches(
     pairs: list[tuple[str, str]],
-) -> list[tuple[list[match.Lead], match.CandidateIndex]]:
+) -> list[tuple[list[records.Lead], match.CandidateIndex]]:
     """Leads with a document held by one person each, in batches (built untimed)."""
     created = datetime(2025, 1, 1, tzinfo=UTC)
     built = []
     for start in range(0, len(pairs), BATCH):
         batch = pairs[start : start + BATCH]
         leads = [
-            match.Lead(f"L{number}", created, "h", lead, {"document": f"DNI:{number}"})
+            records.Lead(f"L{number}", created, "h", lead, {"document": f"DNI:{number}"})
             for number, (lead, _) in enumerate(batch, start)
         ]
         index = match.CandidateIndex.from_rows(
@@ -118,7 +118,7 @@ def batches(
     return built
 
 
-def decide_before(built: list[tuple[list[match.Lead], match.CandidateIndex]]) -> None:
+def decide_before(built: list[tuple[list[records.Lead], match.CandidateIndex]]) -> None:
     """The exact pass as it was: classify, then token_sort_ratio for the batch at once."""
 
     @functools.lru_cache(maxsize=1 << 16)
@@ -132,7 +132,7 @@ def decide_before(built: list[tuple[list[match.Lead], match.CandidateIndex]]) ->
         checks = [
             item
             for item in map(lambda lead: match.classify(lead, index), leads)
-            if isinstance(item, match.NameCheck)
+            if isinstance(item, records.NameCheck)
         ]
         process.cpdist(
             [normalized(check.lead.full_name) for check in checks],
@@ -143,7 +143,7 @@ def decide_before(built: list[tuple[list[match.Lead], match.CandidateIndex]]) ->
 
 
 def decide(
-    built: list[tuple[list[match.Lead], match.CandidateIndex]], weights: names.TokenWeights
+    built: list[tuple[list[records.Lead], match.CandidateIndex]], weights: names.TokenWeights
 ) -> None:
     rules = match.NameRules(weights=weights)
     for leads, index in built:

@@ -25,7 +25,8 @@ from typing import Any
 import click
 
 from bench import database
-from matcher import config, demo
+from matcher import demo
+from matcher.settings import load_settings
 
 SCENARIOS = """
 with
@@ -222,7 +223,7 @@ def drain(target: database.BenchDatabase, setting: Setting) -> None:
     from matcher.run import MatchOptions, run_match
 
     options = replace(MatchOptions(limit=None), **setting.options)
-    run_match(target.conninfo, settings=config.load_settings(database.PROJECT_DIR), options=options)
+    run_match(target.conninfo, settings=load_settings(database.PROJECT_DIR), options=options)
 
 
 def sweep(
@@ -236,7 +237,7 @@ def sweep(
     try:
         demo.load(
             main.conninfo,
-            config.load_settings(database.PROJECT_DIR),
+            load_settings(database.PROJECT_DIR),
             size=size,
             seed=seed,
             density=density,

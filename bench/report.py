@@ -57,7 +57,7 @@ def _grid(rows: Sequence[Sequence[str]]) -> str:
 
 
 def verdict(record: dict[str, Any]) -> str:
-    """The targets of issue 6, checked (they are meant for ``large``)."""
+    """The benchmark's targets, checked (they are meant for ``large``)."""
     checks = [
         ("matcher --no-near >= 0.8x bound", record.get("exact_ratio_to_bound"), 0.8, ">="),
         ("matcher --no-near >= 8x naive", record.get("exact_ratio_to_naive"), 8.0, ">="),

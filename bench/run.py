@@ -27,7 +27,7 @@ from typing import Any
 
 from bench import bound, database, match_child, naive, recall, trace, workload
 from bench.measure import Clock, Step, median_ms
-from matcher import config
+from matcher.settings import DEFAULT_BATCH_SIZE, Settings, load_settings
 
 SIZES = {
     "demo": (3_000, 12_000),
@@ -43,7 +43,7 @@ class Options:
     seed: int = 42
     density: float = 0.33
     """The demo data's identifier density (``kpi-red demo --density``)."""
-    batch_sizes: tuple[int, ...] = (config.DEFAULT_BATCH_SIZE,)
+    batch_sizes: tuple[int, ...] = (DEFAULT_BATCH_SIZE,)
     naive_sample: int = 2000
     trace_batches: int = 3
     new_share: float = 0.01
@@ -70,7 +70,7 @@ def log(message: str) -> None:
 
 
 def run(options: Options) -> Outcome:
-    settings = config.load_settings(database.PROJECT_DIR)
+    settings = load_settings(database.PROJECT_DIR)
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="kpi-red-bench-"))
     name = database.bench_name(options.size)
     outcome = Outcome()
@@ -167,7 +167,7 @@ def run(options: Options) -> Outcome:
 
 
 def generate(
-    main_db: database.BenchDatabase, settings: config.Settings, options: Options, outcome: Outcome
+    main_db: database.BenchDatabase, settings: Settings, options: Options, outcome: Outcome
 ) -> None:
     from matcher import demo
 
@@ -193,7 +193,7 @@ def generate(
 
 def references(
     reference: database.BenchDatabase,
-    settings: config.Settings,
+    settings: Settings,
     options: Options,
     outcome: Outcome,
 ) -> None:
@@ -238,7 +238,7 @@ def references(
 
 def trace_matcher(
     reference: database.BenchDatabase,
-    settings: config.Settings,
+    settings: Settings,
     *,
     batch_size: int,
     batches: int,
@@ -283,7 +283,7 @@ def trace_matcher(
 
 def batch_trials(
     main_db: database.BenchDatabase,
-    settings: config.Settings,
+    settings: Settings,
     options: Options,
     outcome: Outcome,
 ) -> int:
@@ -313,8 +313,8 @@ def batch_trials(
 def drain(target: database.BenchDatabase, batch_size: int, outcome: Outcome, *, near: bool) -> None:
     """``kpi-red match --limit 0`` as a child process. With ``near=False``
     (``--no-near``) the matcher does exactly the bound's work (exact keys, plus the name
-    guard): ``exact_*`` keys, issue 4's ratio; by default the one-edit pass runs too:
-    ``leads_per_s``, ``peak_rss_mb``, ``matcher_*``, issue 8's ratio."""
+    guard): ``exact_*`` keys, the exact ratio; by default the one-edit pass runs too:
+    ``leads_per_s``, ``peak_rss_mb``, ``matcher_*``, the near ratio."""
     record = outcome.record
     prefix, label = ("", "kpi-red match drain") if near else ("exact_", "kpi-red match --no-near")
     log(f"{label}: {record['eligible']} eligible leads, batch {batch_size}")
@@ -349,7 +349,7 @@ def drain(target: database.BenchDatabase, batch_size: int, outcome: Outcome, *, 
 
 def incremental(
     main_db: database.BenchDatabase,
-    settings: config.Settings,
+    settings: Settings,
     options: Options,
     batch_size: int,
     outcome: Outcome,
@@ -412,7 +412,7 @@ def incremental(
     )
 
 
-def panel(main_db: database.BenchDatabase, settings: config.Settings, outcome: Outcome) -> None:
+def panel(main_db: database.BenchDatabase, settings: Settings, outcome: Outcome) -> None:
     """The panel's read (``panel_ms``, the target), and with ``--live`` (``panel_live_ms``:
     the backlog view counted too)."""
     log("panel metrics read, median of 5 (and --live)")

@@ -7,7 +7,7 @@ from typing import Any
 from psycopg import sql
 
 from bench.database import BenchDatabase
-from matcher.config import Settings
+from matcher.settings import Settings
 
 NEW_LEADS = """
 with
@@ -66,10 +66,10 @@ def add_new_leads(database: BenchDatabase, settings: Settings, *, share: float, 
 
 def read_panel(database: BenchDatabase, settings: Settings, *, live: bool = False) -> Any:
     """What ``kpi-red metrics --json`` (``--live``) reads, with the same function."""
-    from matcher import db
+    from matcher.store import panel as store_panel
 
     time_zone = str(settings.vars.get("metrics_time_zone", "America/Lima"))
-    return db.read_panel_rows(database.conninfo, days=7, time_zone=time_zone, live=live)
+    return store_panel.read_panel_rows(database.conninfo, days=7, time_zone=time_zone, live=live)
 
 
 def counts(database: BenchDatabase, settings: Settings) -> dict[str, int]:

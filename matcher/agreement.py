@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from matcher.config import ConfigError, Settings, Tables, tables_from_vars
 from matcher.normalize import NormalizationRules
+from matcher.settings import ConfigError, Settings, Tables, tables_from_vars
 
 TABLES = {
     "leads": "the leads",

@@ -1,7 +1,7 @@
 """What ``kpi-red doctor`` reads: the catalog facts of the contract's tables, the
 project's schemas and relations, the roles' privileges and default privileges.
 
-``gather`` reads them in one read-only transaction (``matcher/sql/doctor.sql``, a query
+``gather`` reads them in one read-only transaction (``matcher/store/sql/doctor.sql``, a query
 per kind of fact over arrays of names): it never changes anything. ``wanted_privileges``
 is the list of what each role needs, pure.
 """
@@ -12,25 +12,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from matcher import db
-from matcher.config import Roles, Settings, Tables
+from matcher.settings import Roles, Settings, Tables
+from matcher.store import admin
+from matcher.store.relations import (
+    DBT_SCHEMAS,
+    MARTS_SCHEMA,
+    MATCHER_READS,
+    MATCHER_SCHEMAS,
+    READER_READS,
+    SETTINGS,
+)
 
 SUPPORTED_VERSION_NUM = 150000
 """The oldest PostgreSQL supported (15): CI runs the production suite on it."""
-DBT_SCHEMAS = db.DBT_SCHEMAS
-MATCHER_READS = (
-    ("ops", "v_cabinet_kpi_red_backlog"),
-    ("ops", "kpi_red_settings"),
-    ("kpi_red_intermediate", "int_person_keys"),
-    ("kpi_red_intermediate", "int_person_identifiers"),
-    ("kpi_red_intermediate", "int_person_identifier_deletions"),
-    ("kpi_red_intermediate", "int_junk_identifiers"),
-)
-READER_READS = (
-    ("ops", "v_cabinet_kpi_red_recovery_metrics_daily"),
-    ("ops", "v_cabinet_kpi_red_backlog"),
-    ("ops", "kpi_red_settings"),
-)
 UPSTREAM = ("leads", "registry", "links", "origin", "claims")
 
 
@@ -114,9 +108,9 @@ def wanted_privileges(
     wanted.append(Wanted(roles.matcher, "schema", tables.attempts[0], "", "USAGE", "its log"))
     for privilege in ("SELECT", "INSERT"):
         wanted.append(Wanted(roles.matcher, "table", *tables.attempts, privilege, "its log"))
-    for schema in ("ops", "kpi_red_intermediate"):
+    for schema in MATCHER_SCHEMAS:
         wanted.append(Wanted(roles.matcher, "schema", schema, "", "USAGE", "dbt's relations"))
-    wanted.append(Wanted(roles.reader, "schema", "ops", "", "USAGE", "the marts"))
+    wanted.append(Wanted(roles.reader, "schema", MARTS_SCHEMA, "", "USAGE", "the marts"))
     for relation in MATCHER_READS:
         if relation in present:
             wanted.append(Wanted(roles.matcher, "table", *relation, "SELECT", "the matcher"))
@@ -137,18 +131,17 @@ def gather(conninfo: str, *, settings: Settings, roles: Roles) -> Facts:
     named = [*upstream, tables.attempts, *MATCHER_READS, *READER_READS]
     schemas = list(dict.fromkeys([*(name[0] for name in named), *DBT_SCHEMAS]))
     pairs = {"schemas": [name[0] for name in named], "names": [name[1] for name in named]}
-    with db.connect(conninfo) as conn:
-        conn.read_only = True
-        server = db.doctor_rows(conn, "server")[0]
-        role_rows = db.doctor_rows(conn, "roles", {"roles": role_names})
+    with admin.read_only(conninfo) as conn:
+        server = admin.doctor_rows(conn, "server")[0]
+        role_rows = admin.doctor_rows(conn, "roles", {"roles": role_names})
         present_roles = {row["role_name"] for row in role_rows if row["is_present"]}
         relations = {
             (row["schema_name"], row["relation_name"]): row
-            for row in db.doctor_rows(
+            for row in admin.doctor_rows(
                 conn, "relations", {**pairs, "owned_schemas": [tables.attempts[0], *DBT_SCHEMAS]}
             )
         }
-        schema_rows = db.doctor_rows(conn, "schemas", {"schemas": schemas})
+        schema_rows = admin.doctor_rows(conn, "schemas", {"schemas": schemas})
         present_schemas = {row["schema_name"] for row in schema_rows if row["is_present"]}
         wanted = [
             item
@@ -161,7 +154,7 @@ def gather(conninfo: str, *, settings: Settings, roles: Roles) -> Facts:
         privileges = {
             (row["role_name"], row["object_kind"], row["schema_name"], row["object_name"],
              row["privilege"]): bool(row["is_granted"])
-            for row in db.doctor_rows(
+            for row in admin.doctor_rows(
                 conn,
                 "privileges",
                 {
@@ -174,16 +167,16 @@ def gather(conninfo: str, *, settings: Settings, roles: Roles) -> Facts:
             )
         }  # fmt: skip
         columns: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for row in db.doctor_rows(conn, "columns", pairs):
+        for row in admin.doctor_rows(conn, "columns", pairs):
             columns.setdefault((row["schema_name"], row["relation_name"]), []).append(row)
         indexes: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for row in db.doctor_rows(conn, "indexes", pairs):
+        for row in admin.doctor_rows(conn, "indexes", pairs):
             indexes.setdefault((row["schema_name"], row["relation_name"]), []).append(row)
         defaults = frozenset(
             (row["schema_name"], row["grantee"], row["privilege"])
-            for row in db.doctor_rows(conn, "default_privileges", {"owner": roles.dbt})
+            for row in admin.doctor_rows(conn, "default_privileges", {"owner": roles.dbt})
         )
-        built = db.read_dbt_settings(conn) if ("ops", "kpi_red_settings") in relations else None
+        built = admin.read_dbt_settings(conn) if SETTINGS in relations else None
     return Facts(
         server=server,
         roles={row["role_name"]: row for row in role_rows},

@@ -105,7 +105,7 @@ ATTEMPTS_COLUMNS: tuple[Column, ...] = (
     Column("started_at", TIMESTAMPTZ),
     Column("attempted_at", TIMESTAMPTZ),
 )
-"""The project's attempts log (``matcher/sql/init.sql``)."""
+"""The project's attempts log (``matcher/store/sql/init.sql``)."""
 
 SQL_TYPES = {TEXT: "text", TIMESTAMPTZ: "timestamptz", REAL: "real"}
 

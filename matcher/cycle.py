@@ -2,103 +2,26 @@
 
 Guarded by a session advisory lock held on a dedicated connection, so two cycles never
 overlap: the second fails at once with CycleBusyError (exit code 75 at the CLI). dbt runs
-in-process; with a DSN it gets a temporary profile whose password is read from an
-environment variable, never written to a file.
+in-process, with the profile ``connection.dbt_target`` gives it.
 """
 
 from __future__ import annotations
 
-import getpass
-import json
-import os
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from psycopg import ProgrammingError
-from psycopg.conninfo import conninfo_to_dict
-
-from matcher import agreement, db
-from matcher.config import PROFILE_NAME, Settings
+from matcher import agreement
+from matcher.connection import DbtTarget
 from matcher.project import PACKAGE_NAME
 from matcher.report import RunSummary
 from matcher.run import MatchOptions, run_match
+from matcher.settings import Settings
+from matcher.store import admin
 
 
 class CycleBusyError(Exception):
     """Another `kpi-red cycle` holds the lock on this database."""
-
-
-@dataclass(frozen=True)
-class DbtTarget:
-    """How dbt reaches the database: a profiles directory and target."""
-
-    profiles_dir: Path | None
-    target: str | None
-
-
-PROFILE_TEMPLATE = """\
-# Written by `kpi-red cycle` from the DSN; deleted after the run. No password in here:
-# dbt reads it from the environment variable below.
-{profile}:
-  target: kpi_red_cycle
-  outputs:
-    kpi_red_cycle:
-      type: postgres
-      host: {host}
-      port: {port}
-      user: {user}
-      password: "{{{{ env_var('{secret}', '') }}}}"
-      dbname: {dbname}
-      schema: {schema}
-      sslmode: {sslmode}
-      threads: 4
-"""
-PASSWORD_ENV = "DBT_ENV_SECRET_PGPASSWORD"
-
-
-@contextmanager
-def dbt_profile_from_dsn(conninfo: str, *, profile_name: str = PROFILE_NAME) -> Iterator[DbtTarget]:
-    """A temporary profiles.yml for the DSN; the password only in ``DBT_ENV_SECRET_*``."""
-    try:
-        parts = conninfo_to_dict(conninfo)
-        port = int(parts.get("port") or os.environ.get("PGPORT") or 5432)
-    except (ProgrammingError, ValueError):
-        # the same one-line error, without secrets, that a connection attempt gives
-        with db.connect(conninfo):
-            pass
-        raise db.DatabaseError("invalid connection string: the port must be a number") from None
-    values = {
-        "host": parts.get("host") or os.environ.get("PGHOST") or "localhost",
-        "port": port,
-        "user": parts.get("user") or os.environ.get("PGUSER") or getpass.getuser(),
-        "dbname": parts.get("dbname") or os.environ.get("PGDATABASE") or "postgres",
-        "schema": os.environ.get("KPI_RED_SCHEMA", "analytics"),
-        "sslmode": parts.get("sslmode") or os.environ.get("PGSSLMODE") or "prefer",
-    }
-    text = PROFILE_TEMPLATE.format(
-        profile=json.dumps(profile_name),
-        secret=PASSWORD_ENV,
-        **{
-            key: value if isinstance(value, int) else json.dumps(str(value))
-            for key, value in values.items()
-        },
-    )
-    password = parts.get("password") or os.environ.get("PGPASSWORD")
-    previous = os.environ.get(PASSWORD_ENV)
-    with tempfile.TemporaryDirectory(prefix="kpi-red-profile-") as directory:
-        (Path(directory) / "profiles.yml").write_text(text)
-        os.environ[PASSWORD_ENV] = str(password or "")
-        try:
-            yield DbtTarget(profiles_dir=Path(directory), target="kpi_red_cycle")
-        finally:
-            if previous is None:
-                os.environ.pop(PASSWORD_ENV, None)
-            else:
-                os.environ[PASSWORD_ENV] = previous
 
 
 @dataclass
@@ -174,33 +97,30 @@ def run_cycle(
             if on_step is not None and report.summary is None:
                 on_step(f"{exc} (matching on the last good build)")
 
-    with db.connect(conninfo, autocommit=True) as guard:
-        if not db.try_cycle_lock(guard):
+    with admin.cycle_lock(conninfo) as guard:
+        if guard is None:
             raise CycleBusyError("another kpi-red cycle is running on this database")
-        try:
-            roles = settings.roles
-            step(
-                "init",
-                lambda: db.init_schema(
-                    guard, settings.tables, dbt_role=roles.dbt if roles.dbt_is_set else None
-                ),
+        roles = settings.roles
+        step(
+            "init",
+            lambda: admin.init_schema(
+                guard, settings.tables, dbt_role=roles.dbt if roles.dbt_is_set else None
+            ),
+        )
+        step("dbt build", lambda: build(*(["--full-refresh"] if full_refresh else [])))
+        missing = admin.missing_relations(guard) + admin.missing_sources(
+            guard, tables=settings.tables
+        )
+        if missing:
+            failed = "".join(f"{error}; " for error in errors)
+            raise CycleBuildError(
+                f"{failed}cannot match: {', '.join(missing)} missing", report=report
             )
-            step("dbt build", lambda: build(*(["--full-refresh"] if full_refresh else [])))
-            missing = db.missing_relations(guard) + db.missing_sources(
-                guard, tables=settings.tables
-            )
-            if missing:
-                failed = "".join(f"{error}; " for error in errors)
-                raise CycleBuildError(
-                    f"{failed}cannot match: {', '.join(missing)} missing", report=report
-                )
-            agreement.check(settings, db.read_dbt_settings(guard))
-            report.summary = step(  # type: ignore[assignment]
-                "match", lambda: run_match(conninfo, settings=settings, options=options)
-            )
-            step("dbt build", build)
-        finally:
-            db.release_cycle_lock(guard)
+        agreement.check(settings, admin.read_dbt_settings(guard))
+        report.summary = step(  # type: ignore[assignment]
+            "match", lambda: run_match(conninfo, settings=settings, options=options)
+        )
+        step("dbt build", build)
     if errors:
         failed = "; ".join(dict.fromkeys(errors))  # the second build often fails the same
         raise CycleBuildError(f"{failed}; the match step ran on the last good build", report=report)

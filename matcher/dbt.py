@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from matcher.config import Settings
+from matcher.settings import Settings
 
 
 class DbtError(Exception):

@@ -2,7 +2,7 @@
 
 The source tables of the data contract (``cabinet.leads``, ``canon.identity_registry``,
 ``claims.lead_claims``, plus links and origin) are created when missing and filled by the
-set-based SQL of ``matcher/sql/demo.sql``: ``generate_series`` and md5 of (seed, row), so
+set-based SQL of ``matcher/store/sql/demo.sql``: ``generate_series`` and md5 of (seed, row), so
 the same seed gives the same rows (timestamps are relative to ``as_of``, default now).
 Names come from Faker pools (es_CO, es_MX, es_AR and Peruvian surnames) built here.
 
@@ -31,8 +31,8 @@ email_other_name     4%    a person's email under another person's name    low_c
 missing_identifiers  9%    nothing, only junk, or garbage (``no tiene``)   missing_identifiers
 no_match             9%    identifiers that exist nowhere                  no_match
 conflict             4%    phone of one person, document of another        conflict
-document_one_edit    3%    the person's document one edit off, name agrees no_match (issue 8:
-phone_one_edit       3%    the person's phone one edit off, name agrees    ``*_one_edit``)
+document_one_edit    3%    the person's document one edit off, name agrees no_match (the near
+phone_one_edit       3%    the person's phone one edit off, name agrees    pass: ``*_one_edit``)
 ==================== ===== =============================================== ====================
 
 Identifiers are as dense as real ones (``density``, default one third: about a third of
@@ -63,9 +63,9 @@ from datetime import datetime
 
 from faker import Faker
 
-from matcher import db
-from matcher.config import ConfigError, Settings
 from matcher.normalize import normalize_name
+from matcher.settings import ConfigError, Settings
+from matcher.store import demo as store
 
 # size: (leads, persons)
 SIZES: dict[str, tuple[int, int]] = {
@@ -249,10 +249,10 @@ def load(
     leads, persons = SIZES[size]
     tables = settings.tables
     started = time.perf_counter()
-    with db.connect(conninfo) as conn, conn.transaction():
-        db.run_demo_sql(conn, "lock", tables=tables)
-        db.run_demo_sql(conn, "ddl", tables=tables)
-        state = db.run_demo_sql(conn, "state", tables=tables)
+    with store.session(conninfo) as conn:
+        store.run_demo_sql(conn, "lock", tables=tables)
+        store.run_demo_sql(conn, "ddl", tables=tables)
+        state = store.run_demo_sql(conn, "state", tables=tables)
         if state and not reset:
             loaded = _loaded(state[0], skipped=True)
             if (loaded.size, loaded.seed, round(loaded.density, 4)) == (size, seed, density):
@@ -262,22 +262,22 @@ def load(
                 f"{loaded.density:.2f}) is already loaded; use --reset to replace it with "
                 f"size {size} (seed {seed}, density {density:.2f})"
             )
-        if not state and not reset and db.run_demo_sql(conn, "has_rows", tables=tables)[0][0]:
+        if not state and not reset and store.run_demo_sql(conn, "has_rows", tables=tables)[0][0]:
             raise DemoDataError(
                 f"{'.'.join(tables.leads)} or {'.'.join(tables.registry)} already has rows "
                 "that kpi-red demo did not load; use --reset to replace them"
             )
         if reset:
-            db.run_demo_sql(conn, "reset", tables=tables)
+            store.run_demo_sql(conn, "reset", tables=tables)
             attempts: dict[str, object] = {
                 "schema": tables.attempts[0],
                 "table": tables.attempts[1],
             }
-            if db.run_demo_sql(conn, "has_attempts", tables=tables, params=attempts)[0][0]:
-                db.run_demo_sql(conn, "reset_attempts", tables=tables)
+            if store.run_demo_sql(conn, "has_attempts", tables=tables, params=attempts)[0][0]:
+                store.run_demo_sql(conn, "reset_attempts", tables=tables)
         first_names, last_names = name_pools(seed)
         names, bounds = scenario_bounds()
-        db.run_demo_sql(
+        store.run_demo_sql(
             conn,
             "params",
             tables=tables,
@@ -298,10 +298,10 @@ def load(
                 "scenario_bounds": bounds,
             },
         )
-        db.run_demo_sql(conn, "generate", tables=tables)
+        store.run_demo_sql(conn, "generate", tables=tables)
         seconds = round(time.perf_counter() - started, 3)
         params = {"size": size, "seed": seed, "density": density, "seconds": seconds}
-        row = db.run_demo_sql(conn, "record", tables=tables, params=params)
+        row = store.run_demo_sql(conn, "record", tables=tables, params=params)
     return _loaded(row[0], skipped=False)
 
 

@@ -25,7 +25,8 @@ from matcher.catalog import (
     upstream_tables,
     wanted_privileges,
 )
-from matcher.config import Roles, Settings, Tables
+from matcher.settings import Roles, Settings, Tables
+from matcher.store.relations import INTERMEDIATE_SCHEMA, MARTS_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -230,9 +231,9 @@ def _privileges(facts: Facts, tables: Tables, roles: Roles) -> Iterator[Finding]
                 str(owner),
             )
     for schema, grantee in (
-        ("ops", roles.matcher),
-        ("kpi_red_intermediate", roles.matcher),
-        ("ops", roles.reader),
+        (MARTS_SCHEMA, roles.matcher),
+        (INTERMEDIATE_SCHEMA, roles.matcher),
+        (MARTS_SCHEMA, roles.reader),
     ):
         present = all(facts.roles.get(name, {}).get("is_present") for name in (roles.dbt, grantee))
         if present and (schema, grantee, "SELECT") not in facts.default_privileges:

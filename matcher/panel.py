@@ -360,7 +360,7 @@ def load_payload(
     conninfo: str, *, days: int = CONTRACT_DAYS, time_zone: str | None = None, live: bool = False
 ) -> Payload:
     """Read the metrics model (and, with ``live``, count the backlog view) and build the
-    payload: the CLI and the API's single source. Raises ``matcher.db.DatabaseError``
+    payload: the CLI and the API's single source. Raises ``matcher.store.base.DatabaseError``
     (``MetricsNotBuiltError`` when dbt has not been built)."""
     return load_panel(conninfo, days=days, time_zone=time_zone, live=live)[0]
 
@@ -370,9 +370,9 @@ def load_panel(
 ) -> tuple[Payload, str]:
     """The payload and the time zone its days are in: by default the ``metrics_time_zone``
     the last ``dbt build`` used, read from the database (not from the local project)."""
-    from matcher import db
+    from matcher.store import panel as store
 
-    rows = db.read_panel_rows(
+    rows = store.read_panel_rows(
         conninfo, days=max(days, CONTRACT_DAYS), time_zone=time_zone, live=live
     )
     payload = build_payload(

@@ -5,7 +5,7 @@ last build read as they are now.
 A person changed since then (``int_person_keys_changed``, a live dbt view: the same
 macros) must not be matched on its old keys, nor missed on its new ones: its stored rows
 are dropped and its live keys used instead, for the exact lookup and the one-edit one
-alike. Pure: the rows come from ``matcher.db``.
+alike. Pure: the rows come from ``matcher.store.stream``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from matcher.match import NEAR_KEY_TYPES, deletion_variants, editable_split
+from matcher.near import NEAR_KEY_TYPES, deletion_variants, editable_split
 
 
 class Holder(NamedTuple):
@@ -49,7 +49,7 @@ class LiveRegistry:
         min_length: int,
     ) -> LiveRegistry:
         """From ``(person_key, key_type, key_value, full_name, identifiers_hash)`` rows
-        (``db.load_changed_persons``). Junk values are not usable keys; the one-edit
+        (``store.stream.load_changed_persons``). Junk values are not usable keys; the one-edit
         variants are made as dbt's ``int_person_identifier_deletions`` makes them."""
         changed: set[str] = set()
         holders: dict[tuple[str, str], list[Holder]] = {}
@@ -88,11 +88,11 @@ class LiveRegistry:
     def near_rows(
         self, probes: Iterable[tuple[str, str]], variants: Iterable[tuple[str, str]]
     ) -> list[tuple[str, str, str, str, str | None, str]]:
-        """The changed persons one edit from a batch's values, as ``db.fetch_near_candidates``
-        finds the stored ones: ``(key_type, found_by, key_value, person_key, full_name,
-        identifiers_hash)``. ``probes`` are values one character off the lead's, held as they
-        are; ``variants`` the lead's values, found among the deletion variants of a longer
-        value."""
+        """The changed persons one edit from a batch's values, as
+        ``store.stream.fetch_near_candidates`` finds the stored ones: ``(key_type,
+        found_by, key_value, person_key, full_name, identifiers_hash)``. ``probes`` are
+        values one character off the lead's, held as they are; ``variants`` the lead's
+        values, found among the deletion variants of a longer value."""
         rows = [
             (key_type, value, *self._row(holder))
             for key_type, value in probes

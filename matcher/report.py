@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from matcher.match import Decision
+from matcher.records import Decision
 
 
 @dataclass

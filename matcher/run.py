@@ -14,27 +14,28 @@ commit. A crash rolls the batch back and its locks vanish with the connection.
 from __future__ import annotations
 
 import gc
-import os
 import sys
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-import orjson
-import psycopg
-
-from matcher import config, db, match, pipeline
-from matcher.config import Settings
+from matcher import match, near, pipeline
 from matcher.names import TokenWeights
+from matcher.near import NEAR_MIN_LENGTH
 from matcher.normalize import NormalizationRules
+from matcher.records import BacklogLead, Decision, Lead
 from matcher.registry import Holder, LiveRegistry
 from matcher.report import RunSummary
+from matcher.settings import DEFAULT_BATCH_SIZE, DEFAULT_WRITERS, Settings
+from matcher.store import batch as writes
+from matcher.store import stream
+from matcher.store.base import Session
+from matcher.write import DecidedBatch, write_batch
 
 Progress = Callable[[int], None]
 
@@ -47,7 +48,7 @@ stays flat); more than that and the run asks for a ``dbt build`` first."""
 class MatchOptions:
     limit: int | None = 1000
     """Most leads to claim; None for the whole eligible backlog."""
-    batch_size: int = config.DEFAULT_BATCH_SIZE
+    batch_size: int = DEFAULT_BATCH_SIZE
     """Leads per transaction. Each writer holds an advisory lock per lead of its batch
     until it commits: ``batch_size * writers`` locks (PostgreSQL's lock table holds about
     ``max_locks_per_transaction * max_connections``, 6,400 by default)."""
@@ -59,9 +60,9 @@ class MatchOptions:
     """Try documents and phones one edit away for leads the exact keys did not settle."""
     near_name_threshold: float = match.DEFAULT_NEAR_NAME_THRESHOLD
     near_name_min_bits: float = match.DEFAULT_NEAR_NAME_MIN_BITS
-    near_min_length: int = match.NEAR_MIN_LENGTH
+    near_min_length: int = NEAR_MIN_LENGTH
     """dbt's ``near_match_min_length`` (``run_match`` reads the var)."""
-    writers: int = config.DEFAULT_WRITERS
+    writers: int = DEFAULT_WRITERS
     """Batches written at once, each on its own connection (PostgreSQL works on one
     while Python prepares the other)."""
 
@@ -76,27 +77,15 @@ class MatchOptions:
         )
 
 
-@dataclass(frozen=True)
-class BatchResult:
-    decisions: list[match.Decision]
-    """The decisions recorded in the attempts log, as recorded."""
-    skipped_locked: int
-    skipped: Mapping[str, int]
-    """Leads left out because they changed since the stream read them, by reason
-    (``db.SKIP_REASONS``)."""
-    links_written: int
-    origins_written: int
-
-
 def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 def to_lead(
-    row: db.BacklogLead, *, rules: NormalizationRules, junk: frozenset[tuple[str, str]]
-) -> match.Lead:
+    row: BacklogLead, *, rules: NormalizationRules, junk: frozenset[tuple[str, str]]
+) -> Lead:
     keys = {"document": row.document_key, "phone": row.phone_key, "email": row.email_key}
-    return match.Lead(
+    return Lead(
         row.lead_source_pk,
         row.created_at,
         row.identifiers_hash,
@@ -107,7 +96,7 @@ def to_lead(
 
 
 def candidate_rows(
-    rows: Iterable[db.BacklogLead], hashes: dict[str, str]
+    rows: Iterable[BacklogLead], hashes: dict[str, str]
 ) -> Iterator[tuple[str, str, str, str | None]]:
     """``(key_type, key_value, person_key, full_name)`` of the stored registry persons
     streamed with the leads, for ``match.CandidateIndex.from_rows``; each person's
@@ -132,19 +121,13 @@ class FoundBatch:
     """Streamed leads, the registry persons of their keys, and the identifiers hash of
     each of those persons when read (what the write checks the live registry against)."""
 
-    leads: list[match.Lead]
+    leads: list[Lead]
     index: match.CandidateIndex
     person_hashes: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class DecidedBatch:
-    decisions: list[match.Decision]
-    person_hashes: Mapping[str, str] = field(default_factory=dict)
-
-
 def found_batch(
-    rows: Sequence[db.BacklogLead],
+    rows: Sequence[BacklogLead],
     *,
     rules: NormalizationRules,
     junk: frozenset[tuple[str, str]],
@@ -232,19 +215,17 @@ def found_batches(
     ``registry`` is the junk and the persons changed since the build, read meanwhile."""
     # a run that takes fewer leads than a batch fetches (and decides) no more than that
     batch_size = min(options.batch_size, options.limit or options.batch_size)
-    with db.connect(conninfo, autocommit=True) as conn:
-        db.tune_lookups(conn)
-        with conn.transaction():
-            db.create_worklist(conn)
+    with stream.session(conninfo) as conn:
+        stream.create_worklist(conn)
         after: tuple[datetime, str] | None = None
         while (wanted := ledger.reserve()) != 0:
-            loaded = db.load_worklist(conn, limit=wanted, after=after)
+            loaded = stream.load_worklist(conn, limit=wanted, after=after)
             if wanted is not None and loaded < wanted:
                 ledger.unread(wanted - loaded)
             junk, live = registry.result()
-            stream = db.stream_worklist(conn, batch_size=batch_size)
-            with closing(stream):
-                for rows in stream:
+            pages = stream.stream_worklist(conn, batch_size=batch_size)
+            with closing(pages):
+                for rows in pages:
                     after = (rows[-1].created_at, rows[-1].lead_source_pk)
                     yield found_batch(rows, rules=rules, junk=junk, live=live)
             if wanted is None or loaded < wanted:
@@ -265,8 +246,7 @@ def decided_batches(
     Deciding before claiming is safe: the writer checks every lead against the live
     sources under its lock, and writes only what is still as decided.
     """
-    with db.connect(conninfo, autocommit=True) as lookup:
-        db.tune_lookups(lookup)
+    with stream.session(conninfo) as lookup:
         for batch in found:
             decisions = match.decide_batch(batch.leads, batch.index, rules=names)
             hashes = batch.person_hashes
@@ -284,195 +264,26 @@ def decided_batches(
             yield DecidedBatch(decisions, hashes)
 
 
-def write_batch(
-    conn: psycopg.Connection,
-    batch: DecidedBatch,
-    *,
-    settings: Settings,
-    run_id: str,
-    started_at: datetime,
-    dry_run: bool,
-) -> BatchResult:
-    """Claim a decided batch and write it, in one transaction (rolled back when
-    ``dry_run``); see ``write_decisions``."""
-    with conn.transaction() as transaction:
-        result = write_decisions(
-            conn,
-            batch.decisions,
-            person_hashes=batch.person_hashes,
-            settings=settings,
-            run_id=run_id,
-            started_at=started_at,
-        )
-        pause_for_tests()
-        if dry_run:
-            raise psycopg.Rollback(transaction)
-    return result
-
-
-TEST_PAUSE_ENV = "KPI_RED_TEST_PAUSE_AFTER_WRITES"
-
-
-def pause_for_tests() -> None:
-    """Test hook, a no-op unless ``KPI_RED_TEST_PAUSE_AFTER_WRITES=<seconds>`` is set: sleep
-    after a batch's writes, before its commit, so the reliability tests can kill the
-    matcher or drop its connection mid-batch (tests/python/test_reliability_*.py)."""
-    seconds = os.environ.get(TEST_PAUSE_ENV)
-    if seconds:
-        time.sleep(float(seconds))
-
-
 def near_pass(
-    conn: psycopg.Connection,
-    decisions: list[match.Decision],
+    conn: Session,
+    decisions: list[Decision],
     *,
     rules: NormalizationRules,
     live: LiveRegistry,
     names: match.NameRules,
     near_min_length: int,
-) -> tuple[list[match.Decision], dict[str, str]]:
+) -> tuple[list[Decision], dict[str, str]]:
     """The batch's unsettled documents and phones one edit away (one query), and the
     identifiers hash of each person found."""
-    lookup = match.NearLookup.of(
+    lookup = near.NearLookup.of(
         decisions, country_code=rules.country_code, min_length=near_min_length
     )
     if not lookup:
         return decisions, {}
-    found = db.fetch_near_candidates(conn, list(lookup.probes), lookup.variants, live=live)
-    index = match.NearIndex.from_rows((row[:5] for row in found), lookup)
-    decided = match.decide_near(decisions, index, rules=names)
+    found = stream.fetch_near_candidates(conn, list(lookup.probes), lookup.variants, live=live)
+    index = near.NearIndex.from_rows((row[:5] for row in found), lookup)
+    decided = near.decide_near(decisions, index, rules=names)
     return decided, {row[3]: row[5] for row in found}
-
-
-def write_decisions(
-    conn: psycopg.Connection,
-    decisions: Sequence[match.Decision],
-    *,
-    person_hashes: Mapping[str, str] | None = None,
-    settings: Settings,
-    run_id: str,
-    started_at: datetime,
-) -> BatchResult:
-    """Claim and write decided leads inside the caller's transaction: stage them, lock
-    them (leads another matcher holds are skipped), then one statement checks each lead
-    against the live sources and writes what still stands as decided: links (never
-    overwriting one), origin for linked persons that have none, one attempts-log row per
-    lead. ``person_hashes`` are the chosen persons' identifiers hashes when decided (a
-    matched lead without one is never linked).
-
-    A lead that changed since the stream read it is left out (``db.SKIP_REASONS``); one
-    decided matched whose person changed is recorded as failed ``person_changed``; one
-    that someone else linked meanwhile is recorded as a ``conflict`` (or, linked to the
-    same person, as matched), never relinked."""
-    tables = settings.tables
-    hashes = person_hashes or {}
-    db.stage(conn, (staged_decision(decision, hashes) for decision in decisions))
-    locked_elsewhere = db.lock_staged(conn)
-    written = db.write_staged(conn, tables=tables, run_id=run_id, started_at=started_at)
-    person_changed = set(written.person_changed)
-    linked_meanwhile = set(written.linked_meanwhile)
-    left_out = locked_elsewhere.union(written.skipped, linked_meanwhile)
-    final = [
-        person_changed_failure(decision)
-        if decision.lead.lead_source_pk in person_changed
-        else decision
-        for decision in decisions
-        if decision.lead.lead_source_pk not in left_out
-    ]
-    settled, origins_written = settle_linked_meanwhile(
-        conn,
-        [decision for decision in decisions if decision.lead.lead_source_pk in linked_meanwhile],
-        settings=settings,
-        run_id=run_id,
-        started_at=started_at,
-        written_at=written.written_at,
-    )
-    skipped = Counter(written.skipped.values())
-    if unsettled := len(linked_meanwhile) - len(settled):
-        skipped["linked_meanwhile"] += unsettled
-    return BatchResult(
-        decisions=final + settled,
-        skipped_locked=len(locked_elsewhere),
-        skipped=skipped,
-        links_written=written.links_written,
-        origins_written=written.origins_written + origins_written,
-    )
-
-
-def person_changed_failure(decision: match.Decision) -> match.Decision:
-    """A match whose person changed before the write, as the attempts log records it."""
-    return decision._replace(
-        outcome="failed",
-        fail_reason="person_changed",
-        match_rule=None,
-        match_score=None,
-    )
-
-
-def settle_linked_meanwhile(
-    conn: psycopg.Connection,
-    decisions: Sequence[match.Decision],
-    *,
-    settings: Settings,
-    run_id: str,
-    started_at: datetime,
-    written_at: datetime,
-) -> tuple[list[match.Decision], int]:
-    """Matched decisions for leads that got a link from someone else since the stream
-    read them (rare): a link to another person makes a ``conflict``, one to the same
-    person keeps the match; a lead whose link is gone again is left for the next run.
-    Returns the decisions recorded and the origin rows added."""
-    if not decisions:
-        return [], 0
-    existing = db.existing_links(
-        conn,
-        tables=settings.tables,
-        lead_pks=[decision.lead.lead_source_pk for decision in decisions],
-    )
-    settled = [
-        decision
-        if existing[decision.lead.lead_source_pk] == decision.person_key
-        else match.conflict_with_existing_link(decision, existing[decision.lead.lead_source_pk])
-        for decision in decisions
-        if decision.lead.lead_source_pk in existing
-    ]
-    origins_written = db.record_outcomes(
-        conn,
-        tables=settings.tables,
-        run_id=run_id,
-        started_at=started_at,
-        written_at=written_at,
-        decisions=[staged_decision(decision) for decision in settled],
-    )
-    return settled, origins_written
-
-
-def evidence_json(decision: match.Decision) -> str:
-    """The evidence as JSON with sorted keys (orjson: a tenth of the cost of
-    ``json.dumps``; the text comes from PostgreSQL, valid UTF-8)."""
-    return orjson.dumps(decision.evidence, option=orjson.OPT_SORT_KEYS).decode()
-
-
-def staged_decision(
-    decision: match.Decision, person_hashes: Mapping[str, str] | None = None
-) -> db.StagedDecision:
-    lead = decision.lead
-    person_hash = (
-        (person_hashes or {}).get(decision.person_key or "") if decision.is_matched else None
-    )
-    return db.StagedDecision(
-        lead.lead_source_pk,
-        lead.last_attempt_id,
-        lead.created_at,
-        decision.outcome,
-        decision.fail_reason,
-        decision.match_rule,
-        decision.match_score,
-        decision.person_key,
-        evidence_json(decision),
-        lead.identifiers_hash,
-        person_hash,
-    )
 
 
 @contextmanager
@@ -527,8 +338,7 @@ def run_match(
     ledger = Ledger(options.limit)
 
     def write(batches: Iterator[DecidedBatch]) -> None:
-        with db.connect(conninfo, autocommit=True) as writer:
-            db.tune_lookups(writer)
+        with stream.session(conninfo) as writer:
             for batch in batches:
                 result = write_batch(
                     writer,
@@ -551,17 +361,17 @@ def run_match(
                 ledger.settle(handed=len(batch.decisions), claimed=len(result.decisions))
 
     registry: Future[tuple[frozenset[tuple[str, str]], LiveRegistry]] = Future()
-    with db.connect(conninfo, autocommit=True) as conn:
-        started_at = conn.execute("select now()").fetchone()[0]  # type: ignore[index]
+    with stream.session(conninfo) as conn:
+        started_at = stream.server_now(conn)
         found = found_batches(
             conninfo, rules=rules, registry=registry, options=options, ledger=ledger
         )
         with tuned_interpreter(), pipeline.ahead(found, name="kpi-red-find") as found_ahead:
             # read while the stream copies the worklist
             try:
-                junk = db.load_junk(conn)
+                junk = stream.load_junk(conn)
                 live = LiveRegistry.from_rows(
-                    db.load_changed_persons(conn, limit=CHANGED_PERSONS_LIMIT),
+                    stream.load_changed_persons(conn, limit=CHANGED_PERSONS_LIMIT),
                     junk=junk | rules.blocklisted,
                     country_code=rules.country_code,
                     min_length=options.near_min_length,
@@ -572,7 +382,7 @@ def run_match(
                 raise
             registry.set_result((junk, live))
             summary.persons_read_live = len(live.changed)
-            names = options.name_rules(TokenWeights.from_names(db.sample_person_names(conn)))
+            names = options.name_rules(TokenWeights.from_names(stream.sample_person_names(conn)))
             decided = decided_batches(
                 found_ahead, conninfo, rules=rules, live=live, names=names, options=options
             )
@@ -587,6 +397,12 @@ def run_match(
                     on_stop=ledger.close,
                 )
         if summary.claimed and not options.dry_run:
-            db.analyze_written(conn, tables=settings.tables)
+            writes.analyze_written(conn, tables=settings.tables)
     summary.seconds = time.perf_counter() - clock
     return summary
+
+
+def count_eligible(conninfo: str) -> int:
+    """How many leads are eligible now (for a progress bar)."""
+    with stream.session(conninfo) as conn:
+        return stream.count_eligible(conn)

@@ -3,7 +3,7 @@
 Read-only: two GET routes and the page's static files. The API returns exactly what
 ``kpi-red metrics --json`` prints (``matcher.panel.load_payload``). Database problems are
 a 503 with a JSON body naming the problem in words, never a traceback or a DSN; the
-detail goes to the server log (already stripped of passwords by ``matcher.db``).
+detail goes to the server log (already stripped of passwords by ``matcher.store``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from matcher import panel
-from matcher.db import DatabaseError, MetricsNotBuiltError
+from matcher.store.base import DatabaseError
+from matcher.store.panel import MetricsNotBuiltError
 
 API_PATH = "/api/v1/ops/payments/cabinet-financial-14d/kpi-red-recovery-metrics"
 STATIC_DIR = Path(__file__).resolve().parent / "static"

@@ -17,7 +17,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from matcher import config, db, dbt, server
+from matcher import dbt, embedded
+from matcher.connection import embedded_data_dir
+from matcher.settings import Settings, load_settings
+from matcher.store import admin as store_admin
+from matcher.store import base as store_base
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -30,7 +34,7 @@ class Database:
     conninfo: str
     profiles_dir: Path
     target_path: Path
-    settings: config.Settings
+    settings: Settings
 
     def connect(self, **kwargs: Any) -> psycopg.Connection:
         return psycopg.connect(self.conninfo, **kwargs)
@@ -77,12 +81,14 @@ class Database:
 
 @pytest.fixture(scope="session")
 def socket_dir() -> Path:
-    data_dir = config.embedded_data_dir(PROJECT_DIR)
-    return server.start(data_dir) if not server.status(data_dir).is_running else _running(data_dir)
+    data_dir = embedded_data_dir(PROJECT_DIR)
+    return (
+        embedded.start(data_dir) if not embedded.status(data_dir).is_running else _running(data_dir)
+    )
 
 
 def _running(data_dir: Path) -> Path:
-    current = server.status(data_dir)
+    current = embedded.status(data_dir)
     assert current.socket_dir is not None
     return current.socket_dir
 
@@ -109,29 +115,29 @@ def make_database(
 ) -> Iterator[Callable[..., Database]]:
     """A factory: each call creates a fresh, empty database with the matcher's tables."""
     created: list[str] = []
-    settings = config.load_settings(PROJECT_DIR)
+    settings = load_settings(PROJECT_DIR)
 
     def factory(*, init: bool = True) -> Database:
         name = f"kpi_red_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-        server.create_database(socket_dir, name)
+        embedded.create_database(socket_dir, name)
         created.append(name)
         home = tmp_path_factory.mktemp(name)
         (home / "profiles.yml").write_text(PROFILE_TEMPLATE.format(host=socket_dir, dbname=name))
         database = Database(
             name=name,
-            conninfo=server.conninfo(socket_dir, name),
+            conninfo=embedded.conninfo(socket_dir, name),
             profiles_dir=home,
             target_path=home / "target",
             settings=settings,
         )
         if init:
-            with db.connect(database.conninfo) as conn:
-                db.init_schema(conn, settings.tables)
+            with store_base.connect(database.conninfo) as conn:
+                store_admin.init_schema(conn, settings.tables)
         return database
 
     yield factory
     for name in created:
-        server.drop_database(socket_dir, name)
+        embedded.drop_database(socket_dir, name)
 
 
 @pytest.fixture(scope="session")

@@ -23,8 +23,9 @@ from conftest import PROJECT_DIR
 from psycopg import sql
 from servers import PASSWORD, SUPERUSER, Server, create_roles, drop_database_and_roles
 
-from matcher import config, dbt
+from matcher import dbt
 from matcher.cli import main
+from matcher.settings import load_settings
 
 ROLE_KEYS = ("upstream", "dbt", "matcher", "reader", "analyst")
 
@@ -161,7 +162,7 @@ class Site:
         """``dbt <args>`` as role ``key``, with the site's vars."""
         import os
 
-        settings = config.load_settings(self.project_dir)
+        settings = load_settings(self.project_dir)
         previous = os.environ.get("DBT_ENV_SECRET_PGPASSWORD")
         os.environ["DBT_ENV_SECRET_PGPASSWORD"] = PASSWORD
         try:

@@ -1,12 +1,13 @@
-"""Helpers for the reliability tests (``tests/python/test_reliability_*.py``, issue 7).
+"""Helpers for the reliability tests (``tests/python/reliability/``) and the others that
+change the world under a run.
 
 - ``golden``: one demo database (size ``demo``, seed 42) with dbt's models built, made
   once per session and never written to; tests work on ``cloned`` copies of it (``create
   database ... template``: a quarter of a second instead of a load and a build).
 - ``reference_state``: what one uninterrupted matcher run makes of it, the yardstick for
   concurrent, killed and disconnected runs.
-- the matcher as a subprocess, paused mid-batch with the test hook of ``matcher/run.py``
-  (``KPI_RED_TEST_PAUSE_AFTER_WRITES``), and a way to see which leads it holds.
+- the matcher as a subprocess, paused mid-batch (``reliability/paused_matcher.py``), and a
+  way to see which leads it holds.
 - table checksums, integrity checks, a private embedded server.
 """
 
@@ -30,14 +31,17 @@ from conftest import PROFILE_TEMPLATE, PROJECT_DIR, Database
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from matcher import config, db, demo, server
-from matcher.run import TEST_PAUSE_ENV, MatchOptions, run_match
+from matcher import demo, embedded
+from matcher.run import MatchOptions, run_match
+from matcher.settings import load_settings
+from matcher.store import batch as store_batch
 
 KPI_RED = str(Path(sys.executable).with_name("kpi-red"))
+PAUSED_MATCHER = str(Path(__file__).with_name("reliability") / "paused_matcher.py")
 BATCH_SIZE = 100
 MATCH_ARGS = ("match", "--limit", "0", "--batch-size", str(BATCH_SIZE), "--json")
 # the matcher's advisory locks: one 64-bit key per lead (objsubid 1 in pg_locks)
-LEAD_LOCK_KEY = db.LEAD_LOCK_KEY.format(lead="leads.lead_id::text")
+LEAD_LOCK_KEY = store_batch.LEAD_LOCK_KEY.format(lead="leads.lead_id::text")
 HELD_LOCK_KEY = "((locks.classid::bigint << 32) | locks.objid::bigint)"
 
 _session: dict[str, Any] = {}
@@ -68,7 +72,7 @@ def clone(source: Database, home: Path) -> Database:
     statement = sql.SQL("create database {} template {}").format(
         sql.Identifier(name), sql.Identifier(source.name)
     )
-    with psycopg.connect(server.conninfo(socket_dir, "postgres"), autocommit=True) as conn:
+    with psycopg.connect(embedded.conninfo(socket_dir, "postgres"), autocommit=True) as conn:
         for attempt in range(100):
             try:
                 conn.execute(statement)
@@ -81,7 +85,7 @@ def clone(source: Database, home: Path) -> Database:
     (home / "profiles.yml").write_text(PROFILE_TEMPLATE.format(host=socket_dir, dbname=name))
     return Database(
         name=name,
-        conninfo=server.conninfo(socket_dir, name),
+        conninfo=embedded.conninfo(socket_dir, name),
         profiles_dir=home,
         target_path=home / "target",
         settings=source.settings,
@@ -96,7 +100,7 @@ def cloned(source: Database, home: Path | None = None) -> Iterator[Database]:
     try:
         yield database
     finally:
-        server.drop_database(socket_dir_of(database), database.name)
+        embedded.drop_database(socket_dir_of(database), database.name)
         if home is None:
             shutil.rmtree(directory, ignore_errors=True)
 
@@ -267,11 +271,8 @@ def start_match(
 ) -> subprocess.Popen[str]:
     """``kpi-red match --limit 0 --batch-size 100 --json`` in the background."""
     env = {**os.environ, **database.cli_env(), **(extra_env or {})}
-    env.pop(TEST_PAUSE_ENV, None)
-    if pause:
-        env[TEST_PAUSE_ENV] = str(pause)
     return subprocess.Popen(
-        [KPI_RED, *MATCH_ARGS],
+        kpi_red_command(MATCH_ARGS, pause=pause),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -284,17 +285,24 @@ def start_kpi_red(
 ) -> subprocess.Popen[str]:
     """``kpi-red <args>`` in the background (paused after each batch's writes)."""
     env = {**os.environ, **database.cli_env()}
-    env.pop(TEST_PAUSE_ENV, None)
-    if pause:
-        env[TEST_PAUSE_ENV] = str(pause)
     return subprocess.Popen(
-        [KPI_RED, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        kpi_red_command(args, pause=pause),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+
+
+def kpi_red_command(args: tuple[str, ...], *, pause: float | None) -> list[str]:
+    """``kpi-red <args>``, or with ``pause`` the same through ``paused_matcher.py``."""
+    if pause:
+        return [sys.executable, PAUSED_MATCHER, str(pause), *args]
+    return [KPI_RED, *args]
 
 
 def run_kpi_red(database: Database, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **database.cli_env()}
-    env.pop(TEST_PAUSE_ENV, None)
     return subprocess.run(
         [KPI_RED, *args], env=env, capture_output=True, text=True, timeout=120, check=False
     )
@@ -398,7 +406,7 @@ def private_server() -> Iterator[Any]:
     """An embedded PostgreSQL of our own in a temporary directory (stopped and deleted
     afterwards): the one under .data/pg is shared and must never be stopped."""
     directory = Path(tempfile.mkdtemp(prefix="kpi-red-rel-"))
-    handle = server._pgserver().get_server(directory / "pg", cleanup_mode=None)
+    handle = embedded._pgserver().get_server(directory / "pg", cleanup_mode=None)
     try:
         yield handle
     finally:
@@ -408,13 +416,13 @@ def private_server() -> Iterator[Any]:
 
 def database_on(socket_dir: Path, name: str, home: Path) -> Database:
     """A ``Database`` for ``name`` on another server (a private one)."""
-    server.create_database(socket_dir, name)
+    embedded.create_database(socket_dir, name)
     home.mkdir(parents=True, exist_ok=True)
     (home / "profiles.yml").write_text(PROFILE_TEMPLATE.format(host=socket_dir, dbname=name))
     return Database(
         name=name,
-        conninfo=server.conninfo(socket_dir, name),
+        conninfo=embedded.conninfo(socket_dir, name),
         profiles_dir=home,
         target_path=home / "target",
-        settings=config.load_settings(PROJECT_DIR),
+        settings=load_settings(PROJECT_DIR),
     )

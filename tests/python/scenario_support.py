@@ -225,7 +225,7 @@ class World:
         if number % 3 == 2:
             self.remove_links(by="matcher", count=2)
         if number % 5 == 3:
-            self.delete_leads(2)
+            self.delete_leads(3)
         # late rows: leads dated 5, 10 and 20 days back; a backdated link and claim
         for back in (5, 10, 20):
             if number % 7 == back % 7 and number >= back:

@@ -10,9 +10,11 @@ from click.testing import CliRunner
 from conftest import PROJECT_DIR
 from psycopg.conninfo import conninfo_to_dict
 
-from matcher import agreement, config
+from matcher import agreement
 from matcher.cli import main
+from matcher.connection import conninfo_from_output
 from matcher.project import PACKAGE_NAME
+from matcher.settings import ConfigError, Tables, load_settings
 
 HOST = """
 name: analytics_host
@@ -38,16 +40,16 @@ def host(tmp_path: Path) -> Path:
 
 
 def test_standalone_the_project_is_this_one() -> None:
-    settings = config.load_settings(PROJECT_DIR)
+    settings = load_settings(PROJECT_DIR)
     assert not settings.is_package
     assert settings.profile_name == "kpi_red_recovery"
-    assert settings.tables == config.Tables()
+    assert settings.tables == Tables()
     assert settings.vars["metrics_time_zone"] == "America/Lima"
 
 
 def test_package_vars_resolve_in_dbts_order(host: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DBT_PROFILE", raising=False)
-    settings = config.load_settings(host)
+    settings = load_settings(host)
     assert settings.is_package and settings.package_dir == PROJECT_DIR
     assert settings.profile_name == "analytics"  # the host's
     # the package's defaults < the host's top-level vars < the host's package-scoped ones
@@ -56,7 +58,7 @@ def test_package_vars_resolve_in_dbts_order(host: Path, monkeypatch: pytest.Monk
     assert settings.vars["metrics_lookback_days"] == 7
     assert settings.vars["metrics_time_zone"] == "America/Lima"
     # --vars win over everything
-    given = config.load_settings(host, cli_vars={"attempts_schema": "cli", "junk_emails": []})
+    given = load_settings(host, cli_vars={"attempts_schema": "cli", "junk_emails": []})
     assert given.tables.attempts == ("cli", "top_level_attempts")
     assert given.cli_vars == {"attempts_schema": "cli", "junk_emails": []}
 
@@ -64,11 +66,11 @@ def test_package_vars_resolve_in_dbts_order(host: Path, monkeypatch: pytest.Monk
 def test_env_var_in_project_files_is_rendered(host: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KPI_RED_TEST_ATTEMPTS_SCHEMA", "from_env")
     monkeypatch.setenv("HOST_PROFILE", "warehouse")
-    settings = config.load_settings(host)
+    settings = load_settings(host)
     assert settings.tables.attempts[0] == "from_env"
     assert settings.profile_name == "warehouse"
     monkeypatch.setenv("DBT_PROFILE", "override")  # as dbt's --profile
-    assert config.load_settings(host).profile_name == "override"
+    assert load_settings(host).profile_name == "override"
 
 
 def test_a_host_without_the_package_is_one_clear_line(tmp_path: Path) -> None:
@@ -134,16 +136,16 @@ def test_a_dsn_with_a_bad_port_is_one_line() -> None:
 
 
 def test_the_profiles_role_is_the_matchers_role_too() -> None:
-    conninfo = config.conninfo_from_output(
+    conninfo = conninfo_from_output(
         {"host": "db", "port": 5432, "user": "alice", "dbname": "w", "role": "kpi red dbt"}
     )
     assert conninfo_to_dict(conninfo)["options"] == "-c role=kpi\\ red\\ dbt"
-    with pytest.raises(config.ConfigError, match="port must be a number"):
-        config.conninfo_from_output({"host": "db", "port": "abc"})
+    with pytest.raises(ConfigError, match="port must be a number"):
+        conninfo_from_output({"host": "db", "port": "abc"})
 
 
 def test_differences_from_the_build_name_each_setting() -> None:
-    settings = config.load_settings(PROJECT_DIR)
+    settings = load_settings(PROJECT_DIR)
     built = dict(settings.vars)
     assert agreement.differences(settings, built) == []
     built.update(attempts_schema="kpi_red_ops", matcher_linked_by="bot", phone_country_code="57")
@@ -153,6 +155,6 @@ def test_differences_from_the_build_name_each_setting() -> None:
         "matcher_linked_by: dbt uses 'bot', kpi-red 'kpi-red'",
         "phone_country_code: dbt uses '57', kpi-red '51'",
     ]
-    with pytest.raises(config.ConfigError, match="not the one the last dbt build used"):
+    with pytest.raises(ConfigError, match="not the one the last dbt build used"):
         agreement.check(settings, built)
     agreement.check(settings, None)  # nothing built yet: nothing to compare

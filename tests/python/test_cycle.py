@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import Database
 
-from matcher import db
 from matcher.cli import CYCLE_BUSY_EXIT, main
+from matcher.store import admin as store_admin
+from matcher.store import base as store_base
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +55,10 @@ def test_cycle_runs_green_and_drains_the_eligible_backlog(
 
 
 def test_a_second_cycle_exits_at_once_with_75(demo_copy: Database, tmp_path: Path) -> None:
-    with db.connect(demo_copy.conninfo, autocommit=True) as holder:
-        assert db.try_cycle_lock(holder)  # a cycle is "running"
+    with store_base.connect(demo_copy.conninfo, autocommit=True) as holder:
+        assert store_admin.try_cycle_lock(holder)  # a cycle is "running"
         result = CliRunner().invoke(main, ["cycle"], env=cycle_env(demo_copy, tmp_path))
-        db.release_cycle_lock(holder)
+        store_admin.release_cycle_lock(holder)
     assert result.exit_code == CYCLE_BUSY_EXIT == 75
     assert "another kpi-red cycle is running" in result.output
     assert len(result.output.strip().splitlines()) == 1

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import Database
 from psycopg import sql
+from scenario_support import SOURCE_DDL
 
 LIMA = ZoneInfo("America/Lima")
 DAY = date(2024, 5, 10)
@@ -25,29 +26,6 @@ MARTS = {
     "intervals": ("kpi_red_intermediate.int_backlog_intervals", "lead_source_pk, interval_number"),
 }
 
-SOURCE_DDL = """
-create schema if not exists cabinet;
-create schema if not exists canon;
-create schema if not exists claims;
-create table cabinet.leads (
-    lead_id text primary key, created_at timestamptz not null, updated_at timestamptz,
-    full_name text, phone text, document_type text, document_number text, email text
-);
-create table canon.identity_registry (
-    person_key text primary key, full_name text, phone text, document_type text,
-    document_number text, email text, created_at timestamptz, updated_at timestamptz
-);
-create table claims.lead_claims (claim_id text primary key, lead_id text, claimed_at timestamptz);
-create table canon.identity_links (
-    source_table text not null, source_pk text not null, person_key text not null,
-    match_rule text, match_score real, linked_at timestamptz not null, linked_by text,
-    run_id text, unique (source_table, source_pk)
-);
-create table canon.identity_origin (
-    person_key text primary key, origin_tag text, origin_source_pk text,
-    origin_created_at timestamptz, recorded_at timestamptz not null
-);
-"""
 
 IDENTIFIERS_HASH = """md5(concat_ws(chr(31), coalesce(full_name, ''), coalesce(phone, ''),
     coalesce(document_type, ''), coalesce(document_number, ''), coalesce(email, '')))"""

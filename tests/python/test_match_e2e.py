@@ -11,8 +11,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import Database
 
-from matcher import db, match, run
+from matcher import records, write
 from matcher.cli import main
+from matcher.store import base as store_base
+from matcher.store import stream as store_stream
 
 CHECKSUM = """
     select count(*), coalesce(md5(string_agg(row_text, ',' order by row_text)), '')
@@ -267,8 +269,8 @@ def test_a_lead_linked_elsewhere_meanwhile_is_left_alone_and_reported(
         " values ('cabinet_leads', %s, %s, now(), 'backoffice')",
         (lead_pk, linked_to),
     )
-    decided = match.Decision(
-        lead=match.Lead(
+    decided = records.Decision(
+        lead=records.Lead(
             lead_source_pk=lead_pk,
             created_at=created_at,
             identifiers_hash=hash_,
@@ -282,8 +284,8 @@ def test_a_lead_linked_elsewhere_meanwhile_is_left_alone_and_reported(
         evidence={"document": {"value": "DNI:1", "person_keys": ["P-DECIDED"]}},
     )
     run_id = f"test-linked-to-{linked_to}"
-    with db.connect(built.conninfo) as conn, conn.transaction():
-        written = run.write_decisions(
+    with store_base.connect(built.conninfo) as conn, conn.transaction():
+        written = write.write_decisions(
             conn,
             [decided],
             settings=built.settings,
@@ -347,9 +349,9 @@ def test_the_worklist_is_read_whole_and_in_order_past_any_small_integer(
         " (person_key text, key_type text, key_value text, full_name text,"
         " identifiers_hash text)"
     )
-    with db.connect(database.conninfo, autocommit=True) as conn:
+    with store_base.connect(database.conninfo, autocommit=True) as conn:
         with conn.transaction():
-            db.create_worklist(conn)
+            store_stream.create_worklist(conn)
         conn.execute(
             "insert into pg_temp.kpi_red_worklist (lead_source_pk, lead_created_at,"
             " identifiers_hash, max_attempt_id)"
@@ -359,7 +361,7 @@ def test_the_worklist_is_read_whole_and_in_order_past_any_small_integer(
         for size in (2000, 999):
             read = [
                 lead.lead_source_pk
-                for page in db.stream_worklist(conn, batch_size=size)
+                for page in store_stream.stream_worklist(conn, batch_size=size)
                 for lead in page
             ]
             assert read == [f"L{number:06d}" for number in range(1, 40001)]

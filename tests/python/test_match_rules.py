@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from match_support import usable_keys
 
-from matcher import match
+from matcher import match, records
 from matcher.normalize import NormalizationRules
 
 RULES = NormalizationRules.from_vars(
@@ -47,13 +48,13 @@ def lead(
     document_number: str | None = None,
     email: str | None = None,
     junk: frozenset[tuple[str, str]] = frozenset(),
-) -> match.Lead:
-    return match.Lead(
+) -> records.Lead:
+    return records.Lead(
         lead_source_pk="L-1",
         created_at=CREATED,
         identifiers_hash="hash",
         full_name=full_name,
-        keys=match.usable_keys(
+        keys=usable_keys(
             phone=phone,
             document_type=document_type,
             document_number=document_number,
@@ -64,7 +65,7 @@ def lead(
     )
 
 
-def decide(one: match.Lead, **rules: float) -> match.Decision:
+def decide(one: records.Lead, **rules: float) -> records.Decision:
     (decision,) = match.decide_batch([one], INDEX, rules=match.NameRules(**rules))
     return decision
 
@@ -290,7 +291,7 @@ TABLE = [
     ids=[case[0] for case in TABLE],
 )
 def test_decision_table(
-    one: match.Lead,
+    one: records.Lead,
     outcome: str,
     fail_reason: str | None,
     match_rule: str | None,

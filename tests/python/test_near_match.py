@@ -15,11 +15,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from conftest import Database
+from match_support import near_lookups, usable_keys
 from rapidfuzz.distance import OSA
 
-from matcher import db, match
+from matcher import match, records
+from matcher import near as one_edit
 from matcher.cli import main
 from matcher.normalize import NormalizationRules
+from matcher.store import stream as store_stream
 
 CC = "51"
 RULES = NormalizationRules()
@@ -50,13 +53,13 @@ def lead(
     phone: str | None = None,
     document_number: str | None = None,
     email: str | None = None,
-) -> match.Lead:
-    return match.Lead(
+) -> records.Lead:
+    return records.Lead(
         lead_source_pk="L-1",
         created_at=CREATED,
         identifiers_hash="hash",
         full_name=full_name,
-        keys=match.usable_keys(
+        keys=usable_keys(
             phone=phone,
             document_type=None,
             document_number=document_number,
@@ -66,16 +69,16 @@ def lead(
     )
 
 
-def near_index(decisions: list[match.Decision]) -> match.NearIndex:
+def near_index(decisions: list[records.Decision]) -> one_edit.NearIndex:
     """What the database lookup would find for these decisions, over ``REGISTRY``."""
-    lookup = match.NearLookup.of(decisions, country_code=CC)
-    return match.NearIndex.from_registry(REGISTRY, lookup, country_code=CC)
+    lookup = one_edit.NearLookup.of(decisions, country_code=CC)
+    return one_edit.NearIndex.from_registry(REGISTRY, lookup, country_code=CC)
 
 
-def decide(one: match.Lead, **rules: float) -> match.Decision:
+def decide(one: records.Lead, **rules: float) -> records.Decision:
     names = match.NameRules(**rules)
     exact = match.decide_batch([one], EXACT_INDEX, rules=names)
-    (decision,) = match.decide_near(exact, near_index(exact), rules=names)
+    (decision,) = one_edit.decide_near(exact, near_index(exact), rules=names)
     return decision
 
 
@@ -96,7 +99,7 @@ EDIT_CASES = [
     EDIT_CASES,
     ids=[f"{case[0]}-{case[1]}" for case in EDIT_CASES],
 )
-def test_each_edit_kind_links(key_type: str, edit: str, one: match.Lead, person_key: str) -> None:
+def test_each_edit_kind_links(key_type: str, edit: str, one: records.Lead, person_key: str) -> None:
     assert match.decide_batch([one], EXACT_INDEX)[0].fail_reason == "no_match"
     decision = decide(one)
     assert (decision.outcome, decision.match_rule, decision.person_key) == (
@@ -224,18 +227,18 @@ def test_two_edits_are_not_near() -> None:
 
 
 def test_variants_and_edit_kinds() -> None:
-    assert match.deletion_variants("document", "CE:1123", country_code=CC) == {
+    assert one_edit.deletion_variants("document", "CE:1123", country_code=CC) == {
         "CE:1123",
         "CE:123",
         "CE:113",
         "CE:112",
     }
-    assert match.deletion_variants("phone", "4915112345678", country_code=CC) == frozenset()
-    assert match.deletion_variants("email", "a@b.pe", country_code=CC) == frozenset()
-    assert match.edit_kind("12345", "1234") == "insertion"
-    assert match.edit_kind("1234", "12345") == "deletion"
-    assert match.edit_kind("1243", "1234") == "transposition"
-    assert match.edit_kind("1235", "1234") == "substitution"
+    assert one_edit.deletion_variants("phone", "4915112345678", country_code=CC) == frozenset()
+    assert one_edit.deletion_variants("email", "a@b.pe", country_code=CC) == frozenset()
+    assert one_edit.edit_kind("12345", "1234") == "insertion"
+    assert one_edit.edit_kind("1234", "12345") == "deletion"
+    assert one_edit.edit_kind("1243", "1234") == "transposition"
+    assert one_edit.edit_kind("1235", "1234") == "substitution"
 
 
 def test_near_lookups_only_for_unsettled_documents_and_phones() -> None:
@@ -248,8 +251,8 @@ def test_near_lookups_only_for_unsettled_documents_and_phones() -> None:
         ],
         EXACT_INDEX,
     )
-    assert match.near_lookups(decisions, country_code=CC) == [("document", "DNI:45678913")]
-    lookup = match.NearLookup.of(decisions, country_code=CC)
+    assert near_lookups(decisions, country_code=CC) == [("document", "DNI:45678913")]
+    lookup = one_edit.NearLookup.of(decisions, country_code=CC)
     assert {key_type for key_type, _ in lookup.probes} == {"document"}
     assert ("document", "DNI:45678912") in lookup.probes  # Ana's, one substitution off
     assert ("document", "DNI:45678913") not in lookup.probes
@@ -263,7 +266,7 @@ def test_the_values_looked_up_are_exactly_those_one_edit_away(key_type: str, val
     """Checked against brute force: every string over the value's alphabet, one edit
     (optimal string alignment) off, the same length or one shorter, never starting with
     0 (normalized values never do): the lookup asks for exactly those."""
-    prefix, part = match.editable_split(key_type, value, country_code=CC) or ("", "")
+    prefix, part = one_edit.editable_split(key_type, value, country_code=CC) or ("", "")
     alphabet = "0123456789"
     same = {part[:at] + char + part[at + 1 :] for at in range(len(part)) for char in alphabet} | {
         part[:at] + part[at + 1] + part[at] + part[at + 2 :] for at in range(len(part) - 1)
@@ -274,7 +277,7 @@ def test_the_values_looked_up_are_exactly_those_one_edit_away(key_type: str, val
         for other in same | shorter
         if OSA.distance(part, other) == 1 and not other.startswith("0")
     }
-    found = match.one_edit_values(key_type, value, country_code=CC)
+    found = one_edit.one_edit_values(key_type, value, country_code=CC)
     assert len(found) == len(set(found))
     assert {edited for edited in found if not edited.split(":")[-1].startswith("0")} == expected
     assert all(OSA.distance(value, edited) == 1 for edited in found)
@@ -357,7 +360,7 @@ def near_db(make_database: Callable[..., Database]) -> Iterator[Database]:
 @pytest.fixture(scope="module")
 def runs(near_db: Database) -> dict[str, Any]:
     calls: list[int] = []
-    fetch = db.fetch_near_candidates
+    fetch = store_stream.fetch_near_candidates
 
     def counted(conn: Any, probes: Any, variants: Any, **options: Any) -> Any:
         calls.append(len(variants))
@@ -365,13 +368,13 @@ def runs(near_db: Database) -> dict[str, Any]:
 
     without = kpi_red(near_db, "match", "--limit", "0", "--dry-run", "--no-near")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(db, "fetch_near_candidates", counted)
+        patch.setattr(store_stream, "fetch_near_candidates", counted)
         with_near = kpi_red(near_db, "match", "--limit", "0", "--batch-size", "500")
     return {"without": without, "with": with_near, "near_queries": calls}
 
 
 def test_the_table_is_the_python_neighbourhood(near_db: Database) -> None:
-    """dbt's variants equal ``match.deletion_variants`` for every registry value (junk and
+    """dbt's variants equal ``one_edit.deletion_variants`` for every registry value (junk and
     shared ones too: the matcher filters those at query time)."""
     table = set(
         near_db.query(
@@ -389,9 +392,9 @@ def test_the_table_is_the_python_neighbourhood(near_db: Database) -> None:
     expected = {
         (key_type, variant, key_value, person_key)
         for key_type, key_value, person_key in held
-        if (split := match.editable_split(key_type, key_value, country_code=CC))
+        if (split := one_edit.editable_split(key_type, key_value, country_code=CC))
         and len(split[1]) >= 6
-        for variant in match.deletion_variants(key_type, key_value, country_code=CC)
+        for variant in one_edit.deletion_variants(key_type, key_value, country_code=CC)
     }
     assert table == expected
     assert len(table) > 100_000
@@ -425,7 +428,7 @@ def test_junk_and_shared_values_never_produce_candidates(near_db: Database) -> N
         {
             (key_type, variant)
             for key_type, key_value in filtered
-            for variant in match.deletion_variants(key_type, key_value, country_code=CC)
+            for variant in one_edit.deletion_variants(key_type, key_value, country_code=CC)
         }
     )
     in_table = near_db.scalar(
@@ -435,7 +438,7 @@ def test_junk_and_shared_values_never_produce_candidates(near_db: Database) -> N
     )
     assert in_table > 0  # kept in the table, dropped by the lookup
     with near_db.connect() as conn:
-        returned = db.fetch_near_candidates(conn, sorted(filtered), variants)
+        returned = store_stream.fetch_near_candidates(conn, sorted(filtered), variants)
     leaked = {(row[0], row[2]) for row in returned} & set(filtered)
     assert leaked == set()
 

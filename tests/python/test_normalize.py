@@ -23,7 +23,6 @@ from conftest import PROJECT_DIR, Database
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from matcher.config import load_settings
 from matcher.normalize import (
     NormalizationRules,
     identifiers_hash,
@@ -32,6 +31,7 @@ from matcher.normalize import (
     normalize_name,
     normalize_phone,
 )
+from matcher.settings import load_settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PHONE_SHAPE = re.compile(r"[0-9]{8,15}")

@@ -1,7 +1,11 @@
 """Production: upstream tables owned by another role, the data contract and nothing more,
-and three project roles, each command run as the role the README says. On the embedded
-server and on the oldest supported PostgreSQL from Debian's package (a fresh cluster on a
-loopback port, password authentication): a difference between versions shows here.
+and three project roles, each command run as the role the README says.
+
+On one server by default: the oldest supported PostgreSQL from Debian's package (a fresh
+cluster on a loopback port, password authentication: what the embedded server, which
+trusts its socket, cannot check), or the embedded server when that package is missing
+(outside CI). ``KPI_RED_PRODUCTION_SERVERS=embedded,debian`` runs the suite on both: a
+difference between versions shows there.
 """
 
 from __future__ import annotations
@@ -29,7 +33,16 @@ API = "/api/v1/ops/payments/cabinet-financial-14d/kpi-red-recovery-metrics"
 PROJECT_SCHEMAS = ("kpi_red", "kpi_red_staging", "kpi_red_intermediate", "ops")
 
 
-@pytest.fixture(scope="session", params=["embedded", "debian"])
+def production_servers() -> list[str]:
+    """``KPI_RED_PRODUCTION_SERVERS`` (comma-separated), else Debian's PostgreSQL when it
+    is installed (always in CI), else the embedded server."""
+    chosen = os.environ.get("KPI_RED_PRODUCTION_SERVERS", "")
+    if chosen.strip():
+        return [name.strip() for name in chosen.split(",") if name.strip()]
+    return ["debian"] if servers.debian_bin_dir() or os.environ.get("CI") else ["embedded"]
+
+
+@pytest.fixture(scope="session", params=production_servers())
 def server(request: pytest.FixtureRequest, socket_dir: Path) -> Iterator[servers.Server]:
     if request.param == "embedded":
         yield servers.embedded(socket_dir)

@@ -1,11 +1,13 @@
-"""Thirty simulated days of upstream activity, a daily incremental ``dbt build`` and a
+"""Three simulated weeks of upstream activity, a daily incremental ``dbt build`` and a
 matcher run each night, checked every day against the sources.
 
 Each day the generator (``scenario_support.World``, one seed) writes new leads and
 registry persons, links by another system, claims, a person whose document changes,
 link removals (someone else's and the matcher's own), deleted leads, late rows (leads
 dated 5, 10 and 20 days back, a link and a claim dated a week back) and future-dated
-rows (a lead two days ahead, a claim dated tomorrow). Then ``dbt build`` runs with
+rows (a lead two days ahead, a claim dated tomorrow): every kind of event at least twice,
+the late lead dated 20 days back on the last day (21 days: the shortest run that has
+them all). Then ``dbt build`` runs with
 ``as_of`` = that day, every error-level data test included (a failing one fails the
 build, so the test), and the models are compared with an independent recomputation in
 Python from the source tables (``scenario_support.Sources``): the red set, every backlog
@@ -32,8 +34,8 @@ pytestmark = pytest.mark.reliability
 
 SEED = 20240401
 START = date(2024, 4, 1)
-DAYS = 30
-FULL_REFRESH_DAYS = {10, 20, DAYS}
+DAYS = 21
+FULL_REFRESH_DAYS = {7, 14, DAYS}
 DAILY_BUILD = ("build", "--exclude-resource-type", "unit_test")
 MARTS = {
     "ops.cabinet_kpi_red_recovery_queue": "lead_source_pk",
@@ -83,7 +85,7 @@ def check_against_sources(database: Database, day: date) -> None:
     assert queue == in_backlog, f"{day}: the queue is not one row per lead ever red"
 
 
-def test_thirty_days_of_upstream_events_against_the_sources_and_a_full_refresh(
+def test_three_weeks_of_upstream_events_against_the_sources_and_a_full_refresh(
     make_database: Callable[..., Database], tmp_path: Path
 ) -> None:
     database = make_database()

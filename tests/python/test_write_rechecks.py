@@ -2,7 +2,7 @@
 between the matcher's decision and its write.
 
 Each probe picks leads an uninterrupted run links (by their document), and changes them
-while the matcher is between decide and write: the test wraps ``run.write_decisions``
+while the matcher is between decide and write: the test wraps ``write.write_decisions``
 (no hook in the write path) and applies the change to the batch's picked leads just
 before the batch is staged, locked and written. The reference is a run on a copy where
 the same change was made before the run started, so the matcher saw the final data from
@@ -23,7 +23,7 @@ import pytest
 import reliability_support as support
 from conftest import Database
 
-from matcher import run
+from matcher import write
 from matcher.run import MatchOptions, run_match
 
 pytestmark = pytest.mark.reliability
@@ -117,9 +117,9 @@ def change(database: Database, kind: str, targets: list[Target]) -> None:
 def changed_before_each_write(
     database: Database, kind: str, targets: list[Target]
 ) -> Iterator[list[str]]:
-    """Wrap ``run.write_decisions``: the picked leads of a batch change just before it is
+    """Wrap ``write.write_decisions``: the picked leads of a batch change just before it is
     written. Yields the leads changed that way (decided on what was read before)."""
-    original = run.write_decisions
+    original = write.write_decisions
     by_lead = {target.lead: target for target in targets}
     changed: list[str] = []
 
@@ -135,7 +135,7 @@ def changed_before_each_write(
         return original(conn, decisions, **options)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(run, "write_decisions", write_decisions)
+        patch.setattr(write, "write_decisions", write_decisions)
         yield changed
 
 

@@ -1,4 +1,4 @@
-"""Issue 7.1: four `kpi-red match` processes on the same queue at once.
+"""Four `kpi-red match` processes on the same queue at once.
 
 Every eligible lead is attempted exactly once, no link or origin row is written twice,
 the processes' JSON totals add up to the rows in the tables, and the result is the one an

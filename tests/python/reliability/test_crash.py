@@ -1,7 +1,7 @@
-"""Issue 7.2: a matcher killed with SIGKILL in the middle of a batch, again and again.
+"""A matcher killed with SIGKILL in the middle of a batch, again and again.
 
 Each time the matcher is killed inside a batch transaction (after its writes, before its
-commit: the test hook ``KPI_RED_TEST_PAUSE_AFTER_WRITES`` holds it there, the kill comes
+commit: ``paused_matcher.py`` holds it there, the kill comes
 after a random delay), and each time: none of that batch is visible, its leads are
 eligible and lockable at once (the advisory locks went with the connection), the earlier
 batches are whole. A final run finishes the job with the state of an uninterrupted run.

@@ -123,3 +123,15 @@ where
     worklist.ordinal > %(after)s::bigint
     and worklist.ordinal <= %(after)s::bigint + %(size)s::bigint
 order by worklist.ordinal
+
+-- name: changed_persons
+-- the keys of the registry persons changed since the build, at most %(rows)s rows
+select
+    person_key,
+    key_type,
+    key_value,
+    full_name,
+    identifiers_hash
+from {changed}
+order by person_key, key_type
+limit %(rows)s

@@ -1,4 +1,4 @@
-"""Issue 7.6: bad input never crashes the matcher, never links on junk, and every lead
+"""Bad input never crashes the matcher, never links on junk, and every lead
 gets an outcome with a reason.
 
 - hypothesis feeds the matcher's decision path (dbt-equivalent normalization, the junk
@@ -27,10 +27,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_normalize import long_text, nasty_corpus, nasty_text, numbers_as_text
 
-from matcher import db, match, run
+from matcher import match, records, run, write
+from matcher import near as one_edit
 from matcher.cli import main
-from matcher.config import load_settings
 from matcher.normalize import NormalizationRules, identifiers_hash
+from matcher.settings import load_settings
 
 pytestmark = pytest.mark.reliability
 
@@ -97,7 +98,7 @@ def near_registry() -> list[tuple[str, str, str, str | None]]:
     return [
         (key_type, value, person_key, name)
         for key_type, value, person_key, name in registry_rows()
-        if key_type in match.NEAR_KEY_TYPES and not is_junk(key_type, value)
+        if key_type in one_edit.NEAR_KEY_TYPES and not is_junk(key_type, value)
     ]
 
 
@@ -112,7 +113,7 @@ def is_junk(key_type: str, value: str) -> bool:
 
 INDEX = match.CandidateIndex.from_rows(registry_rows())
 NEAR_REGISTRY = near_registry()
-NEAR_RULES = {rule: key_type for key_type, rule in match.NEAR_RULES.items()}
+NEAR_RULES = {rule: key_type for key_type, rule in one_edit.NEAR_RULES.items()}
 # one character off the persons' documents and phones: the near pass's input
 ONE_EDIT_PHONES = ["+51 987 654 320", "912 000 11", "(01) 234-5687"]
 ONE_EDIT_DOCUMENTS = ["45678913", "076543211", "4040041"]
@@ -167,9 +168,9 @@ def raw_leads(draw: st.DrawFn, *, junk_only: bool = False) -> dict[str, str | No
     }
 
 
-def backlog_row(number: int, raw: dict[str, str | None]) -> db.BacklogLead:
+def backlog_row(number: int, raw: dict[str, str | None]) -> records.BacklogLead:
     """The lead as the backlog view gives it: dbt's keys (the same normalization)."""
-    return db.BacklogLead(
+    return records.BacklogLead(
         lead_source_pk=f"L{number:06d}",
         created_at=datetime(2025, 1, 1, tzinfo=UTC),
         identifiers_hash=identifiers_hash(**raw),
@@ -181,16 +182,16 @@ def backlog_row(number: int, raw: dict[str, str | None]) -> db.BacklogLead:
     )
 
 
-def decide(raws: list[dict[str, str | None]]) -> list[match.Decision]:
+def decide(raws: list[dict[str, str | None]]) -> list[records.Decision]:
     leads = [
         run.to_lead(backlog_row(number, raw), rules=RULES, junk=SHARED_JUNK)
         for number, raw in enumerate(raws)
     ]
     # the exact pass, then the near pass, as run.decided_batches does
     decisions = match.decide_batch(leads, INDEX)
-    lookup = match.NearLookup.of(decisions, country_code=RULES.country_code)
-    near = match.NearIndex.from_registry(NEAR_REGISTRY, lookup, country_code=RULES.country_code)
-    decisions = match.decide_near(decisions, near)
+    lookup = one_edit.NearLookup.of(decisions, country_code=RULES.country_code)
+    near = one_edit.NearIndex.from_registry(NEAR_REGISTRY, lookup, country_code=RULES.country_code)
+    decisions = one_edit.decide_near(decisions, near)
     TRIED["batches"] += 1
     TRIED["leads"] += len(raws)
     TRIED["matched"] += sum(decision.is_matched for decision in decisions)
@@ -201,7 +202,7 @@ def decide(raws: list[dict[str, str | None]]) -> list[match.Decision]:
     return decisions
 
 
-def check_decision(decision: match.Decision) -> None:
+def check_decision(decision: records.Decision) -> None:
     lead = decision.lead
     assert not [key for key in lead.keys.items() if is_junk(*key)], "a junk key reached a lead"
     if decision.is_matched:
@@ -225,7 +226,7 @@ def check_decision(decision: match.Decision) -> None:
     else:
         assert decision.outcome == "failed" and decision.fail_reason in FAIL_REASONS
     # what the attempts log gets: valid JSON that PostgreSQL's jsonb accepts
-    row = run.staged_decision(decision)
+    row = write.staged_decision(decision)
     assert "\\u0000" not in row.evidence
     json.loads(row.evidence)
 
@@ -330,7 +331,7 @@ def database_leads(database: Database) -> dict[str, dict[str, str | None]]:
         else:
             raw["email"] = key_value.upper()
         leads[f"JUNK-SHARED-{number:03d}"] = raw
-        if key_type in match.NEAR_KEY_TYPES:  # one edit off it, the holder's name again
+        if key_type in one_edit.NEAR_KEY_TYPES:  # one edit off it, the holder's name again
             near = dict(raw)
             if key_type == "phone":
                 near["phone"] = "+" + key_value[:-1] + str((int(key_value[-1]) + 1) % 10)

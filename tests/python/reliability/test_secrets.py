@@ -1,4 +1,4 @@
-"""Issue 7.8: no password from the connection string reaches any output.
+"""No password from the connection string reaches any output.
 
 Every command that connects, with and without ``--json``, on connection strings that fail
 in every way we know: refused, unknown role (the server's own message), and malformed ones

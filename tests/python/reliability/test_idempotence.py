@@ -1,4 +1,4 @@
-"""Issue 7.4 and 7.5: every step run twice changes nothing the second time, and a
+"""Every step run twice changes nothing the second time, and a
 ``dbt build --full-refresh`` rebuilds exactly what the incremental builds made.
 
 One clone of the demo database goes through the whole schedule; each step runs twice and

@@ -20,9 +20,9 @@ create table if not exists {attempts} (
     check ((outcome = 'matched') = (fail_reason is null))
 );
 create index if not exists match_attempts_attempted_at_idx
-    on {attempts} (attempted_at);
+on {attempts} (attempted_at);
 -- a lead's attempts: the matcher's "attempted since" re-check, dbt's folds per lead
 create index if not exists match_attempts_lead_attempt_idx
-    on {attempts} (lead_source_pk, attempt_id);
+on {attempts} (lead_source_pk, attempt_id);
 -- (lead_source_pk, attempted_at desc) served the same reads: one index less per insert
 drop index if exists {attempts_schema}.match_attempts_lead_idx;

@@ -2,7 +2,7 @@
 -- once per key type, the parts joined by union all). Two index lookups, both returning
 -- only values exactly one edit away:
 --   1. the lead's values one character substituted, swapped or left out (computed in
---      Python, matcher.match.one_edit_values), held by someone: int_person_keys' index
+--      Python, matcher.near.one_edit_values), held by someone: int_person_keys' index
 --      on (key_type, key_value);
 --   2. the lead's values themselves as a deletion variant of a longer value (the lead
 --      left a character out): int_person_identifier_deletions' index, then the holder's
@@ -14,7 +14,8 @@
 with
 
 junk as (
-    select key_value from {junk} where key_type = {key_type}
+    select key_value from {junk}
+    where key_type = {key_type}
 ),
 
 -- One index descent per value looked up (a lateral join behind an offset 0 fence): an

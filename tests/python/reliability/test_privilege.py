@@ -1,4 +1,4 @@
-"""Issue 7.7: least privilege, and configured names quoted as identifiers.
+"""Least privilege, and configured names quoted as identifiers.
 
 Two throwaway login roles get exactly what ``kpi-red grants`` prints. The matcher role
 runs ``kpi-red match`` and ``repair-origin`` and cannot write anything else; the reader
@@ -26,9 +26,13 @@ from click.testing import CliRunner
 from conftest import PROJECT_DIR, Database
 from psycopg import sql
 
-from matcher import config, db, match, run
+from matcher import records, write
 from matcher.cli import main
 from matcher.normalize import identifiers_hash
+from matcher.settings import load_settings
+from matcher.store import admin as store_admin
+from matcher.store import base as store_base
+from matcher.store import demo as store_demo
 
 pytestmark = pytest.mark.reliability
 
@@ -191,7 +195,7 @@ def test_configured_names_are_quoted_identifiers_never_sql(
 ) -> None:
     database = make_database(init=False)
     database.execute("create table public.canary (id integer)")
-    settings = config.load_settings(odd_project)
+    settings = load_settings(odd_project)
     tables = settings.tables
     assert tables.leads == ("Cabinet Leads", ODD_VARS["leads_table"])
 
@@ -210,8 +214,8 @@ def test_configured_names_are_quoted_identifiers_never_sql(
     # init makes the project's own log only; links and origin are upstream's
     assert {tables.attempts, ("public", "canary")} <= relations()
     assert not {tables.links, tables.origin} & relations()
-    with db.connect(database.conninfo) as conn, conn.transaction():
-        db.run_demo_sql(conn, "ddl", tables=tables)  # as their owner would
+    with store_base.connect(database.conninfo) as conn, conn.transaction():
+        store_demo.run_demo_sql(conn, "ddl", tables=tables)  # as their owner would
     assert {tables.links, tables.origin} <= relations()
 
     # the write path (which re-checks the lead, its claims and the person in the sources)
@@ -225,16 +229,16 @@ def test_configured_names_are_quoted_identifiers_never_sql(
         )
     no_identifiers = dict.fromkeys(("full_name", "phone", "document_type", "email"))
     raw_hash = identifiers_hash(**no_identifiers, document_number="1")
-    decision = match.Decision(
-        lead=match.Lead("L1", datetime.now(UTC), raw_hash, None, {"document": "DNI:1"}),
+    decision = records.Decision(
+        lead=records.Lead("L1", datetime.now(UTC), raw_hash, None, {"document": "DNI:1"}),
         outcome="matched",
         match_rule="document",
         match_score=100,
         person_key="P1",
         evidence={"document": {"value": "DNI:1", "person_keys": ["P1"]}},
     )
-    with db.connect(database.conninfo) as conn, conn.transaction():
-        written = run.write_decisions(
+    with store_base.connect(database.conninfo) as conn, conn.transaction():
+        written = write.write_decisions(
             conn,
             [decision],
             person_hashes={"P1": raw_hash},
@@ -244,7 +248,7 @@ def test_configured_names_are_quoted_identifiers_never_sql(
         )
         assert (written.links_written, written.origins_written) == (1, 1)
         conn.execute(sql.SQL("delete from {}").format(sql.Identifier(*tables.origin)))
-        assert db.repair_origin(conn, tables=tables) == 1
+        assert store_admin.repair_origin(conn, tables=tables) == 1
     for name in (tables.links, tables.origin, tables.attempts):
         assert (
             database.scalar(sql.SQL("select count(*) from {}").format(sql.Identifier(*name))) == 1

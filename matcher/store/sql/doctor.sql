@@ -84,13 +84,14 @@ inner join pg_catalog.pg_index as indexes
     on indexes.indrelid = classes.oid
 left join pg_catalog.pg_constraint as constraints
     on constraints.conindid = indexes.indexrelid and constraints.conrelid = classes.oid
-cross join lateral (
-    select array_agg(attributes.attname::text order by keys.position) as column_names
-    from unnest(indexes.indkey::smallint[]) with ordinality as keys (attnum, position)
-    inner join pg_catalog.pg_attribute as attributes
-        on attributes.attrelid = classes.oid and attributes.attnum = keys.attnum
-    where keys.position <= indexes.indnkeyatts
-) as index_columns
+cross join
+    lateral (
+        select array_agg(attributes.attname::text order by keys.position) as column_names
+        from unnest(indexes.indkey::smallint[]) with ordinality as keys (attnum, position)
+        inner join pg_catalog.pg_attribute as attributes
+            on attributes.attrelid = classes.oid and attributes.attnum = keys.attnum
+        where keys.position <= indexes.indnkeyatts
+    ) as index_columns
 where indexes.indisvalid and indexes.indpred is null and indexes.indexprs is null;
 
 -- name: privileges
@@ -103,27 +104,34 @@ select
     wanted.object_name,
     wanted.privilege,
     case wanted.object_kind
-        when 'database' then
-            pg_catalog.has_database_privilege(wanted.role_name, current_database(), wanted.privilege)
-        when 'schema' then
-            pg_catalog.has_schema_privilege(
-                wanted.role_name,
-                (select oid from pg_catalog.pg_namespace where nspname = wanted.schema_name),
-                wanted.privilege
-            )
-        when 'table' then
-            pg_catalog.has_table_privilege(
-                wanted.role_name,
-                (
-                    select classes.oid
-                    from pg_catalog.pg_class as classes
-                    inner join pg_catalog.pg_namespace as namespaces
-                        on namespaces.oid = classes.relnamespace
-                    where namespaces.nspname = wanted.schema_name
-                        and classes.relname = wanted.object_name
-                ),
-                wanted.privilege
-            )
+        when 'database'
+            then
+                pg_catalog.has_database_privilege(wanted.role_name, current_database(), wanted.privilege)
+        when 'schema'
+            then
+                pg_catalog.has_schema_privilege(
+                    wanted.role_name,
+                    (
+                        select oid from pg_catalog.pg_namespace
+                        where nspname = wanted.schema_name
+                    ),
+                    wanted.privilege
+                )
+        when 'table'
+            then
+                pg_catalog.has_table_privilege(
+                    wanted.role_name,
+                    (
+                        select classes.oid
+                        from pg_catalog.pg_class as classes
+                        inner join pg_catalog.pg_namespace as namespaces
+                            on namespaces.oid = classes.relnamespace
+                        where
+                            namespaces.nspname = wanted.schema_name
+                            and classes.relname = wanted.object_name
+                    ),
+                    wanted.privilege
+                )
         when 'role' then
             pg_catalog.pg_has_role(wanted.role_name, wanted.object_name, wanted.privilege)
     end as is_granted
@@ -144,4 +152,7 @@ inner join pg_catalog.pg_namespace as namespaces
 cross join lateral aclexplode(defaults.defaclacl) as grants
 where
     defaults.defaclobjtype = 'r'
-    and defaults.defaclrole = (select oid from pg_catalog.pg_roles where rolname = %(owner)s);
+    and defaults.defaclrole = (
+        select oid from pg_catalog.pg_roles
+        where rolname = %(owner)s
+    );

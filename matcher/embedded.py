@@ -2,7 +2,8 @@
 
 It listens on a unix socket in its data directory only (no TCP), runs as its own system
 user when we are root, and keeps running after we exit so dbt, psql and BI tools can
-reach it. ``kpi-red db start|stop|status|url`` wraps these functions.
+reach it. ``kpi-red db start|stop|status|url`` wraps these functions; only the command
+line decides to start it (``connection`` just names it).
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
+
+from matcher.connection import Connection, EmbeddedServer
+from matcher.store import admin
 
 SUPERUSER = "postgres"
 
@@ -79,13 +83,18 @@ def url(socket_dir: Path, dbname: str) -> str:
     return f"postgresql://{SUPERUSER}@/{quote(dbname)}?host={quote(str(socket_dir), safe='/')}"
 
 
-def create_database(socket_dir: Path, dbname: str) -> None:
-    from matcher import db
+def connection(server: EmbeddedServer) -> Connection:
+    """The embedded server's connection, started (and its database created) if need be."""
+    socket_dir = ensure_running(server.data_dir, dbname=server.dbname)
+    return Connection(
+        conninfo=conninfo(socket_dir, server.dbname),
+        description=f"embedded PostgreSQL at {socket_dir} (database {server.dbname})",
+    )
 
-    db.create_database(conninfo(socket_dir, "postgres"), dbname)
+
+def create_database(socket_dir: Path, dbname: str) -> None:
+    admin.create_database(conninfo(socket_dir, "postgres"), dbname)
 
 
 def drop_database(socket_dir: Path, dbname: str) -> None:
-    from matcher import db
-
-    db.drop_database(conninfo(socket_dir, "postgres"), dbname)
+    admin.drop_database(conninfo(socket_dir, "postgres"), dbname)

@@ -1,4 +1,4 @@
-"""Issue 7.3: the database goes away in the middle of a run.
+"""The database goes away in the middle of a run.
 
 The matcher's connection is dropped by the server (``pg_terminate_backend``: the writer
 inside a batch, or the reader streaming the backlog), or the whole server is stopped (a
@@ -18,7 +18,9 @@ import pytest
 import reliability_support as support
 from conftest import Database
 
-from matcher import db, demo, server
+from matcher import demo, embedded
+from matcher.store import admin as store_admin
+from matcher.store import base as store_base
 
 pytestmark = pytest.mark.reliability
 
@@ -101,8 +103,8 @@ def test_a_stopped_server_is_one_line_and_a_rerun_recovers(
     with support.private_server() as handle:
         socket_dir = Path(handle.get_postmaster_info().socket_dir)
         database = support.database_on(socket_dir, "kpi_red_outage", tmp_path)
-        with db.connect(database.conninfo) as conn:
-            db.init_schema(conn, database.settings.tables)
+        with store_base.connect(database.conninfo) as conn:
+            store_admin.init_schema(conn, database.settings.tables)
         demo.load(database.conninfo, database.settings, size="demo", seed=42)
         database.dbt("run")
 
@@ -123,7 +125,7 @@ def test_a_stopped_server_is_one_line_and_a_rerun_recovers(
         handle.start()
         socket_dir = Path(handle.get_postmaster_info().socket_dir)
         database = dataclasses.replace(
-            database, conninfo=server.conninfo(socket_dir, database.name)
+            database, conninfo=embedded.conninfo(socket_dir, database.name)
         )
         assert not held & set(support.attempts_per_lead(database))
         assert_batches_whole_or_absent(database, batches)
@@ -137,8 +139,8 @@ def test_a_full_lock_table_is_one_line_with_what_to_change(
     gives one line naming the options, not a "lost connection"."""
     database = make_database(init=False)
     with (
-        pytest.raises(db.DatabaseError, match=r"--batch-size or --writers") as raised,
-        db.connect(database.conninfo) as conn,
+        pytest.raises(store_base.DatabaseError, match=r"--batch-size or --writers") as raised,
+        store_base.connect(database.conninfo) as conn,
     ):
         conn.execute("select count(pg_advisory_xact_lock(key)) from generate_series(1, 100000) key")
     assert "out of shared memory" in str(raised.value)

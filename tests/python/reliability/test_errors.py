@@ -22,8 +22,8 @@ import reliability_support as support
 from click.testing import CliRunner
 from conftest import Database
 
-from matcher import db
 from matcher.cli import main
+from matcher.store import base as store_base
 
 pytestmark = pytest.mark.reliability
 
@@ -36,10 +36,8 @@ def match_with(
     args: tuple[str, ...] = ("--limit", "300", "--batch-size", "100"),
 ) -> tuple[int, str]:
     env = {**database.cli_env(), "KPI_RED_DSN": f"{database.conninfo} options='-c {setting}'"}
-    if pause:
-        env[support.TEST_PAUSE_ENV] = str(pause)
     process = subprocess.run(
-        [support.KPI_RED, "match", *args],
+        support.kpi_red_command(("match", *args), pause=pause),
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -128,7 +126,7 @@ def test_a_read_waits_for_a_lock_a_moment_then_runs(
 def test_a_view_dbt_is_re_creating_is_waited_for_then_named(
     make_database: Callable[..., Database], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(db, "REBUILD_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(store_base, "REBUILD_WAIT_SECONDS", 1.0)
     with support.cloned(support.golden(make_database)) as database:
         definition = database.scalar("select pg_get_viewdef('ops.v_cabinet_kpi_red_backlog')")
         # what a build does between replacing a view and re-creating those built on it
@@ -144,7 +142,7 @@ def test_a_view_dbt_is_re_creating_is_waited_for_then_named(
             time.sleep(0.5)
             database.execute(f"create view ops.v_cabinet_kpi_red_backlog as {definition}")
 
-        monkeypatch.setattr(db, "REBUILD_WAIT_SECONDS", 30.0)
+        monkeypatch.setattr(store_base, "REBUILD_WAIT_SECONDS", 30.0)
         thread = threading.Thread(target=recreate)
         thread.start()
         result = CliRunner().invoke(main, ["match", "--json"], env=database.cli_env())

@@ -1,0 +1,48 @@
+"""The ``kpi-red`` command line: parse, call, print. No SQL and no decisions here.
+
+One module per command group: ``setup`` (db, init, demo, grants, doctor), ``match``
+(match, repair-origin, cycle), ``panel`` (metrics, serve). A new group (review, unlink)
+is a module of its own, added to ``main`` below.
+"""
+
+from __future__ import annotations
+
+import click
+
+from matcher import __version__
+from matcher.cli import match, panel, setup
+from matcher.cli.common import Context
+from matcher.cli.match import CYCLE_BUSY_EXIT
+
+__all__ = ["CYCLE_BUSY_EXIT", "main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "--version", prog_name="kpi-red")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Drain the red KPI backlog: cabinet leads with neither identity link nor claim.
+
+    \b
+    The schedule:   dbt build  ->  kpi-red match  ->  dbt build   (or: kpi-red cycle)
+    Read the result: kpi-red metrics
+
+    The database is the dbt profile's target; with no configuration at all, an
+    embedded PostgreSQL under .data/ (see `kpi-red db`).
+    """
+    ctx.ensure_object(Context)
+
+
+for command in (
+    setup.db,
+    setup.init,
+    setup.demo,
+    setup.grants,
+    setup.doctor,
+    match.match_command,
+    match.repair_origin,
+    match.cycle,
+    panel.metrics,
+    panel.serve,
+):
+    main.add_command(command)

@@ -1,0 +1,426 @@
+"""One wrong character in a document or phone: the near pass, pure decisions.
+
+A lead whose exact keys found nobody, or found a person whose name clearly differs, may
+still be a registry person with one typo: a substitution, insertion, deletion or
+adjacent transposition (optimal string alignment distance 1) in the document NUMBER or
+the national phone number. Identifiers are dense (a third of all 8-digit numbers are
+somebody's DNI), so the lookup must return exactly the persons one edit away, not a
+wide net to filter: the lead's values with one character substituted, swapped or left
+out (``one_edit_values``) are looked up as they are, and the lead's value itself in
+dbt's deletion neighbourhood (``int_person_identifier_deletions``) finds the persons
+whose value is one character longer. A value has several persons one edit away: names
+come first, and only a single person whose name agrees strongly links.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from matcher import names
+from matcher.match import DEFAULT_NAME_RULES, KEY_TYPES, NameRules, failed
+from matcher.names import NameScore
+from matcher.records import Decision, Lead, Person
+
+NEAR_KEY_TYPES: tuple[str, ...] = ("document", "phone")
+NEAR_RULES: Mapping[str, str] = {"document": "document_one_edit", "phone": "phone_one_edit"}
+NEAR_FAIL_REASONS = frozenset({"no_match", "low_confidence", "name_mismatch"})
+NEAR_MIN_LENGTH = 6
+"""dbt's ``near_match_min_length``: shorter editable parts are never near candidates."""
+_DIGITS = "0123456789"
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def editable_split(key_type: str, value: str, *, country_code: str) -> tuple[str, str] | None:
+    """``(fixed prefix, editable part)`` of a key, as the dbt model splits it: the TYPE of a
+    document stays, so does the country code of a phone; None for other countries' phones."""
+    if key_type == "document":
+        kind, _, number = value.partition(":")
+        return f"{kind}:", number
+    if key_type == "phone" and value.startswith(country_code):
+        return country_code, value[len(country_code) :]
+    return None
+
+
+@functools.lru_cache(maxsize=1 << 13)
+def deletion_variants(key_type: str, value: str, *, country_code: str) -> frozenset[str]:
+    """The value and every 1-character deletion of its editable part (empty when the key
+    cannot be near-matched). Cached: a batch asks for each of its values twice, to look
+    them up and to check what came back."""
+    split = editable_split(key_type, value, country_code=country_code)
+    if split is None or key_type not in NEAR_KEY_TYPES:
+        return frozenset()
+    prefix, part = split
+    return frozenset({value, *(prefix + part[:at] + part[at + 1 :] for at in range(len(part)))})
+
+
+def one_edit_values(
+    key_type: str, value: str, *, country_code: str, min_length: int = NEAR_MIN_LENGTH
+) -> tuple[str, ...]:
+    """The values a person may hold when the lead typed one character of theirs wrong
+    (a digit for a digit, a letter for a letter), swapped two neighbours or added one:
+    ``value``'s editable part with one character substituted, adjacent characters swapped
+    or one character left out (parts shorter than ``min_length`` left out). Empty when
+    the key cannot be near-matched. The lead leaving a character out is found the other
+    way round (``NearLookup.variants``)."""
+    split = editable_split(key_type, value, country_code=country_code)
+    if split is None or key_type not in NEAR_KEY_TYPES:
+        return ()
+    prefix, part = split
+    found: list[str] = []
+    last = len(part) - 1
+    same_length = len(part) >= min_length
+    for at, char in enumerate(part):
+        head, tail = prefix + part[:at], part[at + 1 :]
+        if same_length:
+            alphabet = _DIGITS if char in _DIGITS else _LETTERS if char in _LETTERS else ""
+            found += [
+                head + other + tail for other in alphabet if other != char and (at or other != "0")
+            ]
+            if at < last and part[at + 1] != char:
+                found.append(head + part[at + 1] + char + part[at + 2 :])
+        if last >= min_length and (at == 0 or part[at - 1] != char):
+            found.append(head + tail)  # a run of one character deletes to one value
+    return tuple(found)
+
+
+def edit_kind(lead_value: str, person_value: str) -> str:
+    """How the lead's value differs from the person's (they are one edit apart)."""
+    if len(lead_value) > len(person_value):
+        return "insertion"
+    if len(lead_value) < len(person_value):
+        return "deletion"
+    differing = sum(left != right for left, right in zip(lead_value, person_value, strict=True))
+    return "substitution" if differing == 1 else "transposition"
+
+
+class NearCandidate(NamedTuple):
+    key_type: str
+    key_value: str
+    person: Person
+
+
+@dataclass(frozen=True)
+class NearIndex:
+    """The persons one edit from each of a batch's values."""
+
+    by_value: Mapping[tuple[str, str], tuple[NearCandidate, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def from_rows(
+        cls, rows: Iterable[tuple[str, str, str, str, str | None]], lookup: NearLookup
+    ) -> NearIndex:
+        """From ``(key_type, found_by, key_value, person_key, full_name)`` rows (see
+        ``store.stream.fetch_near_candidates``): a row found by a value one edit from the
+        lead's belongs to the leads whose values gave it; one found by the lead's value
+        itself (a longer value), to that lead."""
+        by_value: dict[tuple[str, str], list[tuple[str, str, str | None]]] = {}
+        probes = lookup.probes
+        for key_type, found_by, key_value, person_key, full_name in rows:
+            row = (person_key, key_value, full_name)
+            if found_by != key_value:  # a longer value, found by the lead's own
+                by_value.setdefault((key_type, found_by), []).append(row)
+                continue
+            for lead_value in probes.get((key_type, key_value), ()):
+                by_value.setdefault((key_type, lead_value), []).append(row)
+        return cls(
+            {
+                (key_type, lead_value): tuple(
+                    NearCandidate(key_type, key_value, Person(person_key, full_name))
+                    for person_key, key_value, full_name in sorted(set(found))
+                )
+                for (key_type, lead_value), found in by_value.items()
+            }
+        )
+
+    @classmethod
+    def from_registry(
+        cls,
+        registry: Iterable[tuple[str, str, str, str | None]],
+        lookup: NearLookup,
+        *,
+        country_code: str,
+        min_length: int = NEAR_MIN_LENGTH,
+    ) -> NearIndex:
+        """What the database lookup finds, over ``(key_type, key_value, person_key,
+        full_name)`` rows in memory (junk left out by the caller; shared values here)."""
+        rows = list(registry)
+        holders: dict[tuple[str, str], int] = {}
+        for key_type, key_value, _person_key, _full_name in rows:
+            holders[(key_type, key_value)] = holders.get((key_type, key_value), 0) + 1
+        wanted = set(lookup.variants)
+        found: list[tuple[str, str, str, str, str | None]] = []
+        for key_type, key_value, person_key, full_name in rows:
+            if holders[(key_type, key_value)] > 1:
+                continue
+            if (key_type, key_value) in lookup.probes:
+                found.append((key_type, key_value, key_value, person_key, full_name))
+            split = editable_split(key_type, key_value, country_code=country_code)
+            if split is None or len(split[1]) < min_length:
+                continue
+            for variant in deletion_variants(key_type, key_value, country_code=country_code):
+                if variant != key_value and (key_type, variant) in wanted:
+                    found.append((key_type, variant, key_value, person_key, full_name))
+        return cls.from_rows(found, lookup)
+
+    def candidates(self, key_type: str, value: str) -> tuple[NearCandidate, ...]:
+        """The persons one edit from ``value``, by person key."""
+        return self.by_value.get((key_type, value), ())
+
+
+def mismatched_key(decision: Decision) -> str | None:
+    """The key type whose single holder's name clearly differs from the lead's
+    (``name_mismatch`` on a document or phone): a typo that landed on a stranger, maybe."""
+    if decision.fail_reason != "name_mismatch":
+        return None
+    key_type = str(decision.evidence.get("name_rule", "")).removesuffix("+name")
+    return key_type if key_type in NEAR_KEY_TYPES else None
+
+
+def near_keys(decision: Decision) -> dict[str, str]:
+    """The keys to try one edit away: a failed lead's documents and phones whose exact
+    lookup found nobody, or found only a person whose name clearly differs (a match, a
+    conflict or an ambiguity is never revisited)."""
+    if decision.fail_reason not in NEAR_FAIL_REASONS:  # matched: no fail_reason
+        return {}
+    keys = decision.lead.keys
+    mismatched = mismatched_key(decision)
+    return {
+        key_type: keys[key_type]
+        for key_type in NEAR_KEY_TYPES
+        if key_type in keys
+        and (key_type == mismatched or not decision.evidence.get(key_type, {}).get("person_keys"))
+    }
+
+
+@dataclass(frozen=True)
+class NearLookup:
+    """What a batch looks up one edit away: the values one character off its unsettled
+    documents and phones (and which of its values each came from), and those values
+    themselves for the deletion table."""
+
+    probes: Mapping[tuple[str, str], tuple[str, ...]]
+    """``(key_type, value one edit off)`` -> the batch's values it came from."""
+    variants: tuple[tuple[str, str], ...]
+    """``(key_type, lead value)``: looked up among the deletion variants of longer values."""
+
+    @classmethod
+    def of(
+        cls,
+        decisions: Iterable[Decision],
+        *,
+        country_code: str,
+        min_length: int = NEAR_MIN_LENGTH,
+    ) -> NearLookup:
+        probes: dict[tuple[str, str], tuple[str, ...]] = {}
+        variants: dict[tuple[str, str], None] = {}
+        for decision in decisions:
+            for key_type, value in near_keys(decision).items():
+                split = editable_split(key_type, value, country_code=country_code)
+                if split is None or len(split[1]) + 1 < min_length:
+                    continue
+                variants[(key_type, value)] = None
+                mine = dict.fromkeys(
+                    [
+                        (key_type, edited)
+                        for edited in one_edit_values(
+                            key_type, value, country_code=country_code, min_length=min_length
+                        )
+                    ],
+                    (value,),
+                )
+                # a value one edit from two of the batch's values (they are 2 edits apart)
+                shared = {key: probes[key] for key in mine.keys() & probes.keys()}
+                probes.update(mine)
+                for key, found in shared.items():
+                    probes[key] = found if value in found else (*found, value)
+        return cls(probes, tuple(variants))
+
+    def __bool__(self) -> bool:
+        return bool(self.variants)
+
+
+def _exact_person_keys(decision: Decision) -> set[str]:
+    return {
+        person_key
+        for key_type in KEY_TYPES
+        for person_key in decision.evidence.get(key_type, {}).get("person_keys", ())
+    }
+
+
+class _Near(NamedTuple):
+    """One lead's one-edit neighbourhood: every candidate, and those agreeing strongly."""
+
+    checked: Mapping[str, list[NearCandidate]]
+    bits_needed: float
+    strong: Mapping[str, tuple[NearCandidate, NameScore]]
+    """person_key -> its first candidate (documents before phones) and its name score."""
+
+
+def _neighbourhood(lead: Lead, found: Mapping[str, list[NearCandidate]], rules: NameRules) -> _Near:
+    """Names first: among the persons one edit away, those whose names agree strongly.
+
+    Most persons around a value are strangers who share no word with the lead: one set
+    test each leaves them out before any scoring."""
+    lead_name = names.tokens(lead.full_name)
+    strong: dict[str, tuple[NearCandidate, NameScore]] = {}
+    values = list(found.values())
+    neighbours = (
+        len(values[0])
+        if len(values) == 1
+        else len({candidate.person.person_key for candidates in values for candidate in candidates})
+    )
+    if lead_name is not None:
+        forms = lead_name.forms
+        search = names.search_forms(lead_name)
+        might_share = names.might_share_word
+        for candidates in values:
+            for candidate in candidates:
+                if not might_share(search, candidate.person.full_name):
+                    continue
+                person_name = names.tokens(candidate.person.full_name)
+                if person_name is None or forms.isdisjoint(person_name.forms):
+                    continue
+                score = names.compare(lead_name, person_name, rules.weights)
+                if rules.agrees_strongly(score, neighbours=neighbours):
+                    strong.setdefault(candidate.person.person_key, (candidate, score))
+    return _Near(found, rules.near_bits_needed(neighbours), strong)
+
+
+def _near_evidence(keys: Mapping[str, str], near: _Near) -> dict[str, Any]:
+    """Per key: the lead's value, how many persons one edit away were checked, and the
+    ones whose names agree strongly (value, edit, name score and bits)."""
+    return {
+        key_type: {
+            "lead_value": keys[key_type],
+            "checked": len(candidates),
+            "candidates": [
+                {
+                    "person_key": candidate.person.person_key,
+                    "person_value": candidate.key_value,
+                    "edit": edit_kind(keys[key_type], candidate.key_value),
+                    "name_score": near.strong[candidate.person.person_key][1].score,
+                    "name_bits": near.strong[candidate.person.person_key][1].bits,
+                }
+                for candidate in candidates
+                if candidate.person.person_key in near.strong
+            ],
+        }
+        for key_type, candidates in near.checked.items()
+    }
+
+
+def decide_near(
+    decisions: Sequence[Decision],
+    index: NearIndex,
+    *,
+    rules: NameRules = DEFAULT_NAME_RULES,
+) -> list[Decision]:
+    """Revisit the exact pass's ``no_match``, ``low_confidence`` and ``name_mismatch``
+    leads one edit away (see ``near_keys``).
+
+    Among the persons one edit away, those whose names agree strongly are kept
+    (``NameRules.agrees_strongly``): none keeps the exact decision (the neighbourhood
+    recorded in the evidence), two or more are ``ambiguous``, exactly one links
+    (``document_one_edit`` before ``phone_one_edit``) unless an exact key points at
+    another person (``conflict``). The exact holder of a mistyped value whose name
+    clearly differs (``name_mismatch``) does not count as such when the person was
+    found one edit from that same value: one typo explains both the stranger and the
+    person one edit away, and the evidence records both. Found through another key, the
+    stranger's value stays unexplained: a ``conflict``.
+    """
+    result = list(decisions)
+    for position, decision in enumerate(decisions):
+        keys = near_keys(decision)
+        if not keys:
+            continue
+        exact = _exact_person_keys(decision)
+        found = {
+            key_type: candidates
+            for key_type, value in keys.items()
+            if (
+                candidates := [
+                    candidate
+                    for candidate in index.candidates(key_type, value)
+                    if candidate.person.person_key not in exact
+                ]
+            )
+        }
+        if not found:
+            continue
+        near = _neighbourhood(decision.lead, found, rules)
+        evidence = {
+            **decision.evidence,
+            "near": _near_evidence(keys, near),
+            "near_name_bits_needed": near.bits_needed,
+        }
+        if not near.strong:
+            result[position] = decision._replace(evidence=evidence)
+            continue
+        if len(near.strong) > 1:
+            result[position] = failed(
+                decision.lead,
+                "ambiguous",
+                {**evidence, "candidate_person_keys": sorted(near.strong)},
+            )
+            continue
+        ((person_key, (candidate, score)),) = near.strong.items()
+        # the mistyped value's holder whose name clearly differs is explained away by the
+        # typo only when the person one edit away was found through that same value
+        mismatched = mismatched_key(decision)
+        explained = mismatched is not None and any(
+            other.person.person_key == person_key for other in found.get(mismatched, ())
+        )
+        # (an exact holder is never a candidate one edit away: its own value is exact)
+        others = exact - {decision.evidence["person_key"]} if explained else exact
+        if others:
+            conflicting = sorted(others | {person_key})
+            result[position] = failed(
+                decision.lead, "conflict", {**evidence, "conflicting_person_keys": conflicting}
+            )
+        else:
+            result[position] = _near_match(
+                decision, candidate, score, evidence=evidence, overrides=explained
+            )
+    return result
+
+
+def _near_match(
+    decision: Decision,
+    candidate: NearCandidate,
+    score: NameScore,
+    *,
+    evidence: dict[str, Any],
+    overrides: bool,
+) -> Decision:
+    """The single person one edit away whose name agrees strongly. When it overrides a
+    ``name_mismatch`` (the mistyped value is a stranger's), the evidence keeps the
+    stranger, its name and its score under ``exact_name_mismatch``."""
+    found = dict(evidence)
+    stale = ("person_key", "person_name", "name_rule", "name_missing", *DEFAULT_NAME_RULES.limits())
+    for key in stale:
+        found.pop(key, None)
+    if overrides:
+        found["exact_name_mismatch"] = {
+            "person_key": decision.evidence["person_key"],
+            "person_name": decision.evidence.get("person_name"),
+            "name_score": decision.evidence.get("name_score"),
+            "name_bits": decision.evidence.get("name_bits"),
+            "key_type": mismatched_key(decision),
+        }
+    found.update(
+        name_score=score.score,
+        name_bits=score.bits,
+        lead_name=decision.lead.full_name,
+        person_name=candidate.person.full_name,
+    )
+    return Decision(
+        lead=decision.lead,
+        outcome="matched",
+        match_rule=NEAR_RULES[candidate.key_type],
+        match_score=score.score,
+        person_key=candidate.person.person_key,
+        evidence=found,
+    )

@@ -1,0 +1,61 @@
+"""Every dbt relation the Python reads, named here and nowhere else.
+
+The matcher, the panel, ``doctor`` and ``grants`` reach dbt's models only through these
+(schema, name) pairs; the ``.sql`` files beside this module refer to them through
+placeholders composed with ``psycopg.sql.Identifier``. A model renamed in dbt is a change
+to this file.
+"""
+
+from __future__ import annotations
+
+Relation = tuple[str, str]
+
+DBT_SCHEMAS = ("kpi_red_staging", "kpi_red_intermediate", "ops")
+"""The schemas dbt builds into (``+schema`` in ``dbt_project.yml``, used as written)."""
+
+MARTS_SCHEMA = "ops"
+INTERMEDIATE_SCHEMA = "kpi_red_intermediate"
+
+# the marts: what the panel, BI tools and the matcher's claim read
+BACKLOG = (MARTS_SCHEMA, "v_cabinet_kpi_red_backlog")
+METRICS = (MARTS_SCHEMA, "v_cabinet_kpi_red_recovery_metrics_daily")
+SETTINGS = (MARTS_SCHEMA, "kpi_red_settings")
+
+# the intermediate models the matcher probes for candidates
+PERSON_KEYS = (INTERMEDIATE_SCHEMA, "int_person_keys")
+PERSON_KEYS_CHANGED = (INTERMEDIATE_SCHEMA, "int_person_keys_changed")
+PERSON_IDENTIFIERS = (INTERMEDIATE_SCHEMA, "int_person_identifiers")
+PERSON_DELETIONS = (INTERMEDIATE_SCHEMA, "int_person_identifier_deletions")
+JUNK = (INTERMEDIATE_SCHEMA, "int_junk_identifiers")
+BUILT_MARKER = (INTERMEDIATE_SCHEMA, "int_lead_keys")
+"""An incremental table of the project: it exists from the first ``dbt build`` on, and a
+build never drops it (only ``--full-refresh`` swaps it)."""
+
+RUN_NEEDS: tuple[Relation, ...] = (
+    BACKLOG,
+    PERSON_KEYS,
+    PERSON_IDENTIFIERS,
+    PERSON_DELETIONS,
+    PERSON_KEYS_CHANGED,
+    JUNK,
+    SETTINGS,
+)
+"""What must exist before a run (``kpi-red cycle`` checks them after its build)."""
+MATCHER_READS: tuple[Relation, ...] = (
+    BACKLOG,
+    SETTINGS,
+    PERSON_KEYS,
+    PERSON_IDENTIFIERS,
+    PERSON_DELETIONS,
+    JUNK,
+)
+"""What the matcher role must be able to read (``doctor``)."""
+READER_READS: tuple[Relation, ...] = (METRICS, BACKLOG, SETTINGS)
+"""What the reader role (the panel, BI tools) must be able to read (``doctor``)."""
+MATCHER_SCHEMAS = (MARTS_SCHEMA, INTERMEDIATE_SCHEMA)
+"""The dbt schemas the matcher reads from (``grants``, ``doctor``)."""
+
+
+def name(relation: Relation) -> str:
+    """``schema.name``, as shown to people."""
+    return ".".join(relation)

@@ -1,0 +1,212 @@
+"""What a matcher run reads: the worklist copied from the backlog, streamed a page at a
+time with the registry persons holding each key, the junk, the persons changed since the
+build, the name sample and the persons one edit from a batch's values.
+
+A run copies the eligible backlog into its session's worklist (a short statement), then
+reads the worklist a page per statement with its candidates; no transaction stays open
+between pages, so nothing a dbt build replaces waits on the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg import sql
+
+from matcher.records import BacklogLead, ChangedPersonKey
+from matcher.registry import LiveRegistry
+from matcher.store import relations
+from matcher.store.base import (
+    DatabaseError,
+    composed,
+    connect,
+    qualified,
+    sql_text,
+    through_rebuilds,
+)
+
+
+@contextmanager
+def session(conninfo: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection for one stage of a run (the stream, the near lookups, a
+    writer), tuned for index lookups."""
+    with connect(conninfo, autocommit=True) as conn:
+        tune_lookups(conn)
+        yield conn
+
+
+def server_now(conn: psycopg.Connection) -> datetime:
+    """The server's time: a run's ``started_at``."""
+    return conn.execute("select now()").fetchone()[0]  # type: ignore[index]
+
+
+def create_worklist(conn: psycopg.Connection) -> None:
+    """The session's worklist table (temporary; needs TEMPORARY on the database)."""
+    with conn.transaction():
+        conn.execute(composed("stream.sql", "create"))
+
+
+def load_worklist(
+    conn: psycopg.Connection, *, limit: int | None, after: tuple[datetime, str] | None = None
+) -> int:
+    """Replace the worklist with eligible leads from the live backlog view and commit (a
+    dbt build waits for this statement at most, never for a run): with ``limit``, the
+    ``limit`` oldest after ``after`` (``(lead_created_at, lead_source_pk)``), else all of
+    them, unsorted. Returns how many."""
+    backlog = qualified(relations.BACKLOG)
+
+    def read() -> int:
+        conn.execute(composed("stream.sql", "clear"))
+        if limit is None:
+            cursor = conn.execute(composed("stream.sql", "all", backlog=backlog))
+        else:
+            created_at, lead = after or (datetime.min.replace(tzinfo=UTC), "")
+            cursor = conn.execute(
+                composed("stream.sql", "oldest", backlog=backlog),
+                {"after_created_at": created_at, "after_lead": lead, "limit": limit},
+            )
+        return cursor.rowcount
+
+    return through_rebuilds(conn, read)
+
+
+def stream_worklist(
+    conn: psycopg.Connection, *, batch_size: int
+) -> Generator[list[BacklogLead], None, None]:
+    """The worklist with its candidates, in its order, a page (``batch_size`` leads) per
+    statement on the autocommit connection ``conn``: memory flat, and no transaction open
+    between pages, so nothing a dbt build replaces (``int_person_keys`` with
+    ``--full-refresh``) waits on the run, and no idle transaction can time out."""
+    statement = composed("stream.sql", "page", person_keys=qualified(relations.PERSON_KEYS))
+    read = 0
+    with conn.cursor(binary=True) as cursor:
+        while True:
+            rows = cursor.execute(statement, {"after": read, "size": batch_size}).fetchall()
+            if rows:
+                yield [BacklogLead._make(row) for row in rows]
+            if len(rows) < batch_size:
+                return
+            read += len(rows)
+
+
+def count_eligible(conn: psycopg.Connection) -> int:
+    """How many leads are eligible now (for a progress bar)."""
+    statement = sql.SQL("select count(*) from {} where is_eligible").format(
+        qualified(relations.BACKLOG)
+    )
+    return through_rebuilds(conn, lambda: int(conn.execute(statement).fetchone()[0]))  # type: ignore[index]
+
+
+def load_junk(conn: psycopg.Connection) -> frozenset[tuple[str, str]]:
+    """``(key_type, key_value)`` pairs treated as absent, as dbt materialized them."""
+    statement = sql.SQL("select key_type, key_value from {}").format(qualified(relations.JUNK))
+    return through_rebuilds(
+        conn, lambda: frozenset((row[0], row[1]) for row in conn.execute(statement))
+    )
+
+
+def load_changed_persons(conn: psycopg.Connection, *, limit: int) -> list[ChangedPersonKey]:
+    """The keys of the registry persons changed since ``int_person_keys`` was built
+    (dbt's live view ``int_person_keys_changed``: the same macros), for at most ``limit``
+    persons (three rows each); more than that raises ``TooManyChangesError``."""
+    statement = composed(
+        "stream.sql", "changed_persons", changed=qualified(relations.PERSON_KEYS_CHANGED)
+    )
+    rows = through_rebuilds(
+        conn, lambda: conn.execute(statement, {"rows": limit * 3 + 1}).fetchall()
+    )
+    if len(rows) > limit * 3:
+        raise TooManyChangesError(
+            f"more than {limit:,} registry persons changed since the last dbt build: run"
+            " `dbt build` first (the matcher reads the changed ones live, up to that many)"
+        )
+    return [ChangedPersonKey._make(row) for row in rows]
+
+
+class TooManyChangesError(DatabaseError):
+    """Too many registry persons changed since the last build to read them live."""
+
+
+NAME_SAMPLE_PAGES = 800
+"""Blocks of ``int_person_keys`` the name sample reads: some 25,000 persons, whatever the
+size of the registry (a few milliseconds)."""
+
+
+def sample_person_names(conn: psycopg.Connection) -> list[str | None]:
+    """Registry names, one per person, from a repeatable block sample of
+    ``int_person_keys`` (all of it when small): what ``TokenWeights`` counts words in."""
+    template = sql_text("name_sample.sql")
+    statement = sql.SQL(template).format(
+        person_keys=qualified(relations.PERSON_KEYS),
+        person_keys_name=sql.Literal(relations.name(relations.PERSON_KEYS)),
+        target_pages=sql.Literal(NAME_SAMPLE_PAGES),
+    )
+    return [row[0] for row in conn.execute(statement)]
+
+
+def tune_lookups(conn: psycopg.Connection) -> None:
+    """The matcher's statements are index lookups (the stream's probes, the one-edit
+    queries) and one batch's writes: launching parallel workers costs more than they
+    save (measured: a 2,000-lead batch's candidate lookup took half the time without)."""
+    conn.execute("set max_parallel_workers_per_gather = 0")
+
+
+def near_candidatescomposed(key_types: Sequence[str]) -> sql.Composed:
+    """``sql/near_candidates.sql`` once per key type, ``union all``: two array
+    parameters each (the values one edit off, the lead values)."""
+    template = sql_text("near_candidates.sql")
+    return sql.SQL("\nunion all\n").join(
+        sql.SQL("({})").format(
+            sql.SQL(template).format(
+                person_keys=qualified(relations.PERSON_KEYS),
+                deletions=qualified(relations.PERSON_DELETIONS),
+                junk=qualified(relations.JUNK),
+                key_type=sql.Literal(key_type),
+            )
+        )
+        for key_type in key_types
+    )
+
+
+NearRow = tuple[str, str, str, str, str | None, str]
+"""``(key_type, found_by, key_value, person_key, full_name, identifiers_hash)``: a person
+one edit from a batch's value (``fetch_near_candidates``)."""
+
+
+def fetch_near_candidates(
+    conn: psycopg.Connection,
+    probes: Sequence[tuple[str, str]],
+    variants: Sequence[tuple[str, str]],
+    *,
+    live: LiveRegistry | None = None,
+) -> list[NearRow]:
+    """The registry persons one edit from a batch's values (``sql/
+    near_candidates.sql``): ``probes`` (``(key_type, value)``) are the values one
+    character substituted, swapped or left out, looked up as they are; ``variants`` the
+    lead values themselves, looked up in the deletion table (a person's value one
+    character longer). The persons changed since the build (``live``) are taken as they
+    are now, not as the build stored them.
+
+    One statement, two index scans per key type; every row is one edit from a lead's
+    value. A value held by two or more persons is shared and never a near candidate."""
+    by_type: dict[str, tuple[list[str], list[str]]] = {}
+    for key_type, value in probes:
+        by_type.setdefault(key_type, ([], []))[0].append(value)
+    for key_type, value in variants:
+        by_type.setdefault(key_type, ([], []))[1].append(value)
+    if not by_type:
+        return []
+    statement = near_candidatescomposed(list(by_type))
+    # sorted: consecutive lookups land on the same index pages
+    params = [sorted(values) for pair in by_type.values() for values in pair]
+    rows: list[NearRow] = conn.execute(statement, params).fetchall()
+    if live:
+        rows = [row for row in rows if row[3] not in live.changed]
+        rows.extend(live.near_rows(probes, variants))
+    holders: dict[tuple[str, str], set[str]] = {}
+    for key_type, _found_by, key_value, person_key, _full_name, _hash in rows:
+        holders.setdefault((key_type, key_value), set()).add(person_key)
+    return [row for row in rows if len(holders[(row[0], row[2])]) == 1]

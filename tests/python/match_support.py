@@ -1,0 +1,39 @@
+"""Helpers for the tests of the pure decisions (``matcher.match``): a lead's usable keys
+from its raw values, and what a batch looks up one edit away."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+
+from matcher import match, records
+from matcher import near as one_edit
+from matcher.normalize import NormalizationRules
+
+
+def usable_keys(
+    *,
+    phone: str | None,
+    document_type: str | None,
+    document_number: str | None,
+    email: str | None,
+    rules: NormalizationRules,
+    junk: Collection[tuple[str, str]] = frozenset(),
+) -> dict[str, str]:
+    """Normalized keys with the shared rules; absent, malformed and junk values left out.
+
+    Junk is the blocklist of ``rules`` plus ``junk`` (``int_junk_identifiers``: also the
+    values shared by too many registry persons).
+    """
+    normalized = {
+        "document": rules.document(document_type, document_number),
+        "phone": rules.phone(phone),
+        "email": rules.email(email),
+    }
+    return match.drop_junk(normalized, rules=rules, junk=junk)
+
+
+def near_lookups(
+    decisions: Iterable[records.Decision], *, country_code: str
+) -> list[tuple[str, str]]:
+    """Every lead ``(key_type, value)`` the batch looks up one edit away, sorted."""
+    return sorted(one_edit.NearLookup.of(decisions, country_code=country_code).variants)
