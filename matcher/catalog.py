@@ -21,10 +21,9 @@ DBT_SCHEMAS = db.DBT_SCHEMAS
 MATCHER_READS = (
     ("ops", "v_cabinet_kpi_red_backlog"),
     ("ops", "kpi_red_settings"),
-    ("kpi_red_intermediate", "int_person_keys"),
-    ("kpi_red_intermediate", "int_person_identifiers"),
-    ("kpi_red_intermediate", "int_person_identifier_deletions"),
-    ("kpi_red_intermediate", "int_junk_identifiers"),
+    ("kpi_red_interface", "person_keys"),
+    ("kpi_red_interface", "person_key_deletions"),
+    ("kpi_red_interface", "junk_keys"),
 )
 READER_READS = (
     ("ops", "v_cabinet_kpi_red_recovery_metrics_daily"),
@@ -114,7 +113,7 @@ def wanted_privileges(
     wanted.append(Wanted(roles.matcher, "schema", tables.attempts[0], "", "USAGE", "its log"))
     for privilege in ("SELECT", "INSERT"):
         wanted.append(Wanted(roles.matcher, "table", *tables.attempts, privilege, "its log"))
-    for schema in ("ops", "kpi_red_intermediate"):
+    for schema in ("ops", "kpi_red_interface"):
         wanted.append(Wanted(roles.matcher, "schema", schema, "", "USAGE", "dbt's relations"))
     wanted.append(Wanted(roles.reader, "schema", "ops", "", "USAGE", "the marts"))
     for relation in MATCHER_READS:

@@ -116,7 +116,7 @@ def _first_line(exc: BaseException, conninfo: str) -> str:
 
 # --- kpi-red init -----------------------------------------------------------------------
 
-DBT_SCHEMAS = ("kpi_red_staging", "kpi_red_intermediate", "ops")
+DBT_SCHEMAS = ("kpi_red_staging", "kpi_red_interface", "kpi_red_intermediate", "ops")
 """The schemas dbt builds into (``+schema`` in ``dbt_project.yml``, used as written)."""
 
 
@@ -224,12 +224,11 @@ LEAD_LOCK_KEY = f"hashtextextended({{lead}}, {LOCK_NAMESPACE})"
 """A lead's advisory lock key: a 64-bit hash, so two leads held at once (two writers of
 a run hold thousands) practically never share a key; seeded with ``LOCK_NAMESPACE``."""
 CYCLE_LOCK = (0x4B53, 1)  # the session lock that keeps two `kpi-red cycle`s apart
-PERSON_KEYS_RELATION = ("kpi_red_intermediate", "int_person_keys")
-PERSON_KEYS_CHANGED_RELATION = ("kpi_red_intermediate", "int_person_keys_changed")
-PERSON_IDENTIFIERS_RELATION = ("kpi_red_intermediate", "int_person_identifiers")
-PERSON_DELETIONS_RELATION = ("kpi_red_intermediate", "int_person_identifier_deletions")
-JUNK_RELATION = ("kpi_red_intermediate", "int_junk_identifiers")
-BUILT_MARKER_RELATION = ("kpi_red_intermediate", "int_lead_keys")
+PERSON_KEYS_RELATION = ("kpi_red_interface", "person_keys")
+PERSON_KEYS_CHANGED_RELATION = ("kpi_red_interface", "person_keys_changed")
+PERSON_DELETIONS_RELATION = ("kpi_red_interface", "person_key_deletions")
+JUNK_RELATION = ("kpi_red_interface", "junk_keys")
+BUILT_MARKER_RELATION = PERSON_KEYS_RELATION
 """An incremental table of the project: it exists from the first ``dbt build`` on, and a
 build never drops it (only ``--full-refresh`` swaps it)."""
 ORIGIN_TAG = "cabinet_lead"
@@ -363,7 +362,7 @@ def stream_worklist(
 ) -> Generator[list[BacklogLead], None, None]:
     """The worklist with its candidates, in its order, a page (``batch_size`` leads) per
     statement on the autocommit connection ``conn``: memory flat, and no transaction open
-    between pages, so nothing a dbt build replaces (``int_person_keys`` with
+    between pages, so nothing a dbt build replaces (``person_keys`` with
     ``--full-refresh``) waits on the run, and no idle transaction can time out."""
     statement = _statement("stream.sql", "page", person_keys=qualified(PERSON_KEYS_RELATION))
     read = 0
@@ -404,8 +403,8 @@ class ChangedPersonKey(NamedTuple):
 
 
 def load_changed_persons(conn: psycopg.Connection, *, limit: int) -> list[ChangedPersonKey]:
-    """The keys of the registry persons changed since ``int_person_keys`` was built
-    (dbt's live view ``int_person_keys_changed``: the same macros), for at most ``limit``
+    """The keys of the registry persons changed since ``person_keys`` was built
+    (dbt's live view ``person_keys_changed``: the same macros), for at most ``limit``
     persons (three rows each); more than that raises ``TooManyChangesError``."""
     statement = sql.SQL(
         "select person_key, key_type, key_value, full_name, identifiers_hash from {}"
@@ -425,13 +424,13 @@ class TooManyChangesError(DatabaseError):
 
 
 NAME_SAMPLE_PAGES = 800
-"""Blocks of ``int_person_keys`` the name sample reads: some 25,000 persons, whatever the
+"""Blocks of ``person_keys`` the name sample reads: some 25,000 persons, whatever the
 size of the registry (a few milliseconds)."""
 
 
 def sample_person_names(conn: psycopg.Connection) -> list[str | None]:
     """Registry names, one per person, from a repeatable block sample of
-    ``int_person_keys`` (all of it when small): what ``TokenWeights`` counts words in."""
+    ``person_keys`` (all of it when small): what ``TokenWeights`` counts words in."""
     template = resources.files("matcher").joinpath("sql/name_sample.sql").read_text()
     statement = sql.SQL(template).format(
         person_keys=qualified(PERSON_KEYS_RELATION),
@@ -955,7 +954,6 @@ def missing_relations(conn: psycopg.Connection) -> list[str]:
     names = [
         BACKLOG_RELATION,
         PERSON_KEYS_RELATION,
-        PERSON_IDENTIFIERS_RELATION,
         PERSON_DELETIONS_RELATION,
         PERSON_KEYS_CHANGED_RELATION,
         JUNK_RELATION,

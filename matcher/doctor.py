@@ -231,7 +231,7 @@ def _privileges(facts: Facts, tables: Tables, roles: Roles) -> Iterator[Finding]
             )
     for schema, grantee in (
         ("ops", roles.matcher),
-        ("kpi_red_intermediate", roles.matcher),
+        ("kpi_red_interface", roles.matcher),
         ("ops", roles.reader),
     ):
         present = all(facts.roles.get(name, {}).get("is_present") for name in (roles.dbt, grantee))

@@ -119,7 +119,7 @@ def usable_keys(
 ) -> dict[str, str]:
     """Normalized keys with the shared rules; absent, malformed and junk values left out.
 
-    Junk is the blocklist of ``rules`` plus ``junk`` (``int_junk_identifiers``: also the
+    Junk is the blocklist of ``rules`` plus ``junk`` (``junk_keys``: also the
     values shared by too many registry persons).
     """
     normalized = {
@@ -332,7 +332,7 @@ def conflict_with_existing_link(decision: Decision, existing_person_key: str) ->
 # somebody's DNI), so the lookup must return exactly the persons one edit away, not a
 # wide net to filter: the lead's values with one character substituted, swapped or left
 # out (``one_edit_values``) are looked up as they are, and the lead's value itself in
-# dbt's deletion neighbourhood (``int_person_identifier_deletions``) finds the persons
+# dbt's deletion neighbourhood (``person_key_deletions``) finds the persons
 # whose value is one character longer. A value has several persons one edit away: names
 # come first, and only a single person whose name agrees strongly links.
 
