@@ -1,5 +1,3 @@
-{{ config(materialized='view') }}
-
 {#- Live: the registry persons changed since `person_keys` was built, one row per
     (person, key type) like it, their keys normalized now by the same macros
     (`unpivot_person_keys` over `stg_canon__persons`). A person counts as changed when
