@@ -168,7 +168,9 @@ def raw_leads(draw: st.DrawFn, *, junk_only: bool = False) -> dict[str, str | No
 
 
 def backlog_row(number: int, raw: dict[str, str | None]) -> db.BacklogLead:
-    """The lead as the backlog view gives it: dbt's keys (the same normalization)."""
+    """The lead as the backlog view gives it: dbt's keys (the same normalization), from
+    text PostgreSQL can hold (no NUL, as in ``database_leads``)."""
+    raw = {name: None if value is None else value.replace("\0", "") for name, value in raw.items()}
     return db.BacklogLead(
         lead_source_pk=f"L{number:06d}",
         created_at=datetime(2025, 1, 1, tzinfo=UTC),
