@@ -55,7 +55,7 @@ hits as (
         lead_keys.key_type,
         persons.person_key
     from lead_keys
-    inner join {person_identifiers} as persons
+    inner join {person_keys} as persons
         on
             persons.key_type = lead_keys.key_type
             and persons.key_value = lead_keys.key_value
@@ -234,7 +234,7 @@ def statement(settings: Settings) -> sql.Composed:
     tables = settings.tables
     return sql.SQL(BOUND).format(
         backlog=sql.Identifier("ops", "v_cabinet_kpi_red_backlog"),
-        person_identifiers=sql.Identifier("kpi_red_intermediate", "int_person_identifiers"),
+        person_keys=sql.Identifier("kpi_red_interface", "person_keys"),
         links=sql.Identifier(*tables.links),
         origin=sql.Identifier(*tables.origin),
         attempts=sql.Identifier(*tables.attempts),

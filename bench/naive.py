@@ -20,8 +20,8 @@ from psycopg.types.json import Jsonb
 from matcher import match, normalize, records
 from matcher.settings import Settings
 
-PERSON_IDENTIFIERS = ("kpi_red_intermediate", "int_person_identifiers")
-JUNK_IDENTIFIERS = ("kpi_red_intermediate", "int_junk_identifiers")
+PERSON_KEYS = ("kpi_red_interface", "person_keys")
+JUNK_IDENTIFIERS = ("kpi_red_interface", "junk_keys")
 BACKLOG = ("ops", "v_cabinet_kpi_red_backlog")
 
 
@@ -53,7 +53,7 @@ def run(conninfo: str, settings: Settings, *, sample: int) -> NaiveResult:
     )
     candidates = sql.SQL(
         "select person_key, full_name from {} where key_type = %s and key_value = %s"
-    ).format(sql.Identifier(*PERSON_IDENTIFIERS))
+    ).format(sql.Identifier(*PERSON_KEYS))
     insert_link = sql.SQL(
         "insert into {} (source_table, source_pk, person_key, match_rule, match_score,"
         " linked_at, linked_by, run_id) values (%s, %s, %s, %s, %s, now(), 'naive', 'naive')"

@@ -26,7 +26,7 @@ from matcher.catalog import (
     wanted_privileges,
 )
 from matcher.settings import Roles, Settings, Tables
-from matcher.store.relations import INTERMEDIATE_SCHEMA, MARTS_SCHEMA
+from matcher.store.relations import INTERFACE_SCHEMA, MARTS_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ def _privileges(facts: Facts, tables: Tables, roles: Roles) -> Iterator[Finding]
             )
     for schema, grantee in (
         (MARTS_SCHEMA, roles.matcher),
-        (INTERMEDIATE_SCHEMA, roles.matcher),
+        (INTERFACE_SCHEMA, roles.matcher),
         (MARTS_SCHEMA, roles.reader),
     ):
         present = all(facts.roles.get(name, {}).get("is_present") for name in (roles.dbt, grantee))

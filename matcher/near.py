@@ -7,7 +7,7 @@ the national phone number. Identifiers are dense (a third of all 8-digit numbers
 somebody's DNI), so the lookup must return exactly the persons one edit away, not a
 wide net to filter: the lead's values with one character substituted, swapped or left
 out (``one_edit_values``) are looked up as they are, and the lead's value itself in
-dbt's deletion neighbourhood (``int_person_identifier_deletions``) finds the persons
+dbt's deletion neighbourhood (``person_key_deletions``) finds the persons
 whose value is one character longer. A value has several persons one edit away: names
 come first, and only a single person whose name agrees strongly links.
 """

@@ -1,8 +1,8 @@
 """The registry a run decides on: dbt's stored keys, with the persons changed since the
 last build read as they are now.
 
-``int_person_keys`` holds every person's keys as the last ``dbt build`` normalized them.
-A person changed since then (``int_person_keys_changed``, a live dbt view: the same
+``person_keys`` holds every person's keys as the last ``dbt build`` normalized them.
+A person changed since then (``person_keys_changed``, a live dbt view: the same
 macros) must not be matched on its old keys, nor missed on its new ones: its stored rows
 are dropped and its live keys used instead, for the exact lookup and the one-edit one
 alike. Pure: the rows come from ``matcher.store.stream``.
@@ -50,7 +50,7 @@ class LiveRegistry:
     ) -> LiveRegistry:
         """From ``(person_key, key_type, key_value, full_name, identifiers_hash)`` rows
         (``store.stream.load_changed_persons``). Junk values are not usable keys; the one-edit
-        variants are made as dbt's ``int_person_identifier_deletions`` makes them."""
+        variants are made as dbt's ``person_key_deletions`` makes them."""
         changed: set[str] = set()
         holders: dict[tuple[str, str], list[Holder]] = {}
         variants: dict[tuple[str, str], list[str]] = {}

@@ -1,6 +1,6 @@
 {#-
     The attempts of some leads folded to one row per lead (the one definition behind
-    `int_lead_attempts_folded_stored` and `int_lead_attempts_recent`). `attempts` names a
+    `int_lead_attempts__stored` and `int_lead_attempts__recent`). `attempts` names a
     relation or CTE with the columns of `stg_kpi_red__match_attempts`; every attempt of a
     lead it holds must be there (the fold counts them). One window pass ranks each lead's
     attempts newest first (ties on `attempted_at` by `attempt_id`), one grouped pass over

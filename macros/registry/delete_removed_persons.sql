@@ -1,5 +1,5 @@
 {#-
-    Post-hook of `int_person_keys`, run in the model's transaction: the rows of persons no
+    Post-hook of `person_keys`, run in the model's transaction: the rows of persons no
     longer in the registry go. Only when there are more stored persons than registry rows
     (after the run's inserts every registry person is stored), so a build with no deletion
     reads two counts and deletes nothing.

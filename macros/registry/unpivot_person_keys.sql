@@ -2,7 +2,7 @@
     One row per (person, key type) of `persons` (a relation or CTE with the columns of
     `stg_canon__persons`): the normalized `key_value` (null when absent, so a person who
     loses a key drops it), the name, `changed_at` and `identifiers_hash`. The one
-    definition behind `int_person_keys` (stored) and `int_person_keys_changed` (live).
+    definition behind `person_keys` (stored) and `person_keys_changed` (live).
 -#}
 {%- macro unpivot_person_keys(persons) -%}
 select

@@ -10,31 +10,31 @@ from __future__ import annotations
 
 Relation = tuple[str, str]
 
-DBT_SCHEMAS = ("kpi_red_staging", "kpi_red_intermediate", "ops")
+DBT_SCHEMAS = ("kpi_red_staging", "kpi_red_interface", "kpi_red_intermediate", "ops")
 """The schemas dbt builds into (``+schema`` in ``dbt_project.yml``, used as written)."""
 
 MARTS_SCHEMA = "ops"
-INTERMEDIATE_SCHEMA = "kpi_red_intermediate"
+INTERFACE_SCHEMA = "kpi_red_interface"
+"""The matcher's contracted interface to dbt (``models/interface``, contracts enforced):
+the only dbt schema besides the marts it reads."""
 
 # the marts: what the panel, BI tools and the matcher's claim read
 BACKLOG = (MARTS_SCHEMA, "v_cabinet_kpi_red_backlog")
 METRICS = (MARTS_SCHEMA, "v_cabinet_kpi_red_recovery_metrics_daily")
 SETTINGS = (MARTS_SCHEMA, "kpi_red_settings")
 
-# the intermediate models the matcher probes for candidates
-PERSON_KEYS = (INTERMEDIATE_SCHEMA, "int_person_keys")
-PERSON_KEYS_CHANGED = (INTERMEDIATE_SCHEMA, "int_person_keys_changed")
-PERSON_IDENTIFIERS = (INTERMEDIATE_SCHEMA, "int_person_identifiers")
-PERSON_DELETIONS = (INTERMEDIATE_SCHEMA, "int_person_identifier_deletions")
-JUNK = (INTERMEDIATE_SCHEMA, "int_junk_identifiers")
-BUILT_MARKER = (INTERMEDIATE_SCHEMA, "int_lead_keys")
-"""An incremental table of the project: it exists from the first ``dbt build`` on, and a
-build never drops it (only ``--full-refresh`` swaps it)."""
+# the interface models the matcher probes for candidates
+PERSON_KEYS = (INTERFACE_SCHEMA, "person_keys")
+PERSON_KEYS_CHANGED = (INTERFACE_SCHEMA, "person_keys_changed")
+PERSON_DELETIONS = (INTERFACE_SCHEMA, "person_key_deletions")
+JUNK = (INTERFACE_SCHEMA, "junk_keys")
+BUILT_MARKER = PERSON_KEYS
+"""A table of the project: it exists from the first ``dbt build`` on, and a build never
+drops it (it is replaced in place)."""
 
 RUN_NEEDS: tuple[Relation, ...] = (
     BACKLOG,
     PERSON_KEYS,
-    PERSON_IDENTIFIERS,
     PERSON_DELETIONS,
     PERSON_KEYS_CHANGED,
     JUNK,
@@ -45,14 +45,13 @@ MATCHER_READS: tuple[Relation, ...] = (
     BACKLOG,
     SETTINGS,
     PERSON_KEYS,
-    PERSON_IDENTIFIERS,
     PERSON_DELETIONS,
     JUNK,
 )
 """What the matcher role must be able to read (``doctor``)."""
 READER_READS: tuple[Relation, ...] = (METRICS, BACKLOG, SETTINGS)
 """What the reader role (the panel, BI tools) must be able to read (``doctor``)."""
-MATCHER_SCHEMAS = (MARTS_SCHEMA, INTERMEDIATE_SCHEMA)
+MATCHER_SCHEMAS = (MARTS_SCHEMA, INTERFACE_SCHEMA)
 """The dbt schemas the matcher reads from (``grants``, ``doctor``)."""
 
 

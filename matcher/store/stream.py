@@ -78,7 +78,7 @@ def stream_worklist(
 ) -> Generator[list[BacklogLead], None, None]:
     """The worklist with its candidates, in its order, a page (``batch_size`` leads) per
     statement on the autocommit connection ``conn``: memory flat, and no transaction open
-    between pages, so nothing a dbt build replaces (``int_person_keys`` with
+    between pages, so nothing a dbt build replaces (``person_keys`` with
     ``--full-refresh``) waits on the run, and no idle transaction can time out."""
     statement = composed("stream.sql", "page", person_keys=qualified(relations.PERSON_KEYS))
     read = 0
@@ -109,8 +109,8 @@ def load_junk(conn: psycopg.Connection) -> frozenset[tuple[str, str]]:
 
 
 def load_changed_persons(conn: psycopg.Connection, *, limit: int) -> list[ChangedPersonKey]:
-    """The keys of the registry persons changed since ``int_person_keys`` was built
-    (dbt's live view ``int_person_keys_changed``: the same macros), for at most ``limit``
+    """The keys of the registry persons changed since ``person_keys`` was built
+    (dbt's live view ``person_keys_changed``: the same macros), for at most ``limit``
     persons (three rows each); more than that raises ``TooManyChangesError``."""
     statement = composed(
         "stream.sql", "changed_persons", changed=qualified(relations.PERSON_KEYS_CHANGED)
@@ -131,13 +131,13 @@ class TooManyChangesError(DatabaseError):
 
 
 NAME_SAMPLE_PAGES = 800
-"""Blocks of ``int_person_keys`` the name sample reads: some 25,000 persons, whatever the
+"""Blocks of ``person_keys`` the name sample reads: some 25,000 persons, whatever the
 size of the registry (a few milliseconds)."""
 
 
 def sample_person_names(conn: psycopg.Connection) -> list[str | None]:
     """Registry names, one per person, from a repeatable block sample of
-    ``int_person_keys`` (all of it when small): what ``TokenWeights`` counts words in."""
+    ``person_keys`` (all of it when small): what ``TokenWeights`` counts words in."""
     template = sql_text("name_sample.sql")
     statement = sql.SQL(template).format(
         person_keys=qualified(relations.PERSON_KEYS),

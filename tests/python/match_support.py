@@ -21,7 +21,7 @@ def usable_keys(
 ) -> dict[str, str]:
     """Normalized keys with the shared rules; absent, malformed and junk values left out.
 
-    Junk is the blocklist of ``rules`` plus ``junk`` (``int_junk_identifiers``: also the
+    Junk is the blocklist of ``rules`` plus ``junk`` (``junk_keys``: also the
     values shared by too many registry persons).
     """
     normalized = {

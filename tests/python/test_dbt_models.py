@@ -293,7 +293,7 @@ def test_backlog_view_is_live_between_builds_and_equals_the_built_state(
     scenario.build(as_of=DAY)
     assert {row[0]: row for row in scenario.database.query(backlog)} == live
     stored = scenario.database.query(
-        "select lead_id, phone_key from kpi_red_intermediate.int_lead_keys"
+        "select lead_id, phone_key from kpi_red_intermediate.int_lead_identifiers__stored"
         " where lead_id in ('L15', 'L20') order by lead_id"
     )
     assert stored == [("L15", None), ("L20", "51987654320")]

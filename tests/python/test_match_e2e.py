@@ -345,7 +345,7 @@ def test_the_worklist_is_read_whole_and_in_order_past_any_small_integer(
     holds) come back once each, in order, whatever the page size."""
     database = make_database(init=False)
     database.execute(
-        "create schema kpi_red_intermediate; create table kpi_red_intermediate.int_person_keys"
+        "create schema kpi_red_interface; create table kpi_red_interface.person_keys"
         " (person_key text, key_type text, key_value text, full_name text,"
         " identifiers_hash text)"
     )

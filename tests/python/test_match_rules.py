@@ -218,7 +218,7 @@ TABLE = [
         None,
     ),
     (
-        "junk from int_junk_identifiers is absent",
+        "junk from junk_keys is absent",
         lead(phone="987654321", junk=frozenset({("phone", "51987654321")})),
         "failed",
         "missing_identifiers",

@@ -379,13 +379,13 @@ def test_the_table_is_the_python_neighbourhood(near_db: Database) -> None:
     table = set(
         near_db.query(
             "select key_type, variant, key_value, person_key"
-            " from kpi_red_intermediate.int_person_identifier_deletions"
+            " from kpi_red_interface.person_key_deletions"
         )
     )
     held = near_db.query(
         """
         select key_type, key_value, person_key
-        from kpi_red_intermediate.int_person_keys
+        from kpi_red_interface.person_keys
         where key_type in ('document', 'phone') and key_value is not null
         """
     )
@@ -405,16 +405,16 @@ def test_junk_and_shared_values_never_produce_candidates(near_db: Database) -> N
     filtered = near_db.query(
         """
         select distinct person_keys.key_type, person_keys.key_value
-        from kpi_red_intermediate.int_person_keys as person_keys
+        from kpi_red_interface.person_keys as person_keys
         where person_keys.key_type in ('document', 'phone')
             and (
                 exists (
-                    select 1 from kpi_red_intermediate.int_junk_identifiers as junk
+                    select 1 from kpi_red_interface.junk_keys as junk
                     where junk.key_type = person_keys.key_type
                         and junk.key_value = person_keys.key_value
                 )
                 or exists (
-                    select 1 from kpi_red_intermediate.int_person_keys as others
+                    select 1 from kpi_red_interface.person_keys as others
                     where others.key_type = person_keys.key_type
                         and others.key_value = person_keys.key_value
                         and others.person_key <> person_keys.person_key
@@ -432,7 +432,7 @@ def test_junk_and_shared_values_never_produce_candidates(near_db: Database) -> N
         }
     )
     in_table = near_db.scalar(
-        "select count(*) from kpi_red_intermediate.int_person_identifier_deletions"
+        "select count(*) from kpi_red_interface.person_key_deletions"
         " where (key_type, key_value) in (select * from unnest(%s::text[], %s::text[]))",
         ([row[0] for row in filtered], [row[1] for row in filtered]),
     )
@@ -537,10 +537,10 @@ def test_an_incremental_build_rewrites_only_changed_persons(
 ) -> None:
     """Last in the module (it changes the registry): a person's new phone replaces its
     variants; every other person keeps its rows as stored, those changed within the
-    look-back window too (``int_person_keys`` re-reads them and finds them unchanged)."""
+    look-back window too (``person_keys`` re-reads them and finds them unchanged)."""
     old_rows = """
         select xmin::text, count(*)
-        from kpi_red_intermediate.int_person_identifier_deletions
+        from kpi_red_interface.person_key_deletions
         where person_key <> 'NP-PH-SUB'
         group by 1
         order by 1
@@ -550,9 +550,9 @@ def test_an_incremental_build_rewrites_only_changed_persons(
         "update canon.identity_registry set phone = '941000111', updated_at = now()"
         " where person_key = 'NP-PH-SUB'"
     )
-    near_db.dbt("run", "--select", "int_person_keys", "int_person_identifier_deletions")
+    near_db.dbt("run", "--select", "person_keys", "person_key_deletions")
     values = near_db.query(
-        "select distinct key_value from kpi_red_intermediate.int_person_identifier_deletions"
+        "select distinct key_value from kpi_red_interface.person_key_deletions"
         " where person_key = 'NP-PH-SUB'"
     )
     assert values == [("51941000111",)]

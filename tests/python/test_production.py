@@ -30,7 +30,7 @@ from matcher.dbt import DbtError
 pytestmark = pytest.mark.production
 
 API = "/api/v1/ops/payments/cabinet-financial-14d/kpi-red-recovery-metrics"
-PROJECT_SCHEMAS = ("kpi_red", "kpi_red_staging", "kpi_red_intermediate", "ops")
+PROJECT_SCHEMAS = ("kpi_red", "kpi_red_staging", "kpi_red_interface", "kpi_red_intermediate", "ops")
 
 
 def production_servers() -> list[str]:
@@ -396,7 +396,7 @@ def odd_flow(odd: Site) -> None:
         == written
     )  # dbt recognizes the matcher's links by the same odd values
     assert odd.scalar("select count(*) from public.canary") == 0  # still there
-    owners = set(odd.owners("ops", "kpi_red_intermediate").values())
+    owners = set(odd.owners("ops", "kpi_red_interface", "kpi_red_intermediate").values())
     assert owners == {odd.vars["dbt_role"]}  # built as the odd dbt_role
     # a var that must be a number is refused by name, before any SQL runs
     with pytest.raises(DbtError, match="retry_base_minutes must be a whole number"):

@@ -1,5 +1,5 @@
 -- Registry names for the matcher's word frequencies (matcher.names.TokenWeights): a
--- sample of int_person_keys' blocks, about {target_pages} of them, the same sample every
+-- sample of person_keys' blocks, about {target_pages} of them, the same sample every
 -- run on an unchanged table (repeatable). One row per person.
 with
 

@@ -2,15 +2,15 @@
 -- once per key type, the parts joined by union all). Two index lookups, both returning
 -- only values exactly one edit away:
 --   1. the lead's values one character substituted, swapped or left out (computed in
---      Python, matcher.near.one_edit_values), held by someone: int_person_keys' index
+--      Python, matcher.near.one_edit_values), held by someone: person_keys' index
 --      on (key_type, key_value);
 --   2. the lead's values themselves as a deletion variant of a longer value (the lead
---      left a character out): int_person_identifier_deletions' index, then the holder's
---      name through int_person_keys' (person_key, key_type) index.
+--      left a character out): person_key_deletions' index, then the holder's
+--      name through person_keys' (person_key, key_type) index.
 -- found_by is the value looked up (1: the value itself; 2: the lead's value);
 -- identifiers_hash is the holder's raw identifiers as the build read them (what the
 -- write checks the live registry row against). Junk is left out here
--- (int_junk_identifiers), values held by several persons by the caller.
+-- (junk_keys), values held by several persons by the caller.
 with
 
 junk as (

@@ -3,7 +3,7 @@
 -- that replaces a view waits for that statement only, never for a whole run. The run then
 -- reads the worklist a page at a time, each page its own short statement, with each
 -- lead's candidates: the registry persons holding its document, phone or email in dbt's
--- int_person_keys (an index probe per key). No transaction stays open between pages.
+-- person_keys (an index probe per key). No transaction stays open between pages.
 -- Identifiers are composed by psycopg.sql.
 
 -- name: create

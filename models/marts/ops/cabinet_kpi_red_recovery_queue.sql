@@ -13,15 +13,15 @@
     ],
 ) }}
 
--- depends_on: {{ ref('int_lead_keys') }}
--- depends_on: {{ ref('int_lead_attempts_folded_stored') }}
--- depends_on: {{ ref('int_lead_attempts_recent') }}
+-- depends_on: {{ ref('int_lead_identifiers__stored') }}
+-- depends_on: {{ ref('int_lead_attempts__stored') }}
+-- depends_on: {{ ref('int_lead_attempts__recent') }}
 
 {#- Incremental (delete+insert on `lead_source_pk`), exact by construction: a queue row
     is a function of the lead's intervals, its identifiers hash and its attempts fold, and
     a run rebuilds exactly the leads whose intervals (`int_backlog_intervals`), stored keys
-    (`int_lead_keys`, rewritten when the identifiers change) or stored fold
-    (`int_lead_attempts_folded_stored`) dbt rewrote after this table's own last write
+    (`int_lead_identifiers__stored`, rewritten when the identifiers change) or stored fold
+    (`int_lead_attempts__stored`) dbt rewrote after this table's own last write
     (their `loaded_at`: dbt's transaction times, so no late source row can slip past), and
     the leads attempted since that fold. The post-hook `delete_stale_queue_rows` drops the
     leads left with no interval (deleted upstream, or never red after all). #}
@@ -42,7 +42,7 @@ leads as (
 ),
 
 attempts_folded as (
-    select * from {{ ref('int_lead_attempts_folded') }}
+    select * from {{ ref('int_lead_attempts') }}
 ),
 
 {% if is_incremental() and relation_has_column(this, 'loaded_at') %}
@@ -60,17 +60,17 @@ changed_leads as (
     where intervals.loaded_at > watermark.loaded_since
     union
     select lead_keys.lead_id
-    from {{ ref('int_lead_keys') }} as lead_keys
+    from {{ ref('int_lead_identifiers__stored') }} as lead_keys
     cross join watermark
     where lead_keys.loaded_at > watermark.loaded_since
     union
     select folds.lead_source_pk
-    from {{ ref('int_lead_attempts_folded_stored') }} as folds
+    from {{ ref('int_lead_attempts__stored') }} as folds
     cross join watermark
     where folds.loaded_at > watermark.loaded_since
     union
     select recent.lead_source_pk
-    from {{ ref('int_lead_attempts_recent') }} as recent
+    from {{ ref('int_lead_attempts__recent') }} as recent
 ),
 
 scoped_intervals as (

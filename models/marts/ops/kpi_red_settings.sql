@@ -1,5 +1,3 @@
-{{ config(materialized='view_in_place') }}
-
 {#- The vars this build used, one row each, as JSON: what `kpi-red` checks its own
     configuration against (a matcher must write the tables dbt reads, with the
     `linked_by` dbt counts as its own) and where the panel reads `metrics_time_zone`. The

@@ -1,5 +1,3 @@
-{{ config(materialized='view_in_place') }}
-
 {%- set folded_columns = [
     'attempt_count', 'attempts_since_change', 'last_attempt_at', 'last_outcome',
     'last_fail_reason', 'last_identifiers_hash', 'retry_at', 'max_attempt_id',
@@ -23,17 +21,17 @@ claims as (
 -- the fold as of the last build (a left join on its unique key, which a count(*) of
 -- the view skips), and the leads attempted since (empty right after a build)
 stored_attempts as (
-    select * from {{ ref('int_lead_attempts_folded_stored') }}
+    select * from {{ ref('int_lead_attempts__stored') }}
 ),
 
 recent_attempts as (
-    select * from {{ ref('int_lead_attempts_recent') }}
+    select * from {{ ref('int_lead_attempts__recent') }}
 ),
 
 -- the registry as the last build saw it: the matcher finds candidates only there
 registry_changes as (
     select max(changed_at) as registry_changed_at
-    from {{ ref('int_person_keys') }}
+    from {{ ref('person_keys') }}
 ),
 
 red_leads as (

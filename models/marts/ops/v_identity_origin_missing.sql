@@ -1,5 +1,3 @@
-{{ config(materialized='view_in_place') }}
-
 with
 
 links as (

@@ -52,7 +52,7 @@ PERSONS = [
     ("P-LUIS", "Luis Ángel Mamani Rojas", "912 000 111", "07654321", "lmamani@example.pe"),
     ("P-ROSA", "ROSA ÑAHUI CÁCERES", "(01) 234-5678", "40404041", "rosa@example.pe"),
 ]
-# values shared by too many registry persons (int_junk_identifiers' "shared" rows)
+# values shared by too many registry persons (junk_keys' "shared" rows)
 SHARED_JUNK = frozenset({("phone", "5111100000"), ("document", "DNI:40000001")})
 # junk as it comes in: the blocklists in raw formats, and the shared values
 RAW_JUNK_PHONES = ["999999999", "+51 999 999 999", "51-912-345-678", "123456789", "(01) 1100000"]
@@ -94,7 +94,7 @@ def registry_rows() -> list[tuple[str, str, str, str | None]]:
 
 def near_registry() -> list[tuple[str, str, str, str | None]]:
     """The persons' own documents and phones, junk left out: what the one-edit lookup
-    searches (``int_person_keys`` and dbt's deletion neighbourhood)."""
+    searches (``person_keys`` and dbt's deletion neighbourhood)."""
     return [
         (key_type, value, person_key, name)
         for key_type, value, person_key, name in registry_rows()
@@ -169,7 +169,9 @@ def raw_leads(draw: st.DrawFn, *, junk_only: bool = False) -> dict[str, str | No
 
 
 def backlog_row(number: int, raw: dict[str, str | None]) -> records.BacklogLead:
-    """The lead as the backlog view gives it: dbt's keys (the same normalization)."""
+    """The lead as the backlog view gives it: dbt's keys (the same normalization), from
+    text PostgreSQL can hold (no NUL, as in ``database_leads``)."""
+    raw = {name: None if value is None else value.replace("\0", "") for name, value in raw.items()}
     return records.BacklogLead(
         lead_source_pk=f"L{number:06d}",
         created_at=datetime(2025, 1, 1, tzinfo=UTC),
@@ -310,7 +312,7 @@ def database_leads(database: Database) -> dict[str, dict[str, str | None]]:
         """
         select distinct on (junk.key_type, junk.key_value)
             junk.key_type, junk.key_value, persons.full_name
-        from kpi_red_intermediate.int_junk_identifiers as junk
+        from kpi_red_interface.junk_keys as junk
         inner join kpi_red_staging.stg_canon__persons as persons
             on (junk.key_type = 'phone' and persons.phone_key = junk.key_value)
             or (junk.key_type = 'document' and persons.document_key = junk.key_value)
@@ -403,7 +405,7 @@ def test_nasty_and_junk_leads_in_the_database_get_an_outcome_and_no_junk_link(
         junk = {
             tuple(row)
             for row in database.query(
-                "select key_type, key_value from kpi_red_intermediate.int_junk_identifiers"
+                "select key_type, key_value from kpi_red_interface.junk_keys"
             )
         }
         linked = 0

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.reliability
 NO_DATA_TESTS = {"DBT_EXCLUDE_RESOURCE_TYPES": "test unit_test"}
 SECRET = "Idem-Sup3rS3cret"
 """In the cycle's DSN: the server trusts its socket, and the password must not leak."""
-DBT_RELATIONS = ["kpi_red_staging", "kpi_red_intermediate", "ops"]
+DBT_RELATIONS = ["kpi_red_staging", "kpi_red_interface", "kpi_red_intermediate", "ops"]
 
 
 @pytest.fixture

@@ -17,15 +17,15 @@
     document NUMBER (the TYPE stays) and to the national number of a phone of the
     configured country; values shorter than `near_match_min_length` are left out.
 
-    Incremental, from `int_person_keys` (the stored, incremental registry keys): a run
-    rebuilds the rows of exactly the persons `int_person_keys` rewrote since this table's
+    Incremental, from `person_keys` (the stored, incremental registry keys): a run
+    rebuilds the rows of exactly the persons `person_keys` rewrote since this table's
     last run (its `loaded_at`, the writing run's transaction time, after this table's
     own maximum), delete+insert by person. (A watermark on `changed_at` minus the
     look-back re-read every person changed in the last hour on every build, although
-    `int_person_keys` had skipped them as unchanged: 14 of 20 s of an incremental build
+    `person_keys` had skipped them as unchanged: 14 of 20 s of an incremental build
     at medium.) Every holder of a value is kept, junk and shared values
-    too: those filters are the matcher's, at query time (`matcher.db.fetch_near_candidates`
-    reads the holders of each value in `int_person_keys` without junk, so no stale key,
+    too: those filters are the matcher's, at query time (`matcher/sql/near_candidates.sql`
+    reads the holders of each value in `person_keys` without junk, so no stale key,
     and drops a value held by two or more persons), so a change of the junk list or of another
     person's keys never forces a rebuild here. The unique index is the primary key,
     enforced as rows are written, and the lookup index through its `(key_type, variant)`
@@ -36,7 +36,7 @@
 with
 
 person_keys as (
-    select * from {{ ref('int_person_keys') }}
+    select * from {{ ref('person_keys') }}
     {% if is_incremental() -%}
     {%- if relation_has_column(this, 'loaded_at') %}
     where loaded_at > {{ stored_watermark(this, 'loaded_at') }}

@@ -1,12 +1,12 @@
 {#- Live: the fold (`fold_lead_attempts`) of the leads attempted since the last build,
     i.e. with an attempt after the highest `attempt_id` in
-    `int_lead_attempts_folded_stored`, each from all of its attempts. Right after a
+    `int_lead_attempts__stored`, each from all of its attempts. Right after a
     build it is empty; two index range scans find it. -#}
 
 with
 
 stored as (
-    select * from {{ ref('int_lead_attempts_folded_stored') }}
+    select * from {{ ref('int_lead_attempts__stored') }}
 ),
 
 -- each import is read once, so PostgreSQL inlines it and uses the log's indexes

@@ -26,13 +26,13 @@
     (a backdated row) is normalized at the next --full-refresh; until then the matcher's
     write, which checks each chosen person's live registry row, refuses any link that
     rests on its stale keys. The unique index is the primary key, enforced as rows are
-    written (cheaper than a data test over every person); `(key_type, key_value)` serves
+    written (its primary-key test reads the catalog); `(key_type, key_value)` serves
     the matcher's candidate lookups (exact and one-edit holders),
     `max(changed_at)` is the registry watermark of the backlog view (an index read), and
-    `loaded_at` (the writing run's transaction time) tells `int_person_identifier_deletions`
+    `loaded_at` (the writing run's transaction time) tells `person_key_deletions`
     exactly which persons this run rewrote. The
     post-hook vacuums the table after the transaction, so the index-only scans of
-    `int_junk_identifiers` and the matcher's lookups need no heap visits. -#}
+    `junk_keys` and the matcher's lookups need no heap visits. -#}
 
 with
 

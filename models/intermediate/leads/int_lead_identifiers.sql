@@ -1,5 +1,5 @@
 {#- Live: the leads are read as they are now. Their normalized keys come from
-    `int_lead_keys` when the stored `identifiers_hash` is the lead's current one; a lead
+    `int_lead_identifiers__stored` when the stored `identifiers_hash` is the lead's current one; a lead
     that is new or changed since the last build is normalized here, by the same macros,
     inside the CASE so they run for those rows only. (The macros are called on the raw
     columns here rather than read from `stg_cabinet__leads`: a view with a WITH clause is
@@ -14,21 +14,21 @@ leads as (
 ),
 
 stored_keys as (
-    select * from {{ ref('int_lead_keys') }}
+    select * from {{ ref('int_lead_identifiers__stored') }}
 ),
 
 junk_phones as (
-    select * from {{ ref('int_junk_identifiers') }}
+    select * from {{ ref('junk_keys') }}
     where key_type = 'phone'
 ),
 
 junk_documents as (
-    select * from {{ ref('int_junk_identifiers') }}
+    select * from {{ ref('junk_keys') }}
     where key_type = 'document'
 ),
 
 junk_emails as (
-    select * from {{ ref('int_junk_identifiers') }}
+    select * from {{ ref('junk_keys') }}
     where key_type = 'email'
 ),
 

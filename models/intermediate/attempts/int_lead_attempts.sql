@@ -1,15 +1,15 @@
 {#- Live: the stored fold of the last build, with the leads attempted since taken from
-    `int_lead_attempts_recent` instead. Both come from `fold_lead_attempts`, so this
+    `int_lead_attempts__recent` instead. Both come from `fold_lead_attempts`, so this
     equals folding the whole log now. -#}
 
 with
 
 stored as (
-    select * from {{ ref('int_lead_attempts_folded_stored') }}
+    select * from {{ ref('int_lead_attempts__stored') }}
 ),
 
 recent as (
-    select * from {{ ref('int_lead_attempts_recent') }}
+    select * from {{ ref('int_lead_attempts__recent') }}
 ),
 
 final as (

@@ -18,7 +18,7 @@
 with
 
 person_keys as (
-    select * from {{ ref('int_person_keys') }}
+    select * from {{ ref('person_keys') }}
 ),
 
 blocklisted as (
@@ -44,7 +44,7 @@ shared as (
     from person_keys
     where key_value is not null
     group by key_type, key_value
-    -- one row per (person, key type) (the unique index of int_person_keys): count(*)
+    -- one row per (person, key type) (the unique index of person_keys): count(*)
     -- counts persons, read from the (key_type, key_value) index alone
     having count(*) > {{ sql_integer('junk_shared_threshold', var('junk_shared_threshold')) }}
 ),

@@ -1,6 +1,4 @@
-{{ config(materialized='view') }}
-
-{#- Live: the registry persons changed since `int_person_keys` was built, one row per
+{#- Live: the registry persons changed since `person_keys` was built, one row per
     (person, key type) like it, their keys normalized now by the same macros
     (`unpivot_person_keys` over `stg_canon__persons`). A person counts as changed when
     its identifiers hash differs from the stored one, or it is not stored, among the
@@ -18,7 +16,7 @@ all_persons as (
 ),
 
 stored as (
-    select * from {{ ref('int_person_keys') }}
+    select * from {{ ref('person_keys') }}
 ),
 
 -- the stored hash of each candidate: a probe of the unique `(person_key, key_type)` index
@@ -39,7 +37,7 @@ changed_persons as (
         (
             all_persons.changed_at is null
             or all_persons.changed_at >= (
-                {{ stored_watermark(ref('int_person_keys'), 'loaded_at') }}
+                {{ stored_watermark(ref('person_keys'), 'loaded_at') }}
                 - {{ queue_lookback() }}
             )
         )
