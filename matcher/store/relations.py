@@ -26,7 +26,6 @@ SETTINGS = (MARTS_SCHEMA, "kpi_red_settings")
 # the interface models the matcher probes for candidates
 PERSON_KEYS = (INTERFACE_SCHEMA, "person_keys")
 PERSON_KEYS_CHANGED = (INTERFACE_SCHEMA, "person_keys_changed")
-PERSON_DELETIONS = (INTERFACE_SCHEMA, "person_key_deletions")
 JUNK = (INTERFACE_SCHEMA, "junk_keys")
 BUILT_MARKER = PERSON_KEYS
 """A table of the project: it exists from the first ``dbt build`` on, and a build never
@@ -35,7 +34,6 @@ drops it (it is replaced in place)."""
 RUN_NEEDS: tuple[Relation, ...] = (
     BACKLOG,
     PERSON_KEYS,
-    PERSON_DELETIONS,
     PERSON_KEYS_CHANGED,
     JUNK,
     SETTINGS,
@@ -45,7 +43,6 @@ MATCHER_READS: tuple[Relation, ...] = (
     BACKLOG,
     SETTINGS,
     PERSON_KEYS,
-    PERSON_DELETIONS,
     JUNK,
 )
 """What the matcher role must be able to read (``doctor``)."""

@@ -285,12 +285,10 @@ def lookup_found(
             for n, (key_type, value) in enumerate(chunk)
         ]
         lookup = one_edit.NearLookup.of(decisions, country_code=CC, min_length=MIN_LENGTH)
-        rows = store_stream.fetch_near_candidates(
-            conn, list(lookup.probes), lookup.variants, live=live
-        )
-        index = one_edit.NearIndex.from_rows((row[:5] for row in rows), lookup)
+        rows = store_stream.fetch_near_candidates(conn, lookup.origins, live=live)
+        index = one_edit.NearIndex.from_rows((row[:4] for row in rows), lookup)
         for key_type, value in chunk:
-            if (key_type, value) in lookup.variants:
+            if (key_type, value) in lookup.values:
                 found[(key_type, value)] = {
                     (candidate.person.person_key, candidate.key_value)
                     for candidate in index.candidates(key_type, value)
@@ -419,8 +417,6 @@ def test_persons_changed_since_the_build_are_found_as_they_are_now(dense_db: Dat
         live = LiveRegistry.from_rows(
             store_stream.load_changed_persons(conn, limit=10_000),
             junk=junk | RULES.blocklisted,
-            country_code=CC,
-            min_length=MIN_LENGTH,
         )
         assert len(live.changed) > 300
         found = lookup_found(conn, values, live=live)

@@ -192,7 +192,7 @@ def decide(raws: list[dict[str, str | None]]) -> list[records.Decision]:
     # the exact pass, then the near pass, as run.decided_batches does
     decisions = match.decide_batch(leads, INDEX)
     lookup = one_edit.NearLookup.of(decisions, country_code=RULES.country_code)
-    near = one_edit.NearIndex.from_registry(NEAR_REGISTRY, lookup, country_code=RULES.country_code)
+    near = one_edit.NearIndex.from_registry(NEAR_REGISTRY, lookup)
     decisions = one_edit.decide_near(decisions, near)
     TRIED["batches"] += 1
     TRIED["leads"] += len(raws)
@@ -404,9 +404,7 @@ def test_nasty_and_junk_leads_in_the_database_get_an_outcome_and_no_junk_link(
         assert sorted(row[0] for row in attempts) == sorted(leads)  # one each, none missing
         junk = {
             tuple(row)
-            for row in database.query(
-                "select key_type, key_value from kpi_red_interface.junk_keys"
-            )
+            for row in database.query("select key_type, key_value from kpi_red_interface.junk_keys")
         }
         linked = 0
         for lead_id, outcome, fail_reason, match_rule, evidence in attempts:
