@@ -599,6 +599,7 @@ def _roles(
         dbt=dbt_role or roles.dbt,
         matcher=matcher_role or roles.matcher,
         reader=reader_role or roles.reader,
+        reviewer=roles.reviewer,
         dbt_is_set=roles.dbt_is_set or bool(dbt_role),
     )
 
@@ -809,3 +810,6 @@ def serve(ctx: Context, host: str, port: int) -> None:
     app = web.create_app(conninfo=ctx.connection.conninfo)
     click.echo(f"the recovery panel: http://{host}:{port}/  (Ctrl-C to stop)")
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+from matcher import cli_review  # noqa: E402, F401  (registers explain, review and unlink)

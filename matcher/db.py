@@ -134,7 +134,8 @@ def init_schema(
         if dbt_role:
             _become(conn, dbt_role)
         user = _current_user(conn)
-        for schema in dict.fromkeys((tables.attempts[0], *DBT_SCHEMAS)):
+        logs = (tables.attempts[0], tables.reviews[0], tables.removals[0])
+        for schema in dict.fromkeys((*logs, *DBT_SCHEMAS)):
             if _owner(conn, "select nspowner from pg_namespace where nspname = %s", schema):
                 continue
             try:
@@ -165,6 +166,13 @@ def init_schema(
             sql.SQL(template).format(
                 attempts_schema=sql.Identifier(tables.attempts[0]),
                 attempts=qualified(tables.attempts),
+            )
+        )
+        # the reviewers' logs (``kpi-red review``, ``kpi-red unlink``)
+        review_logs = resources.files("matcher").joinpath("sql/review/init.sql").read_text()
+        conn.execute(
+            sql.SQL(review_logs).format(
+                reviews=qualified(tables.reviews), removals=qualified(tables.removals)
             )
         )
     return created
@@ -327,6 +335,8 @@ class BacklogLead(NamedTuple):
     candidate_names: list[str | None] | None = None
     candidate_hashes: list[str] | None = None
     """The candidate's ``identifiers_hash`` when dbt normalized its keys."""
+    rejected_person_keys: list[str] | None = None
+    """The persons a reviewer rejected for the lead as it is (its identifiers hash)."""
 
 
 def create_worklist(conn: psycopg.Connection) -> None:
@@ -359,13 +369,18 @@ def load_worklist(
 
 
 def stream_worklist(
-    conn: psycopg.Connection, *, batch_size: int
+    conn: psycopg.Connection, *, batch_size: int, tables: Tables | None = None
 ) -> Generator[list[BacklogLead], None, None]:
     """The worklist with its candidates, in its order, a page (``batch_size`` leads) per
     statement on the autocommit connection ``conn``: memory flat, and no transaction open
     between pages, so nothing a dbt build replaces (``int_person_keys`` with
     ``--full-refresh``) waits on the run, and no idle transaction can time out."""
-    statement = _statement("stream.sql", "page", person_keys=qualified(PERSON_KEYS_RELATION))
+    statement = _statement(
+        "stream.sql",
+        "page",
+        person_keys=qualified(PERSON_KEYS_RELATION),
+        reviews=qualified((tables or Tables()).reviews),
+    )
     read = 0
     with conn.cursor(binary=True) as cursor:
         while True:
@@ -578,11 +593,13 @@ SKIP_REASONS = (
     "claimed_meanwhile",
     "linked_meanwhile",
     "changed_since_read",
+    "rejected_meanwhile",
 )
 """Why the write left a staged lead out, first match wins: another matcher attempted it
 since the stream read it; the lead is gone; it was claimed; it got a link (a lead decided
 failed; one decided matched is recorded, see ``StagedWrite.linked_meanwhile``); its
-identifiers changed. None of these gets an attempts-log row: the lead left the backlog,
+identifiers changed; a reviewer rejected the chosen person since the stream read the lead.
+None of these gets an attempts-log row: the lead left the backlog,
 or the next run decides it on what it is then."""
 
 
@@ -627,6 +644,7 @@ def write_staged(
         links=qualified(tables.links),
         origin=qualified(tables.origin),
         attempts=qualified(tables.attempts),
+        reviews=qualified(tables.reviews),
         lead_hash=identifiers_hash_sql("lead_rows"),
         person_hash=identifiers_hash_sql("person_rows"),
     )

@@ -172,6 +172,20 @@ class CandidateIndex:
     def lookup(self, key_type: str, key_value: str) -> Mapping[str, Person]:
         return self.persons.get((key_type, key_value), {})
 
+    def without(self, lead: Lead, person_keys: Collection[str]) -> CandidateIndex:
+        """The persons of ``lead``'s keys but ``person_keys`` (those a reviewer rejected
+        for this lead): an index for that lead alone."""
+        return CandidateIndex(
+            {
+                (key_type, value): {
+                    person_key: person
+                    for person_key, person in self.lookup(key_type, value).items()
+                    if person_key not in person_keys
+                }
+                for key_type, value in lead.keys.items()
+            }
+        )
+
 
 class Decision(NamedTuple):
     """One lead's outcome, explainable: the rule, the score and the evidence."""
@@ -300,15 +314,38 @@ def decide_batch(
     index: CandidateIndex,
     *,
     rules: NameRules = DEFAULT_NAME_RULES,
+    rejected: Mapping[str, frozenset[str]] = NOTHING,
 ) -> list[Decision]:
-    """Every lead's decision, in input order; each single candidate's name compared."""
-    classified = [classify(lead, index) for lead in leads]
-    return [
+    """Every lead's decision, in input order; each single candidate's name compared.
+
+    ``rejected``: lead -> the persons a reviewer said it is not (while its identifiers
+    are as they were then): they are no candidates of that lead, whatever the rules say,
+    and the evidence names them (``rejected``)."""
+    classified = [
+        classify(lead, index.without(lead, rejected[lead.lead_source_pk]))
+        if lead.lead_source_pk in rejected
+        else classify(lead, index)
+        for lead in leads
+    ]
+    decided = [
         item
         if isinstance(item, Decision)
         else finish(item, compare_names(item.lead, item.person, rules), rules=rules)
         for item in classified
     ]
+    if not rejected:
+        return decided
+    return [
+        with_rejected(decision, rejected[decision.lead.lead_source_pk])
+        if decision.lead.lead_source_pk in rejected
+        else decision
+        for decision in decided
+    ]
+
+
+def with_rejected(decision: Decision, person_keys: Collection[str]) -> Decision:
+    """The decision with the persons a reviewer rejected for its lead in its evidence."""
+    return decision._replace(evidence={**decision.evidence, "rejected": sorted(person_keys)})
 
 
 def conflict_with_existing_link(decision: Decision, existing_person_key: str) -> Decision:
@@ -634,6 +671,7 @@ def decide_near(
     index: NearIndex,
     *,
     rules: NameRules = DEFAULT_NAME_RULES,
+    rejected: Mapping[str, frozenset[str]] = NOTHING,
 ) -> list[Decision]:
     """Revisit the exact pass's ``no_match``, ``low_confidence`` and ``name_mismatch``
     leads one edit away (see ``near_keys``).
@@ -654,6 +692,7 @@ def decide_near(
         if not keys:
             continue
         exact = _exact_person_keys(decision)
+        skipped = exact | rejected.get(decision.lead.lead_source_pk, frozenset())
         found = {
             key_type: candidates
             for key_type, value in keys.items()
@@ -661,7 +700,7 @@ def decide_near(
                 candidates := [
                     candidate
                     for candidate in index.candidates(key_type, value)
-                    if candidate.person.person_key not in exact
+                    if candidate.person.person_key not in skipped
                 ]
             )
         }

@@ -1,0 +1,413 @@
+"""``kpi-red explain``, ``kpi-red review`` and ``kpi-red unlink``: parse, call, print."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from matcher.cli import Context, connection_options, echo_json, handle_errors, json_option, main
+
+reviewer_option = click.option(
+    "--reviewer",
+    envvar="KPI_RED_REVIEWER",
+    default=lambda: os.environ.get("KPI_RED_REVIEWER") or getpass.getuser(),
+    show_default="your login",
+    help="Who decides, as the logs record it (beside the database role). [env: KPI_RED_REVIEWER]",
+)
+
+
+def _run_id(kind: str) -> str:
+    return f"{kind}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+def _rules(ctx: Context) -> Any:
+    from matcher.normalize import NormalizationRules
+
+    return NormalizationRules.from_vars(ctx.settings.vars)
+
+
+# --- explain ------------------------------------------------------------------------------
+
+
+@main.command()
+@connection_options
+@click.argument("lead_id")
+@json_option
+@click.pass_obj
+@handle_errors
+def explain(ctx: Context, lead_id: str, as_json: bool) -> None:
+    """Everything about one lead: identifiers (and why one is not usable), its reason and
+    queue status, every attempt with its candidates, its link and origin, its reviews.
+
+    Example: kpi-red explain L000123 --json
+    """
+    from matcher import db, review_store
+    from matcher import explain as story_of
+
+    tables = ctx.settings.tables
+    with db.connect(ctx.connection.conninfo) as conn:
+        conn.read_only = True
+        story = review_store.lead_story(conn, tables=tables, lead=lead_id)
+        if story is None:
+            raise click.ClickException(f"no lead {lead_id!r} in {'.'.join(tables.leads)}")
+        rules = _rules(ctx)
+        keys = story_of.identifiers(story["lead"], rules=rules, holders=[])
+        present = {key["key_type"]: key["normalized"] for key in keys if key["normalized"]}
+        holders = review_store.key_holders(conn, tables=tables, keys=present)
+        wanted = [
+            person
+            for attempt in story["attempts"]
+            for person in story_of.candidate_keys(attempt["evidence"], attempt["person_key"])
+        ]
+        wanted += [row["person_key"] for row in story["link"]]
+        persons = review_store.persons(conn, tables=tables, person_keys=wanted)
+    explained = story_of.assemble(story, rules=rules, holders=holders, persons=persons)
+    if as_json:
+        echo_json(explained)
+    else:
+        click.echo(story_of.render(explained))
+
+
+# --- review -------------------------------------------------------------------------------
+
+
+def _queue(ctx: Context, reasons: tuple[str, ...], limit: int | None) -> list[Any]:
+    from matcher import db, review, review_store
+
+    tables = ctx.settings.tables
+    with db.connect(ctx.connection.conninfo) as conn:
+        rows = review_store.review_queue(
+            conn, tables=tables, reasons=reasons or review.REVIEW_REASONS
+        )
+        leads = [row["lead_source_pk"] for row in rows]
+        rejected = review_store.rejections(conn, tables=tables, leads=leads) if leads else []
+        wanted = [
+            person
+            for row in rows
+            for person in review.candidate_keys(row["evidence"], row["person_key"])
+        ]
+        persons = review_store.persons(conn, tables=tables, person_keys=wanted)
+    queue = review.queue_leads(rows, persons, rejected)
+    return queue[:limit] if limit else queue
+
+
+reason_option = click.option(
+    "--reason",
+    "reasons",
+    multiple=True,
+    type=click.Choice(["conflict", "low_confidence", "ambiguous", "name_mismatch"]),
+    help="Only leads in this reason bucket (repeatable) [default: all four].",
+)
+limit_option = click.option("--limit", type=click.IntRange(min=1), help="At most this many leads.")
+
+
+@main.group(invoke_without_command=True)
+@connection_options
+@reason_option
+@limit_option
+@reviewer_option
+@click.pass_context
+@handle_errors
+def review(
+    click_ctx: click.Context, reasons: tuple[str, ...], limit: int | None, reviewer: str
+) -> None:
+    """Settle the leads the matcher will not decide (conflict, low_confidence,
+    ambiguous, name_mismatch): one at a time on a terminal, or through a CSV.
+
+    \b
+    On a terminal, for each lead and its candidates side by side:
+      l N   link the lead to candidate N      r N   not candidate N
+      r a   none of the candidates            s     skip        b  back     q  quit
+    Every answer is saved at once (append-only, under the matcher's per-lead locks).
+
+    Example: kpi-red review --reason conflict
+    """
+    if click_ctx.invoked_subcommand is not None:
+        return
+    ctx = click_ctx.ensure_object(Context)
+    queue = _queue(ctx, reasons, limit)
+    if not queue:
+        click.echo("nothing to review")
+        return
+    _interactive(ctx, queue, reviewer=reviewer)
+
+
+def _show(position: int, total: int, lead: Any) -> None:
+    click.echo("")
+    click.echo(
+        f"[{position}/{total}] lead {lead.lead_source_pk}  {lead.reason}  {lead.age_days} days"
+    )
+    click.echo(
+        f"  lead       {lead.full_name or '-'!s:<32} doc {lead.keys.get('document') or '-':<14}"
+        f" phone {lead.keys.get('phone') or '-':<13} email {lead.keys.get('email') or '-'}"
+    )
+    for number, option in enumerate(lead.candidates, start=1):
+        mark = "  (rejected)" if option.rejected else ""
+        keys = option.keys
+        click.echo(
+            f"  {number:>2} {option.person_key:<8} {option.full_name or '-'!s:<32}"
+            f" doc {keys.get('document') or '-':<14} phone {keys.get('phone') or '-':<13}"
+            f" email {keys.get('email') or '-'}  agree: {'+'.join(option.agreeing) or '-'}{mark}"
+        )
+
+
+def _interactive(ctx: Context, queue: list[Any], *, reviewer: str) -> None:
+    from matcher import db, review, review_store
+
+    run_id = _run_id("review")
+    position = 0
+    saved = 0
+    with db.connect(ctx.connection.conninfo, autocommit=True) as conn:
+        while 0 <= position < len(queue):
+            lead = queue[position]
+            _show(position + 1, len(queue), lead)
+            answer = click.prompt("  l N / r N / r a / s / b / q", default="s", show_default=False)
+            words = answer.strip().lower().split()
+            command, argument = (
+                (words[0][:1], words[1] if len(words) > 1 else words[0][1:]) if words else ("s", "")
+            )
+            if command == "q":
+                break
+            if command in ("s", "b"):
+                position += 1 if command == "s" else -1
+                position = max(position, 0)
+                continue
+            open_options = {
+                str(number): option
+                for number, option in enumerate(lead.candidates, start=1)
+                if not option.rejected
+            }
+            if command == "l" and argument in open_options:
+                chosen = [(open_options[argument], "link")]
+            elif command == "r" and argument in ("a", "all"):
+                chosen = [(option, "reject") for option in open_options.values()]
+            elif command == "r" and argument in open_options:
+                chosen = [(open_options[argument], "reject")]
+            else:
+                click.echo(f"  ? {answer!r}: l N, r N, r a, s, b or q (N: an open candidate)")
+                continue
+            outcomes = review_store.apply_decisions(
+                conn,
+                [
+                    review.Decision(
+                        lead_source_pk=lead.lead_source_pk,
+                        person_key=option.person_key,
+                        decision=decision,
+                        identifiers_hash=lead.identifiers_hash,
+                    )
+                    for option, decision in chosen
+                ],
+                tables=ctx.settings.tables,
+                reviewer=reviewer,
+                decided_via="terminal",
+                run_id=run_id,
+            )
+            for outcome in outcomes:
+                click.echo(f"  {outcome.decision.person_key}: {outcome.text}")
+            saved += sum(outcome.applied for outcome in outcomes)
+            rejected_now = {
+                outcome.decision.person_key
+                for outcome in outcomes
+                if outcome.status in ("rejected", "unchanged")
+                and outcome.decision.decision == "reject"
+            }
+            lead = queue[position] = type(lead)(
+                **{
+                    **lead.__dict__,
+                    "candidates": tuple(
+                        type(option)(**{**option.__dict__, "rejected": True})
+                        if option.person_key in rejected_now
+                        else option
+                        for option in lead.candidates
+                    ),
+                }
+            )
+            settled = (
+                any(outcome.status != "rejected" for outcome in outcomes)
+                or not lead.open_candidates
+            )
+            if settled:
+                position += 1
+    click.echo(f"saved {saved} decisions (run {run_id}); they count after the next dbt build")
+
+
+@review.command("list")
+@connection_options
+@reason_option
+@limit_option
+@json_option
+@click.pass_obj
+@handle_errors
+def review_list(ctx: Context, reasons: tuple[str, ...], limit: int | None, as_json: bool) -> None:
+    """The leads whose last outcome needs a person, oldest first, each with its candidates.
+
+    Example: kpi-red review list --reason ambiguous --limit 20
+    """
+    queue = _queue(ctx, reasons, limit)
+    if as_json:
+        echo_json(
+            [
+                {
+                    **{
+                        name: value for name, value in lead.__dict__.items() if name != "candidates"
+                    },
+                    "candidates": [option.__dict__ for option in lead.candidates],
+                }
+                for lead in queue
+            ]
+        )
+        return
+    if not queue:
+        click.echo("nothing to review")
+        return
+    for position, lead in enumerate(queue, start=1):
+        _show(position, len(queue), lead)
+
+
+@review.command("export")
+@connection_options
+@click.argument("file", type=click.Path(dir_okay=False, allow_dash=True))
+@reason_option
+@limit_option
+@click.pass_obj
+@handle_errors
+def review_export(ctx: Context, file: str, reasons: tuple[str, ...], limit: int | None) -> None:
+    """Write the review queue as CSV: one row per lead and candidate; fill `decision`
+    (link, reject or blank) and `note`, then `kpi-red review import`.
+
+    Example: kpi-red review export queue.csv --reason conflict
+    """
+    from matcher import review
+
+    queue = _queue(ctx, reasons, limit)
+    rows = review.export_rows(queue)
+    if file == "-":
+        review.write_csv(rows, sys.stdout)
+    else:
+        with Path(file).open("w", encoding="utf-8", newline="") as out:
+            review.write_csv(rows, out)
+        click.echo(f"wrote {len(rows)} rows ({len(queue)} leads) to {file}")
+
+
+@review.command("import")
+@connection_options
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, allow_dash=True))
+@reviewer_option
+@json_option
+@click.pass_obj
+@handle_errors
+def review_import(ctx: Context, file: str, reviewer: str, as_json: bool) -> None:
+    """Apply the decisions of an edited export. Each refused row gets its own line (junk,
+    unknown lead or person, lead linked or claimed, a lead changed since the export, two
+    links for one lead); the good rows are applied. Importing a file twice changes
+    nothing. Exit code 1 when a row was refused.
+
+    Example: kpi-red review import queue.csv --reviewer ana
+    """
+    from matcher import db, review, review_store
+
+    text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8-sig")
+    try:
+        parsed = review.parse_csv(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{file}: {exc}") from None
+    run_id = _run_id("review")
+    with db.connect(ctx.connection.conninfo, autocommit=True) as conn:
+        outcomes = review_store.apply_decisions(
+            conn,
+            parsed.decisions,
+            tables=ctx.settings.tables,
+            reviewer=reviewer,
+            decided_via="csv",
+            run_id=run_id,
+        )
+    refused = [(line, why) for line, why in parsed.errors]
+    refused += [
+        (outcome.decision.row or 0, f"lead {outcome.decision.lead_source_pk}: {outcome.text}")
+        for outcome in outcomes
+        if not outcome.applied and outcome.status != "unchanged"
+    ]
+    counts = {
+        "linked": sum(outcome.status == "linked" for outcome in outcomes),
+        "rejected": sum(outcome.status == "rejected" for outcome in outcomes),
+        "unchanged": sum(outcome.status == "unchanged" for outcome in outcomes),
+        "blank": parsed.blank,
+        "refused": len(refused),
+    }
+    if as_json:
+        echo_json(
+            {
+                **counts,
+                "run_id": run_id,
+                "refused_rows": [{"line": line, "why": why} for line, why in sorted(refused)],
+            }
+        )
+    else:
+        for line, why in sorted(refused):
+            click.echo(f"line {line}: {why}")
+        click.echo(
+            f"linked {counts['linked']}, rejected {counts['rejected']}, already recorded"
+            f" {counts['unchanged']}, blank {counts['blank']}, refused {counts['refused']}"
+            f" (run {run_id})"
+        )
+    if refused:
+        sys.exit(1)
+
+
+# --- unlink -------------------------------------------------------------------------------
+
+
+@main.command()
+@connection_options
+@click.argument("lead_id")
+@click.option("--reason", required=True, help="Why the link is wrong (logged).")
+@click.option("--force", is_flag=True, help="Also a link made by another system.")
+@reviewer_option
+@json_option
+@click.pass_obj
+@handle_errors
+def unlink(
+    ctx: Context, lead_id: str, reason: str, force: bool, reviewer: str, as_json: bool
+) -> None:
+    """Take back a wrong link made by the matcher or a review: the link is removed, the
+    removal logged, the person rejected for the lead, and the lead is red again.
+
+    Example: kpi-red unlink L000123 --reason "different person: checked the ID card"
+    """
+    from matcher import db, review_store
+
+    if not reason.strip():
+        raise click.ClickException("--reason is empty: say why the link is wrong")
+    tables = ctx.settings.tables
+    with db.connect(ctx.connection.conninfo, autocommit=True) as conn:
+        result = review_store.unlink(
+            conn,
+            tables=tables,
+            lead=lead_id,
+            reason=reason.strip(),
+            reviewer=reviewer,
+            force=force,
+            run_id=_run_id("unlink"),
+        )
+    if result["person_key"] is None:
+        raise click.ClickException(f"lead {lead_id!r} has no link")
+    if not result["removed"]:
+        raise click.ClickException(
+            f"lead {lead_id!r} is linked to {result['person_key']} by {result['linked_by']!r},"
+            " not by kpi-red: left alone (--force to remove it anyway)"
+        )
+    if as_json:
+        echo_json({"lead_source_pk": lead_id, **result})
+    else:
+        click.echo(
+            f"unlinked {lead_id} from {result['person_key']} (linked by {result['linked_by']}"
+            f" at {result['linked_at']:%Y-%m-%d %H:%M:%S}); {result['person_key']} rejected for"
+            f" it; it is red again from {result['removed_at']:%Y-%m-%d %H:%M:%S}"
+        )
