@@ -232,7 +232,10 @@ def render(explained: Mapping[str, Any]) -> str:
         lines.append(origin)
     else:
         lines.append("  none")
-    lines.append(f"review decisions ({len(explained['review_decisions'])})")
+    lines.append(
+        f"reviews ({len(explained['review_decisions'])} decisions,"
+        f" {len(explained['link_removals'])} links removed)"
+    )
     for decision in explained["review_decisions"]:
         note = f"  {decision['note']!r}" if decision["note"] else ""
         lines.append(

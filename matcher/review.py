@@ -125,7 +125,7 @@ KEY_TYPES = ("document", "phone", "email")
 def candidate_keys(evidence: Mapping[str, Any] | None, person_key: str | None = None) -> list[str]:
     """Every registry person an attempt's evidence names as a candidate of its lead, in
     the order first named: the holders of each key, the conflicting or ambiguous ones,
-    the single candidate of a name check, those one edit away."""
+    the single candidate of a name check, those one edit away, those a reviewer rejected."""
     found: dict[str, None] = {}
     evidence = evidence or {}
     for key_type in KEY_TYPES:
@@ -139,6 +139,8 @@ def candidate_keys(evidence: Mapping[str, Any] | None, person_key: str | None = 
     for near in (evidence.get("near") or {}).values():
         for candidate in near.get("candidates") or ():
             found[str(candidate["person_key"])] = None
+    for key in evidence.get("rejected") or ():  # a reviewer's rejections: no candidates now
+        found[str(key)] = None
     if person_key:
         found[person_key] = None
     return list(found)
