@@ -322,7 +322,7 @@ def decide_batch(
     are as they were then): they are no candidates of that lead, whatever the rules say,
     and the evidence names them (``rejected``)."""
     classified = [
-        classify(lead, index.without(lead, rejected[lead.lead_source_pk]))
+        _classify_rejecting(lead, index, rejected[lead.lead_source_pk])
         if lead.lead_source_pk in rejected
         else classify(lead, index)
         for lead in leads
@@ -341,6 +341,27 @@ def decide_batch(
         else decision
         for decision in decided
     ]
+
+
+def _classify_rejecting(
+    lead: Lead, index: CandidateIndex, rejected: Collection[str]
+) -> Decision | NameCheck:
+    """``classify`` without the rejected persons; a key they share with others is still
+    shared (it supports a match, never makes one)."""
+    item = classify(lead, index.without(lead, rejected))
+    if isinstance(item, Decision):
+        return item
+    shared = {
+        key_type
+        for key_type, value in lead.keys.items()
+        if len(holders := index.lookup(key_type, value)) > 1 and not rejected.isdisjoint(holders)
+    }
+    agreeing = tuple(key_type for key_type in item.agreeing if key_type not in shared)
+    if not agreeing:
+        return failed(
+            lead, "ambiguous", {**item.evidence, "candidate_person_keys": [item.person.person_key]}
+        )
+    return item._replace(agreeing=agreeing)
 
 
 def with_rejected(decision: Decision, person_keys: Collection[str]) -> Decision:

@@ -92,13 +92,13 @@ verdicts as (
                 checked.is_recorded
                 and (checked.decision = 'reject' or checked.linked_person_key = checked.person_key)
                 then 'unchanged'
-            when checked.live_identifiers_hash is distinct from checked.identifiers_hash
-                then 'stale'
             when checked.decision = 'link' and checked.linked_person_key is not null
                 then 'already_linked'
             when checked.decision = 'link' and checked.is_claimed then 'claimed'
             when checked.decision = 'reject' and checked.linked_person_key = checked.person_key
                 then 'linked_to_person'
+            when checked.live_identifiers_hash is distinct from checked.identifiers_hash
+                then 'stale'
             else 'apply'
         end as status
     from checked
