@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import getpass
 import os
 import sys
@@ -12,7 +13,15 @@ from typing import Any
 
 import click
 
-from matcher.cli import Context, connection_options, echo_json, handle_errors, json_option, main
+from matcher.cli import (
+    Context,
+    check_agreement,
+    connection_options,
+    echo_json,
+    handle_errors,
+    json_option,
+    main,
+)
 
 reviewer_option = click.option(
     "--reviewer",
@@ -132,6 +141,7 @@ def review(
     if click_ctx.invoked_subcommand is not None:
         return
     ctx = click_ctx.ensure_object(Context)
+    check_agreement(ctx)
     queue = _queue(ctx, reasons, limit)
     if not queue:
         click.echo("nothing to review")
@@ -313,10 +323,11 @@ def review_import(ctx: Context, file: str, reviewer: str, as_json: bool) -> None
     """
     from matcher import db, review, review_store
 
-    text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8-sig")
+    check_agreement(ctx)
     try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8-sig")
         parsed = review.parse_csv(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, csv.Error) as exc:
         raise click.ClickException(f"{file}: {exc}") from None
     run_id = _run_id("review")
     with db.connect(ctx.connection.conninfo, autocommit=True) as conn:
@@ -385,6 +396,7 @@ def unlink(
 
     if not reason.strip():
         raise click.ClickException("--reason is empty: say why the link is wrong")
+    check_agreement(ctx)
     tables = ctx.settings.tables
     with db.connect(ctx.connection.conninfo, autocommit=True) as conn:
         result = review_store.unlink(

@@ -828,7 +828,7 @@ owner of the upstream tables, the dbt role."""
 def grant_statements(tables: Tables, *, roles: Roles, part: str) -> str:
     """One part of ``matcher/sql/grants.sql`` with every schema, table and role quoted."""
     template = sql_sections("grants.sql")[part]
-    for role in (roles.dbt, roles.matcher, roles.reader):
+    for role in (roles.dbt, roles.matcher, roles.reader, roles.reviewer):
         if "$$" in role or not role:
             raise DatabaseError(f"role name {role!r} cannot be used (empty, or has $$)")
 
@@ -844,6 +844,16 @@ def grant_statements(tables: Tables, *, roles: Roles, part: str) -> str:
         dbt_role_name=sql.Literal(roles.dbt),
         matcher_role_name=sql.Literal(roles.matcher),
         reader_role_name=sql.Literal(roles.reader),
+        reviewer_role=sql.Identifier(roles.reviewer),
+        reviewer_role_name=sql.Literal(roles.reviewer),
+        reviewer_upstream_schemas=identifiers(
+            name[0]
+            for name in (tables.leads, tables.registry, tables.claims, tables.links, tables.origin)
+        ),
+        reviews_schema=sql.Identifier(tables.reviews[0]),
+        reviews=qualified(tables.reviews),
+        removals=qualified(tables.removals),
+        review_schemas=identifiers((tables.attempts[0], tables.reviews[0], tables.removals[0])),
         upstream_schemas=identifiers(name[0] for name in upstream),
         matcher_upstream_schemas=identifiers(
             name[0]

@@ -354,7 +354,8 @@ def _classify_rejecting(
     shared = {
         key_type
         for key_type, value in lead.keys.items()
-        if len(holders := index.lookup(key_type, value)) > 1 and not rejected.isdisjoint(holders)
+        if len(holders := index.lookup(key_type, value)) > 1
+        and not set(rejected).isdisjoint(holders)
     }
     agreeing = tuple(key_type for key_type in item.agreeing if key_type not in shared)
     if not agreeing:
