@@ -568,7 +568,9 @@ def cycle(
         echo_json(result.to_json())
     else:
         for name, seconds in result.steps:
-            click.echo(f"{name:<10} {seconds:8.2f} s")
+            click.echo(f"{name:<13} {seconds:8.2f} s")
+        if result.origins_repaired:
+            click.echo(f"origin rows added for {result.origins_repaired} ORIGIN_MISSING persons")
         if result.summary is not None:
             click.echo(report.render(result.summary))
     if failure is not None:

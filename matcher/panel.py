@@ -38,6 +38,7 @@ DAILY_FIELDS = (
     "top_fail_reason",
 )
 EXTRA_FIELDS = (
+    "reviewed_out",
     "other_out",
     "attempts",
     "matched_attempts",
@@ -79,9 +80,10 @@ def build_payload(
     local_today: date,
     live_backlog: int | None = None,
     days: int = CONTRACT_DAYS,
+    causes: Sequence[Mapping[str, Any]] | None = None,
 ) -> Payload:
     """The panel's JSON: ``today``, ``yesterday``, ``last_7_days``, ``current_backlog``,
-    then ``current_backlog_is_live``.
+    ``current_backlog_is_live``, then ``what_to_do`` (``causes``: the backlog by cause).
 
     ``rows`` are metrics rows (any order, any extra columns). ``local_today`` is only used
     when there are no rows. ``current_backlog`` is ``live_backlog`` when given, else the
@@ -99,9 +101,46 @@ def build_payload(
         "current_backlog": at_last_build if live_backlog is None else int(live_backlog),
         "current_backlog_is_live": live_backlog is not None,
     }
+    payload["what_to_do"] = what_to_do(causes)
     if days != CONTRACT_DAYS:
         payload[f"last_{days}_days"] = _series(by_date, today, days)
     return payload
+
+
+def what_to_do(causes: Sequence[Mapping[str, Any]] | None) -> dict[str, Any] | None:
+    """Beside the numbers: the backlog now by cause (leads, share, oldest, what fixes it,
+    the review command of a reviewable cause), the review queue's size and oldest lead,
+    the oldest red lead, and the ORIGIN_MISSING persons (``kpi-red cycle`` repairs them).
+    None when dbt has not built the views yet."""
+    if causes is None:
+        return None
+    by_cause = [
+        {
+            "reason_bucket": row["reason_bucket"],
+            "leads": int(row["leads"]),
+            "share_pct": float(row["share_pct"]),
+            "oldest_age_days": row["oldest_age_days"],
+            "fixed_by": row["fixed_by"],
+            "review_command": (
+                f"kpi-red review list --reason {row['reason_bucket']}"
+                if row["is_reviewable"]
+                else None
+            ),
+        }
+        for row in causes
+    ]
+    reviewable = [row for row in causes if row["is_reviewable"]]
+    ages = [int(row["oldest_age_days"]) for row in causes if row["oldest_age_days"] is not None]
+    review_ages = [int(row["oldest_age_days"]) for row in reviewable]
+    return {
+        "backlog_by_cause": by_cause,
+        "review_queue": {
+            "leads": sum(int(row["leads"]) for row in reviewable),
+            "oldest_age_days": max(review_ages) if review_ages else None,
+        },
+        "oldest_red_age_days": max(ages) if ages else None,
+        "origin_missing_persons": int(causes[0]["origin_missing_persons"]) if causes else None,
+    }
 
 
 def daily(row: Mapping[str, Any]) -> Daily:
@@ -215,7 +254,29 @@ def render(payload: Mapping[str, Any], *, days: int = CONTRACT_DAYS, time_zone: 
     lines += _headline(payload, today)
     lines += ["", *_trend(series)]
     lines += ["", *_alert_lines(today)]
+    lines += _what_to_do_lines(payload.get("what_to_do"))
     return "\n".join(lines)
+
+
+def _what_to_do_lines(todo: Mapping[str, Any] | None) -> list[str]:
+    if not todo:
+        return []
+    queue = todo["review_queue"]
+    lines = ["", click.style("What to do", bold=True)]
+    for cause in todo["backlog_by_cause"]:
+        hint = f"  ({cause['review_command']})" if cause["review_command"] else ""
+        lines.append(
+            f"  {cause['reason_bucket']:<20}{cause['leads']:>7}  {cause['share_pct']:>5.1f}%"
+            f"  oldest {_dash(cause['oldest_age_days']):>3} d  fix: {cause['fixed_by']}"
+            + click.style(hint, dim=True)
+        )
+    lines.append(
+        f"  review queue {queue['leads']} leads, oldest {_dash(queue['oldest_age_days'])} days;"
+        f" oldest red lead {_dash(todo['oldest_red_age_days'])} days;"
+        f" ORIGIN_MISSING persons {_dash(todo['origin_missing_persons'])}"
+        + (" (kpi-red cycle repairs them)" if todo["origin_missing_persons"] else "")
+    )
+    return lines
 
 
 def _headline(payload: Mapping[str, Any], today: Daily | None) -> list[str]:
@@ -233,6 +294,7 @@ def _headline(payload: Mapping[str, Any], today: Daily | None) -> list[str]:
         ),
         ("Entered today", _dash(value("new_backlog_in")), "new red leads"),
         ("Recovered today", _dash(value("matched_out")), "matched by kpi-red"),
+        ("Reviewed today", _dash(value("reviewed_out")), "linked by a review (kpi-red review)"),
         ("Other exits", _dash(value("other_out")), "linked or claimed elsewhere"),
         ("Net change", _signed(net), _trend_word(net)),
         (
@@ -307,7 +369,7 @@ def _out(entry: Mapping[str, Any]) -> int | None:
     matched, other = entry.get("matched_out"), entry.get("other_out")
     if matched is None and other is None:
         return None
-    return (matched or 0) + (other or 0)
+    return (matched or 0) + (entry.get("reviewed_out") or 0) + (other or 0)
 
 
 def _trend_word(net: int | None) -> str:
@@ -370,12 +432,16 @@ def load_panel(
 ) -> tuple[Payload, str]:
     """The payload and the time zone its days are in: by default the ``metrics_time_zone``
     the last ``dbt build`` used, read from the database (not from the local project)."""
-    from matcher import db
+    from matcher import db, review_store
 
     rows = db.read_panel_rows(
         conninfo, days=max(days, CONTRACT_DAYS), time_zone=time_zone, live=live
     )
     payload = build_payload(
-        rows.metrics, local_today=rows.local_today, live_backlog=rows.live_backlog, days=days
+        rows.metrics,
+        local_today=rows.local_today,
+        live_backlog=rows.live_backlog,
+        days=days,
+        causes=review_store.backlog_causes(conninfo),
     )
     return payload, rows.time_zone

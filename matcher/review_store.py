@@ -20,6 +20,8 @@ from matcher.config import Tables
 from matcher.review import Decision, Outcome
 
 QUEUE_RELATION = ("ops", "cabinet_kpi_red_recovery_queue")
+CAUSES_RELATION = ("ops", "v_cabinet_kpi_red_backlog_causes")
+ORIGIN_MISSING_RELATION = ("ops", "v_identity_origin_missing")
 
 
 def _names(tables: Tables) -> dict[str, sql.Composable]:
@@ -36,6 +38,8 @@ def _names(tables: Tables) -> dict[str, sql.Composable]:
         "queue": db.qualified(QUEUE_RELATION),
         "person_keys": db.qualified(db.PERSON_KEYS_RELATION),
         "junk": db.qualified(db.JUNK_RELATION),
+        "causes": db.qualified(CAUSES_RELATION),
+        "origin_missing": db.qualified(ORIGIN_MISSING_RELATION),
         "lead_hash": db.identifiers_hash_sql("lead_rows"),
     }
 
@@ -212,3 +216,32 @@ def now(conn: psycopg.Connection) -> datetime:
     row = conn.execute("select now()").fetchone()
     assert row is not None
     return row[0]
+
+
+def backlog_causes(conninfo: str, *, tables: Tables | None = None) -> list[dict[str, Any]] | None:
+    """The backlog by cause now and the ORIGIN_MISSING persons (dbt's views: a reader
+    role suffices), in a read-only transaction; None before a build made the views, or
+    for a role that may read the metrics alone."""
+    statement = _statement("read.sql", "causes", tables or Tables())
+    with db.connect(conninfo) as conn:
+        conn.read_only = True
+        try:
+            return db.through_rebuilds(
+                conn, lambda: _rows(conn, statement, {}), built=CAUSES_RELATION, wait=10
+            )
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege):
+            return None
+
+
+def bucket_leads(conninfo: str, *, reason: str, limit: int) -> list[dict[str, Any]]:
+    """The red leads of one reason bucket, oldest first (the backlog view only: a reader
+    role suffices)."""
+    statement = _statement("read.sql", "bucket", Tables())
+    with db.connect(conninfo) as conn:
+        conn.read_only = True
+        return db.through_rebuilds(
+            conn,
+            lambda: _rows(conn, statement, {"reason": reason, "limit": limit}),
+            built=db.BACKLOG_RELATION,
+            wait=10,
+        )

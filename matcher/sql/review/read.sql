@@ -192,3 +192,30 @@ select
 from {removals} as removals
 where removals.lead_source_pk = %(lead)s
 order by removals.removal_id
+
+-- name: causes
+-- the panel's "what to do": the backlog by cause, and the linked persons with no origin
+select
+    causes.reason_bucket,
+    causes.leads,
+    causes.share_pct,
+    causes.oldest_age_days,
+    causes.fixed_by,
+    causes.is_reviewable,
+    (select count(*) from {origin_missing}) as origin_missing_persons
+from {causes} as causes
+order by causes.leads desc, causes.reason_bucket
+
+-- name: bucket
+-- one reviewable bucket's red leads, oldest first (what the panel's links open)
+select
+    backlog.lead_source_pk,
+    backlog.reason_bucket,
+    backlog.age_days,
+    backlog.lead_created_at,
+    backlog.attempt_count,
+    backlog.last_attempt_at
+from {backlog} as backlog
+where backlog.reason_bucket = %(reason)s
+order by backlog.lead_created_at, backlog.lead_source_pk
+limit %(limit)s
