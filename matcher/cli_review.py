@@ -57,7 +57,7 @@ def explain(ctx: Context, lead_id: str, as_json: bool) -> None:
 
     Example: kpi-red explain L000123 --json
     """
-    from matcher import db, review_store
+    from matcher import db, match, names, review_store
     from matcher import explain as story_of
 
     tables = ctx.settings.tables
@@ -77,7 +77,22 @@ def explain(ctx: Context, lead_id: str, as_json: bool) -> None:
         ]
         wanted += [row["person_key"] for row in story["link"]]
         persons = review_store.persons(conn, tables=tables, person_keys=wanted)
-    explained = story_of.assemble(story, rules=rules, holders=holders, persons=persons)
+        weights = names.TokenWeights.from_names(db.sample_person_names(conn))
+
+    def name_score(lead_name: str | None, person_name: str | None) -> float | None:
+        left, right = names.tokens(lead_name), names.tokens(person_name)
+        if left is None or right is None:
+            return None
+        return float(names.compare(left, right, weights).score)
+
+    explained = story_of.assemble(
+        story,
+        rules=rules,
+        holders=holders,
+        persons=persons,
+        name_score=name_score,
+        name_threshold=match.DEFAULT_NAME_THRESHOLD,
+    )
     if as_json:
         echo_json(explained)
     else:

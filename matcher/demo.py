@@ -63,7 +63,7 @@ from datetime import datetime
 
 from faker import Faker
 
-from matcher import db
+from matcher import db, review_store
 from matcher.config import ConfigError, Settings
 from matcher.normalize import normalize_name
 
@@ -275,6 +275,7 @@ def load(
             }
             if db.run_demo_sql(conn, "has_attempts", tables=tables, params=attempts)[0][0]:
                 db.run_demo_sql(conn, "reset_attempts", tables=tables)
+            review_store.reset_logs(conn, tables=tables)
         first_names, last_names = name_pools(seed)
         names, bounds = scenario_bounds()
         db.run_demo_sql(

@@ -3,7 +3,7 @@ JSON. No database, no Click."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from matcher.normalize import NormalizationRules
@@ -61,10 +61,18 @@ def identifiers(
     return result
 
 
+NameScorer = Callable[[str | None, str | None], float | None]
+"""The lead's name against a person's, 0-100 (None: a name is missing)."""
+
+
 def attempt_candidates(
     attempt: Mapping[str, Any],
     persons: Mapping[str, Mapping[str, Any]],
     lead_keys: Mapping[str, str | None],
+    *,
+    lead_name: str | None = None,
+    name_score: NameScorer | None = None,
+    name_threshold: float | None = None,
 ) -> list[dict[str, Any]]:
     """The persons an attempt weighed, side by side: their name and keys now, the keys
     they share with the lead, the name score against its threshold, the edit of a near
@@ -94,6 +102,12 @@ def attempt_candidates(
             row["name_score"] = near[person_key].get("name_score")
             row["near_edit"] = near[person_key].get("edit")
             row["near_value"] = near[person_key].get("person_value")
+        if row.get("name_score") is None and name_score is not None:
+            # not in the evidence (a conflict, an ambiguous key): the names compared now
+            row["name_score"] = name_score(lead_name, option.full_name)
+            row["name_score_is_now"] = True
+        if row.get("name_threshold") is None:
+            row["name_threshold"] = name_threshold
         rows.append(row)
     return rows
 
@@ -104,6 +118,8 @@ def assemble(
     rules: NormalizationRules,
     holders: Sequence[Mapping[str, Any]],
     persons: Mapping[str, Mapping[str, Any]],
+    name_score: NameScorer | None = None,
+    name_threshold: float | None = None,
 ) -> dict[str, Any]:
     """The whole story of one lead as one JSON-ready mapping (the sections of
     ``kpi-red explain``)."""
@@ -117,7 +133,14 @@ def assemble(
     attempts = [
         {
             **{name: attempt[name] for name in attempt if name != "evidence"},
-            "candidates": attempt_candidates(attempt, persons, lead_keys),
+            "candidates": attempt_candidates(
+                attempt,
+                persons,
+                lead_keys,
+                lead_name=lead["full_name"],
+                name_score=name_score,
+                name_threshold=name_threshold,
+            ),
             "evidence": attempt.get("evidence"),
         }
         for attempt in story.get("attempts") or ()
@@ -207,6 +230,7 @@ def render(explained: Mapping[str, Any]) -> str:
                 extra.append(
                     f"name {option['name_score']:.0f}"
                     + (f"/{threshold:.0f}" if threshold is not None else "")
+                    + (" (now)" if option.get("name_score_is_now") else "")
                 )
             if option.get("near_edit"):
                 extra.append(f"one edit: {option['near_edit']} -> {option['near_value']}")

@@ -245,3 +245,14 @@ def bucket_leads(conninfo: str, *, reason: str, limit: int) -> list[dict[str, An
             built=db.BACKLOG_RELATION,
             wait=10,
         )
+
+
+def reset_logs(conn: psycopg.Connection, *, tables: Tables) -> None:
+    """Empty the reviewers' logs, where ``kpi-red init`` made them (``kpi-red demo
+    --reset``: decisions on the old demo leads would apply to the new ones)."""
+    for log in (tables.reviews, tables.removals):
+        exists = conn.execute(
+            "select to_regclass(%s) is not null", (db.qualified(log).as_string(conn),)
+        ).fetchone()
+        if exists and exists[0]:
+            conn.execute(sql.SQL("truncate {}").format(db.qualified(log)))
