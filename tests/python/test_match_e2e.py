@@ -345,7 +345,10 @@ def test_the_worklist_is_read_whole_and_in_order_past_any_small_integer(
     database.execute(
         "create schema kpi_red_intermediate; create table kpi_red_intermediate.int_person_keys"
         " (person_key text, key_type text, key_value text, full_name text,"
-        " identifiers_hash text)"
+        " identifiers_hash text);"
+        # the reviewers' rejections, which each page reads beside the candidates
+        " create schema kpi_red; create table kpi_red.review_decisions"
+        " (lead_source_pk text, person_key text, decision text, identifiers_hash text)"
     )
     with db.connect(database.conninfo, autocommit=True) as conn:
         with conn.transaction():
