@@ -56,6 +56,15 @@ create table canon.identity_registry (
     document_number text, email text, created_at timestamptz, updated_at timestamptz
 );
 create table claims.lead_claims (claim_id text primary key, lead_id text, claimed_at timestamptz);
+create table canon.identity_links (
+    source_table text not null, source_pk text not null, person_key text not null,
+    match_rule text, match_score real, linked_at timestamptz not null, linked_by text,
+    run_id text, unique (source_table, source_pk)
+);
+create table canon.identity_origin (
+    person_key text primary key, origin_tag text, origin_source_pk text,
+    origin_created_at timestamptz, recorded_at timestamptz not null
+);
 """
 
 
