@@ -317,6 +317,7 @@ def decide_near(
     index: NearIndex,
     *,
     rules: NameRules = DEFAULT_NAME_RULES,
+    rejected: Mapping[str, frozenset[str]] | None = None,
 ) -> list[Decision]:
     """Revisit the exact pass's ``no_match``, ``low_confidence`` and ``name_mismatch``
     leads one edit away (see ``near_keys``).
@@ -337,6 +338,7 @@ def decide_near(
         if not keys:
             continue
         exact = _exact_person_keys(decision)
+        skipped = exact | (rejected or {}).get(decision.lead.lead_source_pk, frozenset())
         found = {
             key_type: candidates
             for key_type, value in keys.items()
@@ -344,7 +346,7 @@ def decide_near(
                 candidates := [
                     candidate
                     for candidate in index.candidates(key_type, value)
-                    if candidate.person.person_key not in exact
+                    if candidate.person.person_key not in skipped
                 ]
             )
         }

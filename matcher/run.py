@@ -124,6 +124,8 @@ class FoundBatch:
     leads: list[Lead]
     index: match.CandidateIndex
     person_hashes: Mapping[str, str] = field(default_factory=dict)
+    rejected: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """lead -> the persons a reviewer rejected for it (``match.decide_batch``)."""
 
 
 def found_batch(
@@ -136,8 +138,13 @@ def found_batch(
     leads = [to_lead(row, rules=rules, junk=junk) for row in rows]
     hashes: dict[str, str] = {}
     stored = candidate_rows(rows, hashes)
+    rejected = {
+        row.lead_source_pk: frozenset(row.rejected_person_keys)
+        for row in rows
+        if row.rejected_person_keys
+    }
     if not live:  # no person changed since the build: the stored candidates as streamed
-        return FoundBatch(leads, match.CandidateIndex.from_rows(stored), hashes)
+        return FoundBatch(leads, match.CandidateIndex.from_rows(stored), hashes, rejected)
     holders = live.holding(
         (Holder(*row, hashes[row[2]]) for row in stored),
         ((key_type, value) for lead in leads for key_type, value in lead.keys.items()),
@@ -147,7 +154,7 @@ def found_batch(
         for holder in holders
     )
     return FoundBatch(
-        leads, index, {holder.person_key: holder.identifiers_hash for holder in holders}
+        leads, index, {holder.person_key: holder.identifiers_hash for holder in holders}, rejected
     )
 
 
@@ -209,6 +216,7 @@ def found_batches(
     registry: Future[tuple[frozenset[tuple[str, str]], LiveRegistry]],
     options: MatchOptions,
     ledger: Ledger,
+    settings: Settings,
 ) -> Iterator[FoundBatch]:
     """The eligible backlog with the candidates of every key: the whole of it, or (with
     ``--limit``) the oldest, in as many worklists as it takes to reach the limit.
@@ -223,7 +231,7 @@ def found_batches(
             if wanted is not None and loaded < wanted:
                 ledger.unread(wanted - loaded)
             junk, live = registry.result()
-            pages = stream.stream_worklist(conn, batch_size=batch_size)
+            pages = stream.stream_worklist(conn, batch_size=batch_size, tables=settings.tables)
             with closing(pages):
                 for rows in pages:
                     after = (rows[-1].created_at, rows[-1].lead_source_pk)
@@ -248,12 +256,15 @@ def decided_batches(
     """
     with stream.session(conninfo) as lookup:
         for batch in found:
-            decisions = match.decide_batch(batch.leads, batch.index, rules=names)
+            decisions = match.decide_batch(
+                batch.leads, batch.index, rules=names, rejected=batch.rejected
+            )
             hashes = batch.person_hashes
             if options.near:
                 decisions, near_hashes = near_pass(
                     lookup,
                     decisions,
+                    rejected=batch.rejected,
                     rules=rules,
                     live=live,
                     names=names,
@@ -272,6 +283,7 @@ def near_pass(
     live: LiveRegistry,
     names: match.NameRules,
     near_min_length: int,
+    rejected: Mapping[str, frozenset[str]] | None = None,
 ) -> tuple[list[Decision], dict[str, str]]:
     """The batch's unsettled documents and phones one edit away (one query), and the
     identifiers hash of each person found."""
@@ -282,7 +294,7 @@ def near_pass(
         return decisions, {}
     found = stream.fetch_near_candidates(conn, list(lookup.probes), lookup.variants, live=live)
     index = near.NearIndex.from_rows((row[:5] for row in found), lookup)
-    decided = near.decide_near(decisions, index, rules=names)
+    decided = near.decide_near(decisions, index, rules=names, rejected=rejected or {})
     return decided, {row[3]: row[5] for row in found}
 
 
@@ -364,7 +376,12 @@ def run_match(
     with stream.session(conninfo) as conn:
         started_at = stream.server_now(conn)
         found = found_batches(
-            conninfo, rules=rules, registry=registry, options=options, ledger=ledger
+            conninfo,
+            rules=rules,
+            registry=registry,
+            options=options,
+            ledger=ledger,
+            settings=settings,
         )
         with tuned_interpreter(), pipeline.ahead(found, name="kpi-red-find") as found_ahead:
             # read while the stream copies the worklist

@@ -211,7 +211,7 @@ def cycle(
     select: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """One scheduled step: init, dbt build, match, dbt build.
+    """One scheduled step: init, dbt build, match, repair origin, dbt build.
 
     Guarded by a PostgreSQL advisory lock: a second cycle on the same database exits at
     once with code 75. dbt uses the same project, profile, target and --vars as kpi-red;
@@ -264,7 +264,9 @@ def cycle(
         echo_json(result.to_json())
     else:
         for name, seconds in result.steps:
-            click.echo(f"{name:<10} {seconds:8.2f} s")
+            click.echo(f"{name:<13} {seconds:8.2f} s")
+        if result.origins_repaired:
+            click.echo(f"origin rows added for {result.origins_repaired} ORIGIN_MISSING persons")
         if result.summary is not None:
             click.echo(report.render(result.summary))
     if failure is not None:

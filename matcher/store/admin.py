@@ -44,7 +44,8 @@ def init_schema(
         if dbt_role:
             _become(conn, dbt_role)
         user = _current_user(conn)
-        for schema in dict.fromkeys((tables.attempts[0], *relations.DBT_SCHEMAS)):
+        logs = (tables.attempts[0], tables.reviews[0], tables.removals[0])
+        for schema in dict.fromkeys((*logs, *relations.DBT_SCHEMAS)):
             if _owner(conn, "select nspowner from pg_namespace where nspname = %s", schema):
                 continue
             try:
@@ -70,6 +71,12 @@ def init_schema(
             sql.SQL(template).format(
                 attempts_schema=sql.Identifier(tables.attempts[0]),
                 attempts=qualified(tables.attempts),
+            )
+        )
+        # the reviewers' logs (``kpi-red review``, ``kpi-red unlink``)
+        conn.execute(
+            sql.SQL(sql_text("review/init.sql")).format(
+                reviews=qualified(tables.reviews), removals=qualified(tables.removals)
             )
         )
     return created
@@ -148,7 +155,7 @@ owner of the upstream tables, the dbt role."""
 def grant_statements(tables: Tables, *, roles: Roles, part: str) -> str:
     """One part of ``sql/grants.sql`` with every schema, table and role quoted."""
     template = sql_sections("grants.sql")[part]
-    for role in (roles.dbt, roles.matcher, roles.reader):
+    for role in (roles.dbt, roles.matcher, roles.reader, roles.reviewer):
         if "$$" in role or not role:
             raise DatabaseError(f"role name {role!r} cannot be used (empty, or has $$)")
 
@@ -164,6 +171,14 @@ def grant_statements(tables: Tables, *, roles: Roles, part: str) -> str:
         dbt_role_name=sql.Literal(roles.dbt),
         matcher_role_name=sql.Literal(roles.matcher),
         reader_role_name=sql.Literal(roles.reader),
+        reviewer_role=sql.Identifier(roles.reviewer),
+        reviewer_role_name=sql.Literal(roles.reviewer),
+        reviewer_upstream_schemas=identifiers(
+            name[0]
+            for name in (tables.leads, tables.registry, tables.claims, tables.links, tables.origin)
+        ),
+        reviews_schema=sql.Identifier(tables.reviews[0]),
+        review_schemas=identifiers((tables.attempts[0], tables.reviews[0], tables.removals[0])),
         upstream_schemas=identifiers(name[0] for name in upstream),
         matcher_upstream_schemas=identifiers(
             name[0]

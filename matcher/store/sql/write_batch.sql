@@ -2,8 +2,9 @@
 -- pg_temp.{stage} (binary COPY) and each lead holds its advisory lock (`lock` below).
 -- Every lead is checked against the LIVE sources, not the copy the decision was made on:
 -- it still exists, is unclaimed, has no link, its identifiers hash is the one decided on,
--- no attempt was logged since, and (decided matched) the chosen person's registry row
--- still hashes as it did when the decision read it. What changed is not written as
+-- no attempt was logged since, no reviewer rejected the chosen person since, and
+-- (decided matched) the chosen person's registry row still hashes as it did when the
+-- decision read it. What changed is not written as
 -- decided: the lead is left out with a reason (`disposition`; the next run decides it
 -- again if it is still red) or, for a changed person, recorded as failed
 -- `person_changed`; a lead someone else linked meanwhile is returned to the caller, which
@@ -54,6 +55,15 @@ checked as materialized (
             where claims.lead_id = staged.lead_source_pk
         ) as is_claimed,
         linked.source_pk is not null as is_linked,
+        -- a reviewer said "not this person" for the lead as it is (since the stream read it)
+        staged.outcome = 'matched' and exists (
+            select 1 from {reviews} as reviews
+            where
+                reviews.lead_source_pk = staged.lead_source_pk
+                and reviews.person_key = staged.person_key
+                and reviews.decision = 'reject'
+                and reviews.identifiers_hash = staged.identifiers_hash
+        ) as is_rejected,
         persons.person_key is null
         or persons.identifiers_hash is distinct from staged.person_identifiers_hash
             as is_person_changed
@@ -114,6 +124,7 @@ verdicts as (
             when checked.is_linked and checked.outcome = 'failed' then 'linked_meanwhile'
             when checked.is_linked then 'linked'
             when checked.is_changed then 'changed_since_read'
+            when checked.is_rejected then 'rejected_meanwhile'
             when checked.outcome = 'matched' and checked.is_person_changed
                 then 'person_changed'
             else 'write'

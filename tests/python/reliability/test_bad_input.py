@@ -404,9 +404,7 @@ def test_nasty_and_junk_leads_in_the_database_get_an_outcome_and_no_junk_link(
         assert sorted(row[0] for row in attempts) == sorted(leads)  # one each, none missing
         junk = {
             tuple(row)
-            for row in database.query(
-                "select key_type, key_value from kpi_red_interface.junk_keys"
-            )
+            for row in database.query("select key_type, key_value from kpi_red_interface.junk_keys")
         }
         linked = 0
         for lead_id, outcome, fail_reason, match_rule, evidence in attempts:

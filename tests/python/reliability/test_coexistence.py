@@ -9,7 +9,7 @@
 - ``kpi-red metrics`` (``--live`` too) while ``dbt build`` runs: every read succeeds.
 
 (Two ``kpi-red cycle``s: the second exits 75, ``test_cycle.py``. Four matchers at once:
-``test_reliability_concurrency.py``.) The matchers run as processes, paused after each
+``test_concurrency.py``.) The matchers run as processes, paused after each
 batch's writes (the reliability tests' hook) so that they overlap the other side; dbt
 runs in this process.
 """
