@@ -99,7 +99,7 @@ def run_cycle(
             errors.append(str(exc))
             report.dbt_failures.extend(exc.failures)
             if on_step is not None and report.summary is None:
-                on_step(f"{exc} (matching on the last good build)")
+                on_step(str(exc))
 
     with admin.cycle_lock(conninfo) as guard:
         if guard is None:
@@ -120,6 +120,8 @@ def run_cycle(
             raise CycleBuildError(
                 f"{failed}cannot match: {', '.join(missing)} missing", report=report
             )
+        if errors and on_step is not None:
+            on_step("the relations the matcher reads survived it: matching on the last good build")
         agreement.check(settings, admin.read_dbt_settings(guard))
         report.summary = step(  # type: ignore[assignment]
             "match", lambda: run_match(conninfo, settings=settings, options=options)

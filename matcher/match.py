@@ -20,7 +20,6 @@ from typing import Any
 
 from matcher import names
 from matcher.names import NameScore, TokenWeights
-from matcher.normalize import NormalizationRules
 from matcher.records import NOTHING, Decision, Lead, NameCheck, Person
 
 KEY_TYPES: tuple[str, ...] = ("document", "phone", "email")
@@ -82,21 +81,6 @@ class NameRules:
 
 
 DEFAULT_NAME_RULES = NameRules()
-
-
-def drop_junk(
-    keys: Mapping[str, str | None],
-    *,
-    rules: NormalizationRules,
-    junk: Collection[tuple[str, str]] = frozenset(),
-) -> dict[str, str]:
-    """Already-normalized keys (dbt's) without absent and junk values, in their order."""
-    blocklisted = rules.blocklisted
-    return {
-        key_type: value
-        for key_type, value in keys.items()
-        if value and (key_type, value) not in blocklisted and (key_type, value) not in junk
-    }
 
 
 _NO_PERSONS: Mapping[str, Person] = {}

@@ -51,6 +51,7 @@ EXTRA_FIELDS = (
     "failed_low_confidence",
     "failed_ambiguous",
     "failed_name_mismatch",
+    "failed_person_changed",
     "conflicts",
     "is_inflow_exceeding_recovery",
     "is_missing_identifiers_dominant",
@@ -63,6 +64,7 @@ FAIL_REASONS = (
     "low_confidence",
     "ambiguous",
     "name_mismatch",
+    "person_changed",
 )
 """The matcher's fail reasons: each has a ``failed_<reason>`` column."""
 FLAG_FIELDS = frozenset(

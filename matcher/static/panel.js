@@ -22,6 +22,7 @@ const FAIL_REASONS = [
   "low_confidence",
   "ambiguous",
   "name_mismatch",
+  "person_changed",
 ];
 
 // Today's failed attempts by reason, the most frequent first: "no_match 285 · name_mismatch 40".

@@ -22,7 +22,7 @@ from matcher.store.base import (
     sql_text,
     table_names,
 )
-from matcher.store.batch import ORIGIN_TAG
+from matcher.store.batch import ORIGIN_TAG, add_origins
 
 CYCLE_LOCK = (0x4B53, 1)  # the session lock that keeps two `kpi-red cycle`s apart
 
@@ -127,14 +127,22 @@ def repair_origin(conn: psycopg.Connection, *, tables: Tables, dry_run: bool = F
     """An origin row for every linked person without one (ORIGIN_MISSING), whoever linked
     them, from their earliest link. Set-based and idempotent. Returns the rows added."""
     statement = sql.SQL(sql_text("repair_origin.sql")).format(**table_names(tables))
-    with conn.transaction() as transaction:
-        row = conn.execute(
+    with conn.transaction():
+        due = conn.execute(
             statement, {"lead_source_table": tables.lead_source_table, "origin_tag": ORIGIN_TAG}
-        ).fetchone()
-        count = int(row[0]) if row else 0
+        ).fetchall()
         if dry_run:
-            raise psycopg.Rollback(transaction)
-    return count
+            return len(due)
+        now = conn.execute("select now()").fetchone()[0]  # type: ignore[index]
+        return add_origins(
+            conn,
+            tables=tables,
+            person_keys=[row[0] for row in due],
+            origin_tags=[row[1] for row in due],
+            source_pks=[row[2] for row in due],
+            created_at=[row[3] for row in due],
+            recorded_at=now,
+        )
 
 
 def try_cycle_lock(conn: psycopg.Connection) -> bool:

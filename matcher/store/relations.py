@@ -50,6 +50,7 @@ MATCHER_READS: tuple[Relation, ...] = (
     SETTINGS,
     PERSON_KEYS,
     PERSON_DELETIONS,
+    PERSON_KEYS_CHANGED,
     JUNK,
 )
 """What the matcher role must be able to read (``doctor``)."""

@@ -19,7 +19,7 @@ from matcher.review import Decision, Outcome
 from matcher.settings import Tables
 from matcher.store import relations
 from matcher.store.base import connect, qualified, sql_sections, table_names, through_rebuilds
-from matcher.store.batch import LEAD_LOCK_KEY, ORIGIN_TAG, identifiers_hash_sql
+from matcher.store.batch import LEAD_LOCK_KEY, ORIGIN_TAG, add_origins, identifiers_hash_sql
 
 
 def _names(tables: Tables) -> dict[str, sql.Composable]:
@@ -92,17 +92,14 @@ def apply_decisions(
         )
         linked = [(decisions[row["row_number"]], row) for row in rows if row["status"] == "linked"]
         if linked:
-            conn.execute(
-                sql.SQL(sql_sections("write_batch.sql")["linked_meanwhile_origins"]).format(
-                    origin=qualified(tables.origin)
-                ),
-                {
-                    "origin_tag": ORIGIN_TAG,
-                    "written_at": rows[0]["decided_at"],
-                    "person_keys": [decision.person_key for decision, _ in linked],
-                    "lead_pks": [decision.lead_source_pk for decision, _ in linked],
-                    "created_at": [row["lead_created_at"] for _, row in linked],
-                },
+            add_origins(
+                conn,
+                tables=tables,
+                person_keys=[decision.person_key for decision, _ in linked],
+                origin_tags=[ORIGIN_TAG] * len(linked),
+                source_pks=[decision.lead_source_pk for decision, _ in linked],
+                created_at=[row["lead_created_at"] for _, row in linked],
+                recorded_at=rows[0]["decided_at"],
             )
     return [Outcome(decision=decisions[row["row_number"]], status=row["status"]) for row in rows]
 

@@ -1,5 +1,5 @@
 """Production: upstream tables owned by another role, the data contract and nothing more,
-and three project roles, each command run as the role the README says.
+and three project roles, each command run as the role docs/production.md says.
 
 On one server by default: the oldest supported PostgreSQL from Debian's package (a fresh
 cluster on a loopback port, password authentication: what the embedded server, which

@@ -191,24 +191,6 @@ settled as (
         or verdicts.lead_source_pk in (select new_links.source_pk from new_links)
 ),
 
-new_origins as (
-    insert into {origin} (
-        person_key, origin_tag, origin_source_pk, origin_created_at, recorded_at
-    )
-    select distinct on (settled.person_key)
-        settled.person_key,
-        %(origin_tag)s,
-        settled.lead_source_pk,
-        settled.live_created_at,
-        clock.written_at
-    from settled
-    cross join clock
-    where settled.outcome = 'matched'
-    order by settled.person_key, settled.live_created_at, settled.lead_source_pk
-    on conflict (person_key) do nothing
-    returning 1
-),
-
 new_attempts as (
     insert into {attempts} (
         run_id, lead_source_pk, outcome, fail_reason, match_rule, match_score, person_key,
@@ -233,7 +215,6 @@ new_attempts as (
 
 select
     (select count(*) from new_links) as links_written,
-    (select count(*) from new_origins) as origins_written,
     (select count(*) from new_attempts) as attempts_written,
     array(
         select verdicts.lead_source_pk || ' ' || verdicts.disposition
@@ -256,29 +237,26 @@ select
                 and verdicts.lead_source_pk not in (select new_links.source_pk from new_links)
             )
     ) as linked_meanwhile,
-    (select clock.written_at from clock) as written_at
-
--- name: linked_meanwhile_origins
--- the leads decided matched that someone else linked meanwhile, to the same person: an
--- origin row for that person when it has none
-with new_origins as (
-    insert into {origin} (
-        person_key, origin_tag, origin_source_pk, origin_created_at, recorded_at
-    )
-    select distinct on (linked.person_key)
-        linked.person_key,
-        %(origin_tag)s,
-        linked.source_pk,
-        coalesce(linked.created_at, %(written_at)s),
-        %(written_at)s
-    from unnest(%(person_keys)s::text[], %(lead_pks)s::text[], %(created_at)s::timestamptz[])
-        as linked (person_key, source_pk, created_at)
-    order by linked.person_key, linked.created_at, linked.source_pk
-    on conflict (person_key) do nothing
-    returning 1
-)
-
-select count(*) from new_origins
+    (select clock.written_at from clock) as written_at,
+    -- the leads linked now, for their persons' origin rows (origin.sql)
+    array(
+        select settled.lead_source_pk
+        from settled
+        where settled.outcome = 'matched'
+        order by settled.lead_source_pk
+    ) as linked_leads,
+    array(
+        select settled.person_key
+        from settled
+        where settled.outcome = 'matched'
+        order by settled.lead_source_pk
+    ) as linked_persons,
+    array(
+        select settled.live_created_at
+        from settled
+        where settled.outcome = 'matched'
+        order by settled.lead_source_pk
+    ) as linked_created_at
 
 -- name: record_attempts
 -- the attempts-log rows of decided leads written without staging, by copy

@@ -1,4 +1,4 @@
-"""What is safe to run together (the README's table), one test per pair.
+"""What is safe to run together (the table in docs/operations.md), one test per pair.
 
 - two ``kpi-red match --limit N`` started together: each claims N leads;
 - ``dbt build`` while a match runs: the build passes, and never waits long on a lock;

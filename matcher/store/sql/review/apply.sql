@@ -6,7 +6,7 @@
 -- already recorded for the lead as it is changes nothing (an import run twice). A link
 -- is written as the matcher writes one (every column set; never over an existing link),
 -- with its decision, at one `statement_timestamp()`; the origin rows follow with the
--- matcher's own statement (write_batch.sql, `linked_meanwhile_origins`). Identifiers are
+-- matcher's own statement (origin.sql). Identifiers are
 -- composed by psycopg.sql.
 
 -- name: lock
