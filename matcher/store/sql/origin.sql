@@ -12,14 +12,15 @@ with new_origins as (
         given.person_key,
         given.origin_tag,
         given.source_pk,
-        coalesce(given.created_at, %(recorded_at)s),
+        coalesce(given.created_at, %(recorded_at)s) as origin_created_at,
         %(recorded_at)s
-    from unnest(
-        %(person_keys)s::text[],
-        %(origin_tags)s::text[],
-        %(source_pks)s::text[],
-        %(created_at)s::timestamptz[]
-    ) as given (person_key, origin_tag, source_pk, created_at)
+    from
+        unnest(
+            %(person_keys)s::text[],
+            %(origin_tags)s::text[],
+            %(source_pks)s::text[],
+            %(created_at)s::timestamptz[]
+        ) as given (person_key, origin_tag, source_pk, created_at)
     order by given.person_key asc, given.created_at asc nulls last, given.source_pk asc
     on conflict (person_key) do nothing
     returning 1
