@@ -14,19 +14,12 @@ import reliability_support as support
 from click.testing import CliRunner
 from conftest import Database
 
-from matcher import demo
 from matcher.cli import main
-from matcher.run import MatchOptions, run_match
 
 
 @pytest.fixture(scope="module")
 def cycled(make_database: Callable[..., Database]) -> Database:
-    database = make_database()
-    demo.load(database.conninfo, database.settings, size="demo", seed=42)
-    database.dbt("run")
-    run_match(database.conninfo, settings=database.settings, options=MatchOptions(limit=None))
-    database.dbt("run")
-    return database
+    return support.cycled(make_database)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import reliability_support as support
 from click.testing import CliRunner
 from conftest import Database
 
-from matcher import demo, review
+from matcher import review
 from matcher import write as writes
 from matcher.cli import main
 from matcher.run import MatchOptions, run_match
@@ -28,19 +28,13 @@ REVIEW_STATUSES = {"linked", "rejected"}
 @pytest.fixture(scope="module")
 def built(make_database: Callable[..., Database]) -> Database:
     """The demo data, built, never matched (clone it)."""
-    database = make_database()
-    demo.load(database.conninfo, database.settings, size="demo", seed=42)
-    database.dbt("run")
-    return database
+    return support.golden(make_database)
 
 
 @pytest.fixture(scope="module")
-def cycled(built: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Database]:
+def cycled(make_database: Callable[..., Database]) -> Database:
     """The demo after one cycle: built, matched, built (clone it)."""
-    with support.cloned(built, tmp_path_factory.mktemp("cycled")) as database:
-        run_match(database.conninfo, settings=database.settings, options=MatchOptions(limit=None))
-        database.dbt("run")
-        yield database
+    return support.cycled(make_database)
 
 
 @pytest.fixture
