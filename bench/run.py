@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bound, database, match_child, naive, recall, trace, workload
-from bench.measure import Clock, Step, median_ms
+from bench.measure import Clock, Step, median_ms, run_child
 from matcher.settings import DEFAULT_BATCH_SIZE, Settings, load_settings
 
 SIZES = {
@@ -152,6 +152,7 @@ def run(options: Options) -> Outcome:
 
         if options.incremental:
             incremental(main_db, settings, options, best, outcome)
+            hourly_cycle(main_db, settings, options, best, outcome)
         panel(main_db, settings, outcome)
     except Exception as exc:  # report what was measured, and what stopped the run
         record["error"] = f"{exc.__class__.__name__}: {exc}"
@@ -412,6 +413,45 @@ def incremental(
     )
 
 
+def hourly_cycle(
+    main_db: database.BenchDatabase,
+    settings: Settings,
+    options: Options,
+    batch_size: int,
+    outcome: Outcome,
+) -> None:
+    """The hour users schedule: another share of new leads, then ``kpi-red cycle`` (dbt
+    build -> match -> repair origin -> dbt build, unit tests included, as cron runs it) as
+    a child process: ``hourly_cycle_s``, and each of its steps."""
+    record = outcome.record
+    log(f"adding {options.new_share:.0%} new leads again, then kpi-red cycle (the hourly job)")
+    added = workload.add_new_leads(
+        main_db, settings, share=options.new_share, seed=options.seed + 1
+    )
+    child = run_child(
+        [str(database.BIN_DIR / "kpi-red"), "cycle", "--batch-size", str(batch_size), "--json"],
+        env=main_db.cli_env(),
+        cwd=database.PROJECT_DIR,
+        timeout_s=3600,
+    ).check()
+    summary = match_child.parse_summary(child.stdout)
+    record["hourly_cycle_s"] = round(child.seconds, 2)
+    record["hourly_cycle_new_leads"] = added
+    record["hourly_cycle_steps"] = summary.get("steps")
+    steps = ", ".join(
+        f"{step['step']} {step['seconds']:.1f}" for step in summary.get("steps") or []
+    )
+    outcome.steps.append(
+        Step(
+            f"kpi-red cycle (hourly, {options.new_share:.0%} new)",
+            child.seconds,
+            rows=added,
+            peak_rss_mb=child.peak_rss_mb,
+            note=steps,
+        )
+    )
+
+
 def panel(main_db: database.BenchDatabase, settings: Settings, outcome: Outcome) -> None:
     """The panel's read (``panel_ms``, the target), and with ``--live`` (``panel_live_ms``:
     the backlog view counted too)."""
@@ -443,6 +483,12 @@ def ratios(record: dict[str, Any]) -> None:
             record[f"{prefix}ratio_to_{name}"] = (
                 round(speed / record[reference], 3) if speed and record.get(reference) else None
             )
+    # the hourly match: the new leads of an hour against the drain's pace
+    if record.get("match_new_s") and record.get("match_new_leads"):
+        hourly = record["match_new_leads"] / record["match_new_s"]
+        record["hourly_leads_per_s"] = round(hourly, 1)
+        speed = record.get("leads_per_s")
+        record["hourly_ratio_to_drain"] = round(hourly / speed, 3) if speed else None
 
 
 def machine() -> dict[str, Any]:

@@ -21,6 +21,8 @@ TABLES = {
     "links": "the links",
     "origin": "the origin rows",
     "attempts": "the attempts log",
+    "reviews": "the review decisions",
+    "removals": "the link removals",
 }
 
 
@@ -37,6 +39,7 @@ def differences(settings: Settings, built: Mapping[str, Any]) -> list[str]:
     for field, var in (
         ("lead_source_table", "lead_source_table"),
         ("linked_by", "matcher_linked_by"),
+        ("review_linked_by", "review_linked_by"),
     ):
         if getattr(ours, field) != getattr(theirs, field):
             found.append(

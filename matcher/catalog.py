@@ -20,6 +20,7 @@ from matcher.store.relations import (
     MATCHER_READS,
     MATCHER_SCHEMAS,
     READER_READS,
+    REVIEWER_READS,
     SETTINGS,
 )
 
@@ -108,6 +109,9 @@ def wanted_privileges(
     wanted.append(Wanted(roles.matcher, "schema", tables.attempts[0], "", "USAGE", "its log"))
     for privilege in ("SELECT", "INSERT"):
         wanted.append(Wanted(roles.matcher, "table", *tables.attempts, privilege, "its log"))
+    wanted.append(Wanted(roles.matcher, "schema", tables.reviews[0], "", "USAGE", "rejections"))
+    wanted.append(Wanted(roles.matcher, "table", *tables.reviews, "SELECT", "rejections"))
+    wanted.extend(reviewer_privileges(tables, roles, present=present))
     for schema in MATCHER_SCHEMAS:
         wanted.append(Wanted(roles.matcher, "schema", schema, "", "USAGE", "dbt's relations"))
     wanted.append(Wanted(roles.reader, "schema", MARTS_SCHEMA, "", "USAGE", "the marts"))
@@ -120,15 +124,59 @@ def wanted_privileges(
     return wanted
 
 
+def reviewer_privileges(
+    tables: Tables, roles: Roles, *, present: set[tuple[str, str]]
+) -> list[Wanted]:
+    """What the reviewer role (``kpi-red review``, ``kpi-red unlink``) needs, when it exists."""
+    role = roles.reviewer
+    why = "review and unlink"
+    wanted = [Wanted(role, "database", "", "", "CONNECT", why)]
+    for schema in dict.fromkeys(
+        name[0]
+        for name in (
+            tables.leads,
+            tables.registry,
+            tables.claims,
+            tables.links,
+            tables.origin,
+            tables.attempts,
+            tables.reviews,
+            tables.removals,
+        )
+    ):
+        wanted.append(Wanted(role, "schema", schema, "", "USAGE", why))
+    for table in (tables.leads, tables.registry, tables.claims, tables.attempts):
+        wanted.append(Wanted(role, "table", *table, "SELECT", why))
+    for privilege in ("SELECT", "INSERT", "DELETE"):
+        wanted.append(Wanted(role, "table", *tables.links, privilege, why))
+    for table in (tables.origin, tables.reviews, tables.removals):
+        for privilege in ("SELECT", "INSERT"):
+            wanted.append(Wanted(role, "table", *table, privilege, why))
+    for schema in MATCHER_SCHEMAS:
+        wanted.append(Wanted(role, "schema", schema, "", "USAGE", why))
+    for relation in REVIEWER_READS:
+        if relation in present:
+            wanted.append(Wanted(role, "table", *relation, "SELECT", why))
+    return wanted
+
+
 # --- gather: the catalog, read-only ------------------------------------------------------
 
 
 def gather(conninfo: str, *, settings: Settings, roles: Roles) -> Facts:
     """Read what ``diagnose`` needs, in one read-only transaction."""
     tables = settings.tables
-    role_names = [roles.dbt, roles.matcher, roles.reader]
+    role_names = [roles.dbt, roles.matcher, roles.reader, roles.reviewer]
     upstream = list(upstream_tables(tables).values())
-    named = [*upstream, tables.attempts, *MATCHER_READS, *READER_READS]
+    named = [
+        *upstream,
+        tables.attempts,
+        tables.reviews,
+        tables.removals,
+        *MATCHER_READS,
+        *READER_READS,
+        *REVIEWER_READS,
+    ]
     schemas = list(dict.fromkeys([*(name[0] for name in named), *DBT_SCHEMAS]))
     pairs = {"schemas": [name[0] for name in named], "names": [name[1] for name in named]}
     with admin.read_only(conninfo) as conn:

@@ -28,6 +28,8 @@ class CycleBusyError(Exception):
 class CycleReport:
     steps: list[tuple[str, float]]
     summary: RunSummary | None = None
+    origins_repaired: int = 0
+    """ORIGIN_MISSING persons given an origin row (whoever linked them)."""
     dbt_failures: list[str] = field(default_factory=list)
     """Each failed dbt node (``name (type, status): first error line``), both builds."""
 
@@ -35,6 +37,7 @@ class CycleReport:
         return {
             "steps": [{"step": name, "seconds": round(seconds, 3)} for name, seconds in self.steps],
             "match": self.summary.to_json() if self.summary else None,
+            "origins_repaired": self.origins_repaired,
             "dbt_failures": self.dbt_failures,
         }
 
@@ -58,7 +61,8 @@ def run_cycle(
     select: Sequence[str] = (),
     on_step: Callable[[str], None] | None = None,
 ) -> CycleReport:
-    """``init`` → ``dbt build`` → match → ``dbt build`` under a session advisory lock.
+    """``init`` → ``dbt build`` → match → repair origin → ``dbt build`` under a session
+    advisory lock.
 
     ``select`` (dbt node selection) narrows both builds; in a host project it defaults to
     this package alone. A failed build does not stop the cycle when the relations the
@@ -95,7 +99,7 @@ def run_cycle(
             errors.append(str(exc))
             report.dbt_failures.extend(exc.failures)
             if on_step is not None and report.summary is None:
-                on_step(f"{exc} (matching on the last good build)")
+                on_step(str(exc))
 
     with admin.cycle_lock(conninfo) as guard:
         if guard is None:
@@ -116,9 +120,15 @@ def run_cycle(
             raise CycleBuildError(
                 f"{failed}cannot match: {', '.join(missing)} missing", report=report
             )
+        if errors and on_step is not None:
+            on_step("the relations the matcher reads survived it: matching on the last good build")
         agreement.check(settings, admin.read_dbt_settings(guard))
         report.summary = step(  # type: ignore[assignment]
             "match", lambda: run_match(conninfo, settings=settings, options=options)
+        )
+        # every linked person gets an origin row, the matcher's or not (ORIGIN_MISSING)
+        report.origins_repaired = step(  # type: ignore[assignment]
+            "repair origin", lambda: admin.repair_origin(guard, tables=settings.tables)
         )
         step("dbt build", build)
     if errors:

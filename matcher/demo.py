@@ -66,6 +66,7 @@ from faker import Faker
 from matcher.normalize import normalize_name
 from matcher.settings import ConfigError, Settings
 from matcher.store import demo as store
+from matcher.store import review as store_review
 
 # size: (leads, persons)
 SIZES: dict[str, tuple[int, int]] = {
@@ -275,6 +276,7 @@ def load(
             }
             if store.run_demo_sql(conn, "has_attempts", tables=tables, params=attempts)[0][0]:
                 store.run_demo_sql(conn, "reset_attempts", tables=tables)
+            store_review.reset_logs(conn, tables=tables)
         first_names, last_names = name_pools(seed)
         names, bounds = scenario_bounds()
         store.run_demo_sql(

@@ -78,6 +78,14 @@ def _roles(facts: Facts, roles: Roles) -> Iterator[Finding]:
                 f"create role {ident(name)} login;",
                 "the DBA",
             )
+    if not facts.roles.get(roles.reviewer, {}).get("is_present"):
+        yield Finding(
+            "note",
+            f"role {roles.reviewer} (the reviewer role: `kpi-red review` and `kpi-red unlink`,"
+            " nothing else) does not exist; reviews then need another role's rights",
+            f"create role {ident(roles.reviewer)} login; then `kpi-red grants` again",
+            "the DBA",
+        )
 
 
 def _upstream(facts: Facts, tables: Tables) -> Iterator[Finding]:
@@ -162,7 +170,8 @@ def _written_table(
 
 def _project(facts: Facts, tables: Tables, roles: Roles) -> Iterator[Finding]:
     """The project's schemas and relations: present, and owned by the dbt role."""
-    for schema in dict.fromkeys((tables.attempts[0], *DBT_SCHEMAS)):
+    logs = (tables.attempts[0], tables.reviews[0], tables.removals[0])
+    for schema in dict.fromkeys((*logs, *DBT_SCHEMAS)):
         row = facts.schemas.get(schema) or {}
         if not row.get("is_present"):
             yield Finding("fail", f"schema {schema} does not exist", "kpi-red init", roles.dbt)
@@ -173,11 +182,12 @@ def _project(facts: Facts, tables: Tables, roles: Roles) -> Iterator[Finding]:
                 f"alter schema {ident(schema)} owner to {ident(roles.dbt)};",
                 str(row["owner"]),
             )
-    if tables.attempts not in facts.relations:
-        yield Finding("fail", f"{shown(tables.attempts)} does not exist", "kpi-red init", roles.dbt)
+    for log in (tables.attempts, tables.reviews, tables.removals):
+        if log not in facts.relations:
+            yield Finding("fail", f"{shown(log)} does not exist", "kpi-red init", roles.dbt)
     if not facts.roles.get(roles.dbt, {}).get("is_present"):
         return  # without the role, "not owned by it" says nothing more
-    project_schemas = {tables.attempts[0], *DBT_SCHEMAS}
+    project_schemas = {tables.attempts[0], tables.reviews[0], tables.removals[0], *DBT_SCHEMAS}
     for (schema, name), row in sorted(facts.relations.items()):
         if schema in project_schemas and row["owner"] != roles.dbt:
             kind = "view" if row["kind"] == "v" else "table"
@@ -295,7 +305,7 @@ def report(findings: Sequence[Finding], *, facts: Facts, roles: Roles) -> str:
     head = (
         f"database {facts.server['database_name']}, PostgreSQL {facts.server['version']},"
         f" checked as {facts.server['current_role_name']}; roles: dbt {roles.dbt},"
-        f" matcher {roles.matcher}, reader {roles.reader}"
+        f" matcher {roles.matcher}, reader {roles.reader}, reviewer {roles.reviewer}"
     )
     tail = (
         f"{failures} problem{'s' * (failures != 1)}, {notes} note{'s' * (notes != 1)}"

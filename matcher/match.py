@@ -20,8 +20,7 @@ from typing import Any
 
 from matcher import names
 from matcher.names import NameScore, TokenWeights
-from matcher.normalize import NormalizationRules
-from matcher.records import Decision, Lead, NameCheck, Person
+from matcher.records import NOTHING, Decision, Lead, NameCheck, Person
 
 KEY_TYPES: tuple[str, ...] = ("document", "phone", "email")
 """Key types, strongest first; rule names list them in this order (``document+phone``)."""
@@ -84,21 +83,6 @@ class NameRules:
 DEFAULT_NAME_RULES = NameRules()
 
 
-def drop_junk(
-    keys: Mapping[str, str | None],
-    *,
-    rules: NormalizationRules,
-    junk: Collection[tuple[str, str]] = frozenset(),
-) -> dict[str, str]:
-    """Already-normalized keys (dbt's) without absent and junk values, in their order."""
-    blocklisted = rules.blocklisted
-    return {
-        key_type: value
-        for key_type, value in keys.items()
-        if value and (key_type, value) not in blocklisted and (key_type, value) not in junk
-    }
-
-
 _NO_PERSONS: Mapping[str, Person] = {}
 
 
@@ -120,6 +104,20 @@ class CandidateIndex:
 
     def lookup(self, key_type: str, key_value: str) -> Mapping[str, Person]:
         return self.persons.get((key_type, key_value), {})
+
+    def without(self, lead: Lead, person_keys: Collection[str]) -> CandidateIndex:
+        """The persons of ``lead``'s keys but ``person_keys`` (those a reviewer rejected
+        for this lead): an index for that lead alone."""
+        return CandidateIndex(
+            {
+                (key_type, value): {
+                    person_key: person
+                    for person_key, person in self.lookup(key_type, value).items()
+                    if person_key not in person_keys
+                }
+                for key_type, value in lead.keys.items()
+            }
+        )
 
 
 def failed(lead: Lead, reason: str, evidence: Mapping[str, Any], **extra: Any) -> Decision:
@@ -224,15 +222,60 @@ def decide_batch(
     index: CandidateIndex,
     *,
     rules: NameRules = DEFAULT_NAME_RULES,
+    rejected: Mapping[str, frozenset[str]] = NOTHING,
 ) -> list[Decision]:
-    """Every lead's decision, in input order; each single candidate's name compared."""
-    classified = [classify(lead, index) for lead in leads]
-    return [
+    """Every lead's decision, in input order; each single candidate's name compared.
+
+    ``rejected``: lead -> the persons a reviewer said it is not (while its identifiers
+    are as they were then): they are no candidates of that lead, whatever the rules say,
+    and the evidence names them (``rejected``)."""
+    classified = [
+        _classify_rejecting(lead, index, rejected[lead.lead_source_pk])
+        if lead.lead_source_pk in rejected
+        else classify(lead, index)
+        for lead in leads
+    ]
+    decided = [
         item
         if isinstance(item, Decision)
         else finish(item, compare_names(item.lead, item.person, rules), rules=rules)
         for item in classified
     ]
+    if not rejected:
+        return decided
+    return [
+        with_rejected(decision, rejected[decision.lead.lead_source_pk])
+        if decision.lead.lead_source_pk in rejected
+        else decision
+        for decision in decided
+    ]
+
+
+def _classify_rejecting(
+    lead: Lead, index: CandidateIndex, rejected: Collection[str]
+) -> Decision | NameCheck:
+    """``classify`` without the rejected persons; a key they share with others is still
+    shared (it supports a match, never makes one)."""
+    item = classify(lead, index.without(lead, rejected))
+    if isinstance(item, Decision):
+        return item
+    shared = {
+        key_type
+        for key_type, value in lead.keys.items()
+        if len(holders := index.lookup(key_type, value)) > 1
+        and not set(rejected).isdisjoint(holders)
+    }
+    agreeing = tuple(key_type for key_type in item.agreeing if key_type not in shared)
+    if not agreeing:
+        return failed(
+            lead, "ambiguous", {**item.evidence, "candidate_person_keys": [item.person.person_key]}
+        )
+    return item._replace(agreeing=agreeing)
+
+
+def with_rejected(decision: Decision, person_keys: Collection[str]) -> Decision:
+    """The decision with the persons a reviewer rejected for its lead in its evidence."""
+    return decision._replace(evidence={**decision.evidence, "rejected": sorted(person_keys)})
 
 
 def conflict_with_existing_link(decision: Decision, existing_person_key: str) -> Decision:

@@ -235,13 +235,6 @@ class NearLookup:
             return ()
         return (first, *self.also.get((key_type, edited), ()))
 
-    @property
-    def probes(self) -> frozenset[tuple[str, str]]:
-        """Every ``(key_type, value)`` looked up."""
-        return frozenset(
-            (key_type, edited) for key_type, found in self.origins.items() for edited in found
-        )
-
     def __bool__(self) -> bool:
         return bool(self.values)
 
@@ -321,6 +314,7 @@ def decide_near(
     index: NearIndex,
     *,
     rules: NameRules = DEFAULT_NAME_RULES,
+    rejected: Mapping[str, frozenset[str]] | None = None,
 ) -> list[Decision]:
     """Revisit the exact pass's ``no_match``, ``low_confidence`` and ``name_mismatch``
     leads one edit away (see ``near_keys``).
@@ -341,6 +335,7 @@ def decide_near(
         if not keys:
             continue
         exact = _exact_person_keys(decision)
+        skipped = exact | (rejected or {}).get(decision.lead.lead_source_pk, frozenset())
         found = {
             key_type: candidates
             for key_type, value in keys.items()
@@ -348,7 +343,7 @@ def decide_near(
                 candidates := [
                     candidate
                     for candidate in index.candidates(key_type, value)
-                    if candidate.person.person_key not in exact
+                    if candidate.person.person_key not in skipped
                 ]
             )
         }

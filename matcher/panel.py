@@ -25,6 +25,8 @@ from typing import Any
 
 import click
 
+from matcher import todo
+
 CONTRACT_DAYS = 7
 
 # The contract fields first, in this order; then the model's other columns.
@@ -38,6 +40,7 @@ DAILY_FIELDS = (
     "top_fail_reason",
 )
 EXTRA_FIELDS = (
+    "reviewed_out",
     "other_out",
     "attempts",
     "matched_attempts",
@@ -48,6 +51,7 @@ EXTRA_FIELDS = (
     "failed_low_confidence",
     "failed_ambiguous",
     "failed_name_mismatch",
+    "failed_person_changed",
     "conflicts",
     "is_inflow_exceeding_recovery",
     "is_missing_identifiers_dominant",
@@ -60,6 +64,7 @@ FAIL_REASONS = (
     "low_confidence",
     "ambiguous",
     "name_mismatch",
+    "person_changed",
 )
 """The matcher's fail reasons: each has a ``failed_<reason>`` column."""
 FLAG_FIELDS = frozenset(
@@ -79,9 +84,10 @@ def build_payload(
     local_today: date,
     live_backlog: int | None = None,
     days: int = CONTRACT_DAYS,
+    causes: Sequence[Mapping[str, Any]] | None = None,
 ) -> Payload:
     """The panel's JSON: ``today``, ``yesterday``, ``last_7_days``, ``current_backlog``,
-    then ``current_backlog_is_live``.
+    ``current_backlog_is_live``, then ``what_to_do`` (``causes``: the backlog by cause).
 
     ``rows`` are metrics rows (any order, any extra columns). ``local_today`` is only used
     when there are no rows. ``current_backlog`` is ``live_backlog`` when given, else the
@@ -99,6 +105,7 @@ def build_payload(
         "current_backlog": at_last_build if live_backlog is None else int(live_backlog),
         "current_backlog_is_live": live_backlog is not None,
     }
+    payload["what_to_do"] = todo.what_to_do(causes)
     if days != CONTRACT_DAYS:
         payload[f"last_{days}_days"] = _series(by_date, today, days)
     return payload
@@ -215,6 +222,7 @@ def render(payload: Mapping[str, Any], *, days: int = CONTRACT_DAYS, time_zone: 
     lines += _headline(payload, today)
     lines += ["", *_trend(series)]
     lines += ["", *_alert_lines(today)]
+    lines += todo.render_lines(payload.get("what_to_do"))
     return "\n".join(lines)
 
 
@@ -233,6 +241,7 @@ def _headline(payload: Mapping[str, Any], today: Daily | None) -> list[str]:
         ),
         ("Entered today", _dash(value("new_backlog_in")), "new red leads"),
         ("Recovered today", _dash(value("matched_out")), "matched by kpi-red"),
+        ("Reviewed today", _dash(value("reviewed_out")), "linked by a review (kpi-red review)"),
         ("Other exits", _dash(value("other_out")), "linked or claimed elsewhere"),
         ("Net change", _signed(net), _trend_word(net)),
         (
@@ -307,7 +316,7 @@ def _out(entry: Mapping[str, Any]) -> int | None:
     matched, other = entry.get("matched_out"), entry.get("other_out")
     if matched is None and other is None:
         return None
-    return (matched or 0) + (other or 0)
+    return (matched or 0) + (entry.get("reviewed_out") or 0) + (other or 0)
 
 
 def _trend_word(net: int | None) -> str:
@@ -371,11 +380,16 @@ def load_panel(
     """The payload and the time zone its days are in: by default the ``metrics_time_zone``
     the last ``dbt build`` used, read from the database (not from the local project)."""
     from matcher.store import panel as store
+    from matcher.store import review as store_review
 
     rows = store.read_panel_rows(
         conninfo, days=max(days, CONTRACT_DAYS), time_zone=time_zone, live=live
     )
     payload = build_payload(
-        rows.metrics, local_today=rows.local_today, live_backlog=rows.live_backlog, days=days
+        rows.metrics,
+        local_today=rows.local_today,
+        live_backlog=rows.live_backlog,
+        days=days,
+        causes=store_review.backlog_causes(conninfo),
     )
     return payload, rows.time_zone

@@ -31,6 +31,8 @@ class BacklogLead(NamedTuple):
     candidate_names: list[str | None] | None = None
     candidate_hashes: list[str] | None = None
     """The candidate's ``identifiers_hash`` when dbt normalized its keys."""
+    rejected_person_keys: list[str] | None = None
+    """The persons a reviewer rejected for the lead as it is (its identifiers hash)."""
 
 
 class ChangedPersonKey(NamedTuple):
@@ -71,12 +73,14 @@ SKIP_REASONS = (
     "claimed_meanwhile",
     "linked_meanwhile",
     "changed_since_read",
+    "rejected_meanwhile",
 )
 """Why the write left a staged lead out, first match wins: another matcher attempted it
 since the stream read it; the lead is gone; it was claimed; it got a link (a lead decided
 failed; one decided matched is recorded, see ``StagedWrite.linked_meanwhile``); its
-identifiers changed. None of these gets an attempts-log row: the lead left the backlog,
-or the next run decides it on what it is then."""
+identifiers changed; a reviewer rejected the chosen person since the stream read the lead.
+None of these gets an attempts-log row: the lead left the backlog, or the next run decides
+it on what it is then."""
 
 
 class StagedWrite(NamedTuple):

@@ -81,16 +81,16 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def to_lead(
-    row: BacklogLead, *, rules: NormalizationRules, junk: frozenset[tuple[str, str]]
-) -> Lead:
+def to_lead(row: BacklogLead) -> Lead:
+    """The lead as ``match`` decides it, with the backlog view's keys: dbt has already left
+    out absent, malformed and junk values (``int_lead_identifiers``)."""
     keys = {"document": row.document_key, "phone": row.phone_key, "email": row.email_key}
     return Lead(
         row.lead_source_pk,
         row.created_at,
         row.identifiers_hash,
         row.full_name,
-        match.drop_junk(keys, rules=rules, junk=junk),
+        {key_type: value for key_type, value in keys.items() if value},
         row.last_attempt_id,
     )
 
@@ -124,20 +124,21 @@ class FoundBatch:
     leads: list[Lead]
     index: match.CandidateIndex
     person_hashes: Mapping[str, str] = field(default_factory=dict)
+    rejected: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """lead -> the persons a reviewer rejected for it (``match.decide_batch``)."""
 
 
-def found_batch(
-    rows: Sequence[BacklogLead],
-    *,
-    rules: NormalizationRules,
-    junk: frozenset[tuple[str, str]],
-    live: LiveRegistry,
-) -> FoundBatch:
-    leads = [to_lead(row, rules=rules, junk=junk) for row in rows]
+def found_batch(rows: Sequence[BacklogLead], *, live: LiveRegistry) -> FoundBatch:
+    leads = [to_lead(row) for row in rows]
     hashes: dict[str, str] = {}
     stored = candidate_rows(rows, hashes)
+    rejected = {
+        row.lead_source_pk: frozenset(row.rejected_person_keys)
+        for row in rows
+        if row.rejected_person_keys
+    }
     if not live:  # no person changed since the build: the stored candidates as streamed
-        return FoundBatch(leads, match.CandidateIndex.from_rows(stored), hashes)
+        return FoundBatch(leads, match.CandidateIndex.from_rows(stored), hashes, rejected)
     holders = live.holding(
         (Holder(*row, hashes[row[2]]) for row in stored),
         ((key_type, value) for lead in leads for key_type, value in lead.keys.items()),
@@ -147,7 +148,7 @@ def found_batch(
         for holder in holders
     )
     return FoundBatch(
-        leads, index, {holder.person_key: holder.identifiers_hash for holder in holders}
+        leads, index, {holder.person_key: holder.identifiers_hash for holder in holders}, rejected
     )
 
 
@@ -205,14 +206,14 @@ class Ledger:
 def found_batches(
     conninfo: str,
     *,
-    rules: NormalizationRules,
-    registry: Future[tuple[frozenset[tuple[str, str]], LiveRegistry]],
+    registry: Future[LiveRegistry],
     options: MatchOptions,
     ledger: Ledger,
+    settings: Settings,
 ) -> Iterator[FoundBatch]:
     """The eligible backlog with the candidates of every key: the whole of it, or (with
     ``--limit``) the oldest, in as many worklists as it takes to reach the limit.
-    ``registry`` is the junk and the persons changed since the build, read meanwhile."""
+    ``registry`` is the persons changed since the build, read meanwhile."""
     # a run that takes fewer leads than a batch fetches (and decides) no more than that
     batch_size = min(options.batch_size, options.limit or options.batch_size)
     with stream.session(conninfo) as conn:
@@ -222,12 +223,12 @@ def found_batches(
             loaded = stream.load_worklist(conn, limit=wanted, after=after)
             if wanted is not None and loaded < wanted:
                 ledger.unread(wanted - loaded)
-            junk, live = registry.result()
-            pages = stream.stream_worklist(conn, batch_size=batch_size)
+            live = registry.result()
+            pages = stream.stream_worklist(conn, batch_size=batch_size, tables=settings.tables)
             with closing(pages):
                 for rows in pages:
                     after = (rows[-1].created_at, rows[-1].lead_source_pk)
-                    yield found_batch(rows, rules=rules, junk=junk, live=live)
+                    yield found_batch(rows, live=live)
             if wanted is None or loaded < wanted:
                 return
 
@@ -241,19 +242,22 @@ def decided_batches(
     names: match.NameRules,
     options: MatchOptions,
 ) -> Iterator[DecidedBatch]:
-    """Decide each batch in pure Python (the near pass: two more queries per batch).
+    """Decide each batch in pure Python (the near pass: one more query per batch).
 
     Deciding before claiming is safe: the writer checks every lead against the live
     sources under its lock, and writes only what is still as decided.
     """
     with stream.session(conninfo) as lookup:
         for batch in found:
-            decisions = match.decide_batch(batch.leads, batch.index, rules=names)
+            decisions = match.decide_batch(
+                batch.leads, batch.index, rules=names, rejected=batch.rejected
+            )
             hashes = batch.person_hashes
             if options.near:
                 decisions, near_hashes = near_pass(
                     lookup,
                     decisions,
+                    rejected=batch.rejected,
                     rules=rules,
                     live=live,
                     names=names,
@@ -272,6 +276,7 @@ def near_pass(
     live: LiveRegistry,
     names: match.NameRules,
     near_min_length: int,
+    rejected: Mapping[str, frozenset[str]] | None = None,
 ) -> tuple[list[Decision], dict[str, str]]:
     """The batch's unsettled documents and phones one edit away (one query), and the
     identifiers hash of each person found."""
@@ -282,7 +287,7 @@ def near_pass(
         return decisions, {}
     found = stream.fetch_near_candidates(conn, lookup.origins, live=live)
     index = near.NearIndex.from_rows((row[:4] for row in found), lookup)
-    decided = near.decide_near(decisions, index, rules=names)
+    decided = near.decide_near(decisions, index, rules=names, rejected=rejected or {})
     return decided, {row[2]: row[4] for row in found}
 
 
@@ -360,25 +365,28 @@ def run_match(
                         progress(len(batch.decisions))
                 ledger.settle(handed=len(batch.decisions), claimed=len(result.decisions))
 
-    registry: Future[tuple[frozenset[tuple[str, str]], LiveRegistry]] = Future()
+    registry: Future[LiveRegistry] = Future()
     with stream.session(conninfo) as conn:
         started_at = stream.server_now(conn)
         found = found_batches(
-            conninfo, rules=rules, registry=registry, options=options, ledger=ledger
+            conninfo,
+            registry=registry,
+            options=options,
+            ledger=ledger,
+            settings=settings,
         )
         with tuned_interpreter(), pipeline.ahead(found, name="kpi-red-find") as found_ahead:
             # read while the stream copies the worklist
             try:
-                junk = stream.load_junk(conn)
                 live = LiveRegistry.from_rows(
                     stream.load_changed_persons(conn, limit=CHANGED_PERSONS_LIMIT),
-                    junk=junk | rules.blocklisted,
+                    junk=stream.load_junk(conn) | rules.blocklisted,
                 )
             except BaseException as exc:
                 registry.set_exception(exc)
                 ledger.close()
                 raise
-            registry.set_result((junk, live))
+            registry.set_result(live)
             summary.persons_read_live = len(live.changed)
             names = options.name_rules(TokenWeights.from_names(stream.sample_person_names(conn)))
             decided = decided_batches(

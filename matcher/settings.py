@@ -40,6 +40,12 @@ class Tables:
     attempts: tuple[str, str] = ("kpi_red", "match_attempts")
     lead_source_table: str = "cabinet_leads"
     linked_by: str = "kpi-red"
+    reviews: tuple[str, str] = ("kpi_red", "review_decisions")
+    """The reviewers' decisions (append-only; ``kpi-red review``, ``kpi-red unlink``)."""
+    removals: tuple[str, str] = ("kpi_red", "link_removals")
+    """The links ``kpi-red unlink`` removed (append-only)."""
+    review_linked_by: str = "kpi-red review"
+    """``identity_links.linked_by`` of the links a review made."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,8 @@ class Roles:
     dbt: str = "kpi_red_dbt"
     matcher: str = "kpi_red_matcher"
     reader: str = "kpi_red_reader"
+    reviewer: str = "kpi_red_reviewer"
+    """The role of ``kpi-red review`` and ``kpi-red unlink`` (var ``reviewer_role``)."""
     dbt_is_set: bool = False
     """Whether var ``dbt_role`` is set (dbt then builds every model as that role)."""
 
@@ -80,6 +88,7 @@ class Settings:
             dbt=str(dbt) if dbt not in (None, "") else Roles.dbt,
             matcher=str(self.vars.get("matcher_role") or Roles.matcher),
             reader=str(self.vars.get("reader_role") or Roles.reader),
+            reviewer=str(self.vars.get("reviewer_role") or Roles.reviewer),
             dbt_is_set=dbt not in (None, ""),
         )
 
@@ -105,6 +114,9 @@ def tables_from_vars(project_vars: Mapping[str, Any]) -> Tables:
         attempts=pair("attempts", defaults.attempts),
         lead_source_table=str(project_vars.get("lead_source_table", defaults.lead_source_table)),
         linked_by=str(project_vars.get("matcher_linked_by", defaults.linked_by)),
+        reviews=pair("review_decisions", defaults.reviews),
+        removals=pair("link_removals", defaults.removals),
+        review_linked_by=str(project_vars.get("review_linked_by", defaults.review_linked_by)),
     )
 
 

@@ -21,6 +21,8 @@ from matcher.store.base import DatabaseError
 from matcher.store.panel import MetricsNotBuiltError
 
 API_PATH = "/api/v1/ops/payments/cabinet-financial-14d/kpi-red-recovery-metrics"
+REVIEW_QUEUE_PATH = "/api/v1/ops/kpi-red/review-queue"
+"""One reviewable reason bucket's red leads (the panel links each such cause to it)."""
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -67,6 +69,26 @@ def create_app(*, conninfo: str, time_zone: str | None = None) -> FastAPI:
         except DatabaseError as exc:
             log.warning("%s", exc)
             return _unavailable("database_unavailable", "The database cannot be read right now.")
+
+    @app.get(REVIEW_QUEUE_PATH)
+    def review_queue(
+        reason: str = Query(..., pattern="^(conflict|low_confidence|ambiguous|name_mismatch)$"),
+        limit: int = Query(200, ge=1, le=5000),
+    ) -> Any:
+        """The red leads a reviewer settles in one reason bucket, oldest first, and the
+        command that reviews them (``kpi-red review list --reason <reason>``)."""
+        from matcher.store import review as store_review
+
+        try:
+            leads = store_review.bucket_leads(conninfo, reason=reason, limit=limit)
+        except DatabaseError as exc:
+            log.warning("%s", exc)
+            return _unavailable("database_unavailable", "The database cannot be read right now.")
+        return {
+            "reason": reason,
+            "command": f"kpi-red review list --reason {reason}",
+            "leads": leads,
+        }
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

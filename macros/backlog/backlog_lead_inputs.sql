@@ -2,7 +2,7 @@
     Everything a lead's backlog intervals are made of, one row per lead of `leads` (a
     relation or CTE with `lead_id` and `created_at`): its current link (person, time, who
     made it), its first claim, its matched attempts (count and newest id: the log is
-    append-only), the time it left the backlog for good (the earlier of link and first
+    append-only), its newest review link and logged link removal, the time it left the backlog for good (the earlier of link and first
     claim, never before its creation; null while red), and `inputs_hash`, an md5 of all of
     them. Two computations with the same hash give the same intervals: an incremental
     `int_backlog_intervals` recomputes exactly the leads whose hash changed, and the
@@ -44,7 +44,9 @@ select
         (first_claims.lead_id is not null)::text,
         coalesce(extract(epoch from first_claims.first_claimed_at)::text, ''),
         coalesce(matched.matched_attempts, 0)::text,
-        coalesce(matched.last_matched_attempt_id::text, '')
+        coalesce(matched.last_matched_attempt_id::text, ''),
+        coalesce(reviewed.last_review_id::text, ''),
+        coalesce(removed.last_removal_id::text, '')
     )) as inputs_hash
 from {{ leads }} as leads
 left join {{ ref('stg_canon__identity_links') }} as links
@@ -70,4 +72,21 @@ left join (
     group by lead_source_pk
 ) as matched
     on matched.lead_source_pk = leads.lead_id
+left join (
+    select
+        lead_source_pk,
+        max(decision_id) as last_review_id
+    from {{ ref('stg_kpi_red__review_decisions') }}
+    where is_link
+    group by lead_source_pk
+) as reviewed
+    on reviewed.lead_source_pk = leads.lead_id
+left join (
+    select
+        lead_source_pk,
+        max(removal_id) as last_removal_id
+    from {{ ref('stg_kpi_red__link_removals') }}
+    group by lead_source_pk
+) as removed
+    on removed.lead_source_pk = leads.lead_id
 {%- endmacro %}

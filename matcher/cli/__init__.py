@@ -1,8 +1,9 @@
 """The ``kpi-red`` command line: parse, call, print. No SQL and no decisions here.
 
 One module per command group: ``setup`` (db, init, demo, grants, doctor), ``match``
-(match, repair-origin, cycle), ``panel`` (metrics, serve). A new group (review, unlink)
-is a module of its own, added to ``main`` below.
+(match, repair-origin, cycle), ``panel`` (metrics, serve), ``review`` (review and its
+list, export, import), ``lead`` (explain, unlink). A new group is a module of its own,
+added to ``main`` below.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import click
 
 from matcher import __version__
-from matcher.cli import match, panel, setup
+from matcher.cli import lead, match, panel, review, setup
 from matcher.cli.common import Context
 from matcher.cli.match import CYCLE_BUSY_EXIT
 
@@ -44,5 +45,8 @@ for command in (
     match.cycle,
     panel.metrics,
     panel.serve,
+    lead.explain,
+    review.review,
+    lead.unlink,
 ):
     main.add_command(command)

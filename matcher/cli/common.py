@@ -4,9 +4,13 @@ connection options, JSON output, and expected failures as one line."""
 from __future__ import annotations
 
 import functools
+import getpass
 import json
+import os
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -112,6 +116,19 @@ def connection_options(command: F) -> F:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+reviewer_option = click.option(
+    "--reviewer",
+    envvar="KPI_RED_REVIEWER",
+    default=lambda: os.environ.get("KPI_RED_REVIEWER") or getpass.getuser(),
+    show_default="your login",
+    help="Who decides, as the logs record it (beside the database role). [env: KPI_RED_REVIEWER]",
+)
+
+
+def new_run_id(kind: str) -> str:
+    """A review's or an unlink's run id, as the logs record it."""
+    return f"{kind}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 def echo_json(payload: Any) -> None:

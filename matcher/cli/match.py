@@ -108,14 +108,15 @@ def match_command(
 ) -> None:
     """Link eligible backlog leads to registry persons; log every attempt.
 
-    Claims leads from ops.v_cabinet_kpi_red_backlog (oldest first, batches under
-    advisory locks, so several matchers can run at once), decides per lead (two
+    Claims eligible leads from ops.v_cabinet_kpi_red_backlog (with --limit, the oldest;
+    batches under advisory locks, so several matchers can run at once), decides per lead (two
     agreeing keys, or a single key whose holder's name agrees; else the one person a
     document or phone typo away whose name agrees strongly) and writes
     links, missing origin rows and one attempts-log row per lead, a transaction per
     batch. Run `dbt build` first. --json prints: run_id, dry_run, claimed, matched,
     matched_by_rule, failed, failed_by_reason, skipped_locked, skipped_changed,
-    links_written, origins_written, batches, seconds, leads_per_s.
+    skipped_by_reason, persons_read_live, links_written, origins_written, batches,
+    seconds, leads_per_s.
 
     Example: kpi-red match --limit 5000 --batch-size 1000
     """
@@ -163,7 +164,7 @@ def repair_origin(ctx: Context, dry_run: bool, as_json: bool) -> None:
     """Add an origin row for every linked person without one (ORIGIN_MISSING).
 
     Whoever linked them: the origin is the person's earliest link (for a cabinet lead,
-    origin_tag 'cabinet_lead' and the lead's creation time). One statement; idempotent.
+    origin_tag 'cabinet_lead' and the lead's creation time). Idempotent.
 
     Example: kpi-red repair-origin --dry-run
     """
@@ -211,7 +212,7 @@ def cycle(
     select: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """One scheduled step: init, dbt build, match, dbt build.
+    """One scheduled step: init, dbt build, match, repair origin, dbt build.
 
     Guarded by a PostgreSQL advisory lock: a second cycle on the same database exits at
     once with code 75. dbt uses the same project, profile, target and --vars as kpi-red;
@@ -264,7 +265,9 @@ def cycle(
         echo_json(result.to_json())
     else:
         for name, seconds in result.steps:
-            click.echo(f"{name:<10} {seconds:8.2f} s")
+            click.echo(f"{name:<13} {seconds:8.2f} s")
+        if result.origins_repaired:
+            click.echo(f"origin rows added for {result.origins_repaired} ORIGIN_MISSING persons")
         if result.summary is not None:
             click.echo(report.render(result.summary))
     if failure is not None:

@@ -162,7 +162,8 @@ def demo(ctx: Context, size: str, seed: int, density: float, reset: bool) -> Non
 
 
 def role_options(command: F) -> F:
-    """--dbt-role, --matcher-role, --reader-role: the vars' roles unless given."""
+    """--dbt-role, --matcher-role, --reader-role, --reviewer-role: the vars' roles unless
+    given."""
     for option in reversed(
         [
             click.option(
@@ -171,6 +172,10 @@ def role_options(command: F) -> F:
             ),
             click.option("--matcher-role", help="Runs kpi-red match [default: var matcher_role]."),
             click.option("--reader-role", help="Reads the marts [default: var reader_role]."),
+            click.option(
+                "--reviewer-role",
+                help="Runs kpi-red review and unlink [default: var reviewer_role].",
+            ),
         ]
     ):
         command = option(command)
@@ -178,13 +183,18 @@ def role_options(command: F) -> F:
 
 
 def _roles(
-    ctx: Context, dbt_role: str | None, matcher_role: str | None, reader_role: str | None
+    ctx: Context,
+    dbt_role: str | None,
+    matcher_role: str | None,
+    reader_role: str | None,
+    reviewer_role: str | None,
 ) -> Roles:
     roles = ctx.settings.roles
     return Roles(
         dbt=dbt_role or roles.dbt,
         matcher=matcher_role or roles.matcher,
         reader=reader_role or roles.reader,
+        reviewer=reviewer_role or roles.reviewer,
         dbt_is_set=roles.dbt_is_set or bool(dbt_role),
     )
 
@@ -208,13 +218,14 @@ def grants(
     dbt_role: str | None,
     matcher_role: str | None,
     reader_role: str | None,
+    reviewer_role: str | None,
 ) -> None:
     """Print the GRANT statements one owner runs (names quoted as identifiers).
 
     \b
     --for database   as the DBA: connect/create/temporary, and the dbt role in the matcher role
     --for upstream   as the owner of the upstream tables: read the sources, write links/origin
-    --for project    as the dbt role, after `kpi-red init`: the attempts log, the marts, and
+    --for project    as the dbt role, after `kpi-red init`: the logs, the marts, and
                      default privileges for what dbt builds later
 
     Nothing is run: pipe each part to psql as its owner. `kpi-red doctor` checks the result.
@@ -223,7 +234,7 @@ def grants(
     """
     from matcher.store import admin
 
-    roles = _roles(ctx, dbt_role, matcher_role, reader_role)
+    roles = _roles(ctx, dbt_role, matcher_role, reader_role, reviewer_role)
     parts = admin.GRANT_PARTS if part == "all" else (part,)
     text = "\n".join(
         admin.grant_statements(ctx.settings.tables, roles=roles, part=name) for name in parts
@@ -242,12 +253,13 @@ def doctor(
     dbt_role: str | None,
     matcher_role: str | None,
     reader_role: str | None,
+    reviewer_role: str | None,
     as_json: bool,
 ) -> None:
-    """Check a live database against the data contract and the three roles.
+    """Check a live database against the data contract and the roles.
 
     Each upstream table, column, type and key the matcher needs; each privilege and
-    owner the dbt, matcher and reader roles need; kpi-red's settings against the last
+    owner the dbt, matcher, reader and reviewer roles need; kpi-red's settings against the last
     dbt build's. One line per finding with the statement that fixes it and who runs it
     ("fail": something breaks; "note": advice). Exits 0 only when nothing fails. Reads
     the catalog in a read-only transaction: it never changes anything. Any role can run
@@ -258,7 +270,7 @@ def doctor(
     from matcher import catalog
     from matcher import doctor as checks
 
-    roles = _roles(ctx, dbt_role, matcher_role, reader_role)
+    roles = _roles(ctx, dbt_role, matcher_role, reader_role, reviewer_role)
     facts = catalog.gather(ctx.connection.conninfo, settings=ctx.settings, roles=roles)
     findings = checks.diagnose(facts, settings=ctx.settings, roles=roles)
     if as_json:

@@ -22,6 +22,7 @@ const FAIL_REASONS = [
   "low_confidence",
   "ambiguous",
   "name_mismatch",
+  "person_changed",
 ];
 
 // Today's failed attempts by reason, the most frequent first: "no_match 285 · name_mismatch 40".
@@ -39,6 +40,7 @@ function renderCards(payload) {
   setText("current-backlog-note", payload.current_backlog_is_live ? "live" : "at the last dbt build");
   setText("new-backlog-in", dash(today.new_backlog_in));
   setText("matched-out", dash(today.matched_out));
+  setText("reviewed-out", dash(today.reviewed_out));
   setText("other-out", dash(today.other_out));
   setText("top-fail-reason", dash(today.top_fail_reason));
   setText("fail-reasons", failures(today) || "today");
@@ -70,6 +72,49 @@ function renderAlerts(payload) {
     item.textContent = alert.message;
     list.append(item);
   }
+}
+
+const REVIEW_QUEUE_API = "/api/v1/ops/kpi-red/review-queue";
+
+// The backlog now by cause, each with what fixes it; a cause a reviewer settles links to
+// its leads (and names the command that reviews them).
+function renderWhatToDo(payload) {
+  const body = document.querySelector("#what-to-do tbody");
+  body.replaceChildren();
+  const todo = payload.what_to_do;
+  if (!todo) {
+    setText("what-to-do-summary", "run dbt build to see the backlog by cause");
+    return;
+  }
+  for (const cause of todo.backlog_by_cause) {
+    const row = document.createElement("tr");
+    row.dataset.cause = cause.reason_bucket;
+    const name = document.createElement("td");
+    if (cause.review_command) {
+      const link = document.createElement("a");
+      link.href = `${REVIEW_QUEUE_API}?reason=${encodeURIComponent(cause.reason_bucket)}`;
+      link.textContent = cause.reason_bucket;
+      link.title = cause.review_command;
+      name.append(link);
+    } else {
+      name.textContent = cause.reason_bucket;
+    }
+    row.append(name);
+    for (const text of [dash(cause.leads), `${cause.share_pct.toFixed(1)}%`, dash(cause.oldest_age_days), cause.fixed_by]) {
+      const cell = document.createElement("td");
+      cell.textContent = text;
+      row.append(cell);
+    }
+    body.append(row);
+  }
+  const queue = todo.review_queue;
+  setText(
+    "what-to-do-summary",
+    `Review queue ${dash(queue.leads)} leads, oldest ${dash(queue.oldest_age_days)} days ` +
+      `(kpi-red review) · oldest red lead ${dash(todo.oldest_red_age_days)} days · ` +
+      `ORIGIN_MISSING persons ${dash(todo.origin_missing_persons)}` +
+      (todo.origin_missing_persons ? " (kpi-red cycle repairs them)" : ""),
+  );
 }
 
 function renderTable(payload) {
@@ -200,6 +245,7 @@ async function refresh() {
     renderCards(body);
     renderAlerts(body);
     renderTable(body);
+    renderWhatToDo(body);
     renderChart(body[`last_${CHART_DAYS}_days`] || body.last_7_days);
     banner.hidden = true;
     status.textContent = `updated ${new Date().toLocaleTimeString()}`;

@@ -22,7 +22,7 @@ from matcher.store.base import (
     sql_text,
     table_names,
 )
-from matcher.store.batch import ORIGIN_TAG
+from matcher.store.batch import ORIGIN_TAG, add_origins
 
 CYCLE_LOCK = (0x4B53, 1)  # the session lock that keeps two `kpi-red cycle`s apart
 
@@ -44,7 +44,8 @@ def init_schema(
         if dbt_role:
             _become(conn, dbt_role)
         user = _current_user(conn)
-        for schema in dict.fromkeys((tables.attempts[0], *relations.DBT_SCHEMAS)):
+        logs = (tables.attempts[0], tables.reviews[0], tables.removals[0])
+        for schema in dict.fromkeys((*logs, *relations.DBT_SCHEMAS)):
             if _owner(conn, "select nspowner from pg_namespace where nspname = %s", schema):
                 continue
             try:
@@ -70,6 +71,12 @@ def init_schema(
             sql.SQL(template).format(
                 attempts_schema=sql.Identifier(tables.attempts[0]),
                 attempts=qualified(tables.attempts),
+            )
+        )
+        # the reviewers' logs (``kpi-red review``, ``kpi-red unlink``)
+        conn.execute(
+            sql.SQL(sql_text("review/init.sql")).format(
+                reviews=qualified(tables.reviews), removals=qualified(tables.removals)
             )
         )
     return created
@@ -120,14 +127,22 @@ def repair_origin(conn: psycopg.Connection, *, tables: Tables, dry_run: bool = F
     """An origin row for every linked person without one (ORIGIN_MISSING), whoever linked
     them, from their earliest link. Set-based and idempotent. Returns the rows added."""
     statement = sql.SQL(sql_text("repair_origin.sql")).format(**table_names(tables))
-    with conn.transaction() as transaction:
-        row = conn.execute(
+    with conn.transaction():
+        due = conn.execute(
             statement, {"lead_source_table": tables.lead_source_table, "origin_tag": ORIGIN_TAG}
-        ).fetchone()
-        count = int(row[0]) if row else 0
+        ).fetchall()
         if dry_run:
-            raise psycopg.Rollback(transaction)
-    return count
+            return len(due)
+        now = conn.execute("select now()").fetchone()[0]  # type: ignore[index]
+        return add_origins(
+            conn,
+            tables=tables,
+            person_keys=[row[0] for row in due],
+            origin_tags=[row[1] for row in due],
+            source_pks=[row[2] for row in due],
+            created_at=[row[3] for row in due],
+            recorded_at=now,
+        )
 
 
 def try_cycle_lock(conn: psycopg.Connection) -> bool:
@@ -148,7 +163,7 @@ owner of the upstream tables, the dbt role."""
 def grant_statements(tables: Tables, *, roles: Roles, part: str) -> str:
     """One part of ``sql/grants.sql`` with every schema, table and role quoted."""
     template = sql_sections("grants.sql")[part]
-    for role in (roles.dbt, roles.matcher, roles.reader):
+    for role in (roles.dbt, roles.matcher, roles.reader, roles.reviewer):
         if "$$" in role or not role:
             raise DatabaseError(f"role name {role!r} cannot be used (empty, or has $$)")
 
@@ -164,6 +179,14 @@ def grant_statements(tables: Tables, *, roles: Roles, part: str) -> str:
         dbt_role_name=sql.Literal(roles.dbt),
         matcher_role_name=sql.Literal(roles.matcher),
         reader_role_name=sql.Literal(roles.reader),
+        reviewer_role=sql.Identifier(roles.reviewer),
+        reviewer_role_name=sql.Literal(roles.reviewer),
+        reviewer_upstream_schemas=identifiers(
+            name[0]
+            for name in (tables.leads, tables.registry, tables.claims, tables.links, tables.origin)
+        ),
+        reviews_schema=sql.Identifier(tables.reviews[0]),
+        review_schemas=identifiers((tables.attempts[0], tables.reviews[0], tables.removals[0])),
         upstream_schemas=identifiers(name[0] for name in upstream),
         matcher_upstream_schemas=identifiers(
             name[0]

@@ -37,7 +37,7 @@ def qualified(name: Relation) -> sql.Identifier:
 def table_names(tables: Tables) -> dict[str, sql.Composable]:
     """The tables of the data contract and the attempts log as placeholders of the
     ``.sql`` files: ``{leads}``, ``{registry}``, ``{claims}``, ``{links}``, ``{origin}``,
-    ``{attempts}``."""
+    ``{attempts}``, and the reviewers' logs ``{reviews}``, ``{removals}``."""
     return {
         "leads": qualified(tables.leads),
         "registry": qualified(tables.registry),
@@ -45,6 +45,8 @@ def table_names(tables: Tables) -> dict[str, sql.Composable]:
         "links": qualified(tables.links),
         "origin": qualified(tables.origin),
         "attempts": qualified(tables.attempts),
+        "reviews": qualified(tables.reviews),
+        "removals": qualified(tables.removals),
     }
 
 

@@ -81,9 +81,10 @@ def write_staged(
 ) -> StagedWrite:
     """Check the staged (and locked) batch against the live sources and write it, in one
     statement (``sql/write_batch.sql``): links for the matched leads (never
-    overwriting one), origin rows for linked persons that have none, one attempts-log row
-    per lead settled, every column set. Runs after ``lock_staged``, in a new statement,
-    so what an earlier lock holder committed is visible."""
+    overwriting one) and one attempts-log row per lead settled, every column set; then
+    origin rows for the linked persons that have none (``add_origins``). Runs after
+    ``lock_staged``, in a new statement, so what an earlier lock holder committed is
+    visible."""
     statement = composed(
         "write_batch.sql",
         "write",
@@ -97,13 +98,22 @@ def write_staged(
         {
             "source_table": tables.lead_source_table,
             "linked_by": tables.linked_by,
-            "origin_tag": ORIGIN_TAG,
             "run_id": run_id,
             "started_at": started_at,
         },
     ).fetchone()
     assert row is not None
-    links, origins, _attempts, skipped, person_changed, linked_meanwhile, written_at = row
+    links, _attempts, skipped, person_changed, linked_meanwhile, written_at, *linked = row
+    leads, persons, created_at = linked
+    origins = add_origins(
+        conn,
+        tables=tables,
+        person_keys=persons,
+        origin_tags=[ORIGIN_TAG] * len(leads),
+        source_pks=leads,
+        created_at=created_at,
+        recorded_at=written_at,
+    )
     return StagedWrite(
         links_written=int(links),
         origins_written=int(origins),
@@ -112,6 +122,34 @@ def write_staged(
         linked_meanwhile=linked_meanwhile,
         written_at=written_at,
     )
+
+
+def add_origins(
+    conn: psycopg.Connection,
+    *,
+    tables: Tables,
+    person_keys: Sequence[str | None],
+    origin_tags: Sequence[str],
+    source_pks: Sequence[str],
+    created_at: Sequence[datetime | None],
+    recorded_at: datetime,
+) -> int:
+    """An origin row for each person given that has none, from the earliest of its
+    sources (``sql/origin.sql``: the one statement that writes origin rows). Returns how
+    many were added."""
+    if not person_keys:
+        return 0
+    row = conn.execute(
+        composed("origin.sql", "add", origin=qualified(tables.origin)),
+        {
+            "person_keys": list(person_keys),
+            "origin_tags": list(origin_tags),
+            "source_pks": list(source_pks),
+            "created_at": list(created_at),
+            "recorded_at": recorded_at,
+        },
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def existing_links(
@@ -141,21 +179,15 @@ def record_outcomes(
     attempts-log row per lead by ``COPY``, stamped ``written_at``. Returns how many
     origin rows were added."""
     matched = [decision for decision in decisions if decision.outcome == "matched"]
-    added = 0
-    if matched:
-        row = conn.execute(
-            composed(
-                "write_batch.sql", "linked_meanwhile_origins", origin=qualified(tables.origin)
-            ),
-            {
-                "origin_tag": ORIGIN_TAG,
-                "written_at": written_at,
-                "person_keys": [decision.person_key for decision in matched],
-                "lead_pks": [decision.lead_source_pk for decision in matched],
-                "created_at": [decision.lead_created_at for decision in matched],
-            },
-        ).fetchone()
-        added = int(row[0]) if row else 0
+    added = add_origins(
+        conn,
+        tables=tables,
+        person_keys=[decision.person_key for decision in matched],
+        origin_tags=[ORIGIN_TAG] * len(matched),
+        source_pks=[decision.lead_source_pk for decision in matched],
+        created_at=[decision.lead_created_at for decision in matched],
+        recorded_at=written_at,
+    )
     if decisions:
         copy = composed("write_batch.sql", "record_attempts", attempts=qualified(tables.attempts))
         with conn.cursor() as cursor, cursor.copy(copy) as rows:

@@ -22,6 +22,10 @@ the only dbt schema besides the marts it reads."""
 BACKLOG = (MARTS_SCHEMA, "v_cabinet_kpi_red_backlog")
 METRICS = (MARTS_SCHEMA, "v_cabinet_kpi_red_recovery_metrics_daily")
 SETTINGS = (MARTS_SCHEMA, "kpi_red_settings")
+QUEUE = (MARTS_SCHEMA, "cabinet_kpi_red_recovery_queue")
+CAUSES = (MARTS_SCHEMA, "v_cabinet_kpi_red_backlog_causes")
+"""The backlog now by cause, with what fixes each (the panel's "what to do")."""
+ORIGIN_MISSING = (MARTS_SCHEMA, "v_identity_origin_missing")
 
 # the interface models the matcher probes for candidates
 PERSON_KEYS = (INTERFACE_SCHEMA, "person_keys")
@@ -43,9 +47,12 @@ MATCHER_READS: tuple[Relation, ...] = (
     BACKLOG,
     SETTINGS,
     PERSON_KEYS,
+    PERSON_KEYS_CHANGED,
     JUNK,
 )
 """What the matcher role must be able to read (``doctor``)."""
+REVIEWER_READS: tuple[Relation, ...] = (*MATCHER_READS, QUEUE)
+"""What the reviewer role (``kpi-red review``, ``unlink``, ``explain``) must be able to read."""
 READER_READS: tuple[Relation, ...] = (METRICS, BACKLOG, SETTINGS)
 """What the reader role (the panel, BI tools) must be able to read (``doctor``)."""
 MATCHER_SCHEMAS = (MARTS_SCHEMA, INTERFACE_SCHEMA)

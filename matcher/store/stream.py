@@ -18,6 +18,7 @@ from psycopg import sql
 
 from matcher.records import BacklogLead, ChangedPersonKey
 from matcher.registry import LiveRegistry
+from matcher.settings import Tables
 from matcher.store import relations
 from matcher.store.base import (
     DatabaseError,
@@ -74,13 +75,18 @@ def load_worklist(
 
 
 def stream_worklist(
-    conn: psycopg.Connection, *, batch_size: int
+    conn: psycopg.Connection, *, batch_size: int, tables: Tables
 ) -> Generator[list[BacklogLead], None, None]:
     """The worklist with its candidates, in its order, a page (``batch_size`` leads) per
     statement on the autocommit connection ``conn``: memory flat, and no transaction open
     between pages, so nothing a dbt build replaces (``person_keys`` with
     ``--full-refresh``) waits on the run, and no idle transaction can time out."""
-    statement = composed("stream.sql", "page", person_keys=qualified(relations.PERSON_KEYS))
+    statement = composed(
+        "stream.sql",
+        "page",
+        person_keys=qualified(relations.PERSON_KEYS),
+        reviews=qualified(tables.reviews),
+    )
     read = 0
     with conn.cursor(binary=True) as cursor:
         while True:

@@ -3,10 +3,10 @@ from its raw values, and what a batch looks up one edit away."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 
-from matcher import match, records
 from matcher import near as one_edit
+from matcher import records
 from matcher.normalize import NormalizationRules
 
 
@@ -29,7 +29,23 @@ def usable_keys(
         "phone": rules.phone(phone),
         "email": rules.email(email),
     }
-    return match.drop_junk(normalized, rules=rules, junk=junk)
+    return drop_junk(normalized, rules=rules, junk=junk)
+
+
+def drop_junk(
+    keys: Mapping[str, str | None],
+    *,
+    rules: NormalizationRules,
+    junk: Collection[tuple[str, str]] = frozenset(),
+) -> dict[str, str]:
+    """Normalized keys without absent and junk values, in their order: what dbt's
+    ``int_lead_identifiers`` gives the backlog view."""
+    blocklisted = rules.blocklisted
+    return {
+        key_type: value
+        for key_type, value in keys.items()
+        if value and (key_type, value) not in blocklisted and (key_type, value) not in junk
+    }
 
 
 def near_lookups(

@@ -1,6 +1,6 @@
 """A production layout for the production suite: upstream tables owned by another role,
 exactly the data contract (no defaults, no index beyond the keys), and the project's
-three roles, each command run as the role the README says.
+three roles, each command run as the role docs/production.md says.
 
 ``Site`` is one such database: its roles (suffixed, so tests never share one), a
 ``profiles.yml`` with a target per role (the password from ``DBT_ENV_SECRET_PGPASSWORD``),
@@ -219,7 +219,7 @@ class Site:
         )
         return dict(rows)  # type: ignore[arg-type]
 
-    # --- the setup the README's Production section describes -------------------------
+    # --- the setup docs/production.md describes -------------------------
 
     def setup_upstream(self) -> None:
         """The DBA creates the roles; the upstream owner has its tables, full of (demo)

@@ -61,6 +61,17 @@ def golden(make_database: Callable[..., Database]) -> Database:
     return _session["golden"]  # type: ignore[no-any-return]
 
 
+def cycled(make_database: Callable[..., Database]) -> Database:
+    """The session's demo database after one cycle (``golden``, matched, ``dbt run``):
+    what a reviewer finds. Clone it; never write to it."""
+    if "cycled" not in _session:
+        database = clone(golden(make_database), Path(tempfile.mkdtemp(prefix="kpi-red-cycled-")))
+        run_match(database.conninfo, settings=database.settings, options=MatchOptions(limit=None))
+        database.dbt("run")
+        _session["cycled"] = database
+    return _session["cycled"]  # type: ignore[no-any-return]
+
+
 def socket_dir_of(database: Database) -> Path:
     return Path(conninfo_to_dict(database.conninfo)["host"])  # type: ignore[arg-type]
 

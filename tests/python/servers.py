@@ -6,7 +6,7 @@
   (``/usr/lib/postgresql/<version>/bin``), a fresh cluster in a temporary directory on a
   loopback port with password (scram-sha-256) authentication, stopped and removed after the
   session. Without those binaries the tests skip, naming what to install; in CI (``CI`` set)
-  they fail instead, so the version the README promises is always checked there.
+  they fail instead, so the version docs/production.md promises is always checked there.
 """
 
 from __future__ import annotations

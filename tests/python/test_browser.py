@@ -2,7 +2,7 @@
 
 `kpi-red serve` runs as a subprocess on a free loopback port against the dbt-built demo
 database; Selenium loads `/`, waits for the numbers, compares them with the models and
-saves `docs/panel.png` (the README's screenshot). Skipped when the binaries are absent:
+saves `docs/panel.png` (the screenshot in docs/operations.md). Skipped when the binaries are absent:
 `make test-browser` installs them.
 """
 

@@ -39,7 +39,13 @@ def test_cycle_runs_green_and_drains_the_eligible_backlog(
     result = CliRunner().invoke(main, ["cycle", "--json"], env=cycle_env(demo_copy, tmp_path))
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    assert [step["step"] for step in report["steps"]] == ["init", "dbt build", "match", "dbt build"]
+    assert [step["step"] for step in report["steps"]] == [
+        "init",
+        "dbt build",
+        "match",
+        "repair origin",
+        "dbt build",
+    ]
     assert report["match"]["claimed"] > 0 and report["match"]["matched"] > 0
     eligible = demo_copy.scalar(
         "select count(*) from ops.v_cabinet_kpi_red_backlog where is_eligible"

@@ -13,6 +13,7 @@ from conftest import Database
 
 from matcher import records, write
 from matcher.cli import main
+from matcher.settings import Tables
 from matcher.store import base as store_base
 from matcher.store import stream as store_stream
 
@@ -347,7 +348,10 @@ def test_the_worklist_is_read_whole_and_in_order_past_any_small_integer(
     database.execute(
         "create schema kpi_red_interface; create table kpi_red_interface.person_keys"
         " (person_key text, key_type text, key_value text, full_name text,"
-        " identifiers_hash text)"
+        " identifiers_hash text);"
+        # the reviewers' rejections, which each page reads beside the candidates
+        " create schema kpi_red; create table kpi_red.review_decisions"
+        " (lead_source_pk text, person_key text, decision text, identifiers_hash text)"
     )
     with store_base.connect(database.conninfo, autocommit=True) as conn:
         with conn.transaction():
@@ -361,7 +365,7 @@ def test_the_worklist_is_read_whole_and_in_order_past_any_small_integer(
         for size in (2000, 999):
             read = [
                 lead.lead_source_pk
-                for page in store_stream.stream_worklist(conn, batch_size=size)
+                for page in store_stream.stream_worklist(conn, batch_size=size, tables=Tables())
                 for lead in page
             ]
             assert read == [f"L{number:06d}" for number in range(1, 40001)]

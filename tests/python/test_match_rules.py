@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from match_support import usable_keys
+from match_support import drop_junk, usable_keys
 
 from matcher import match, records
 from matcher.normalize import NormalizationRules
@@ -420,6 +420,6 @@ def test_an_existing_link_elsewhere_turns_a_match_into_a_conflict() -> None:
 
 def test_drop_junk_on_dbt_keys() -> None:
     keys = {"document": "DNI:12345678", "phone": "51987654321", "email": None}
-    assert match.drop_junk(keys, rules=RULES) == {"phone": "51987654321"}
+    assert drop_junk(keys, rules=RULES) == {"phone": "51987654321"}
     junk = frozenset({("phone", "51987654321")})
-    assert match.drop_junk(keys, rules=RULES, junk=junk) == {}
+    assert drop_junk(keys, rules=RULES, junk=junk) == {}

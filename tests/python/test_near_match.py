@@ -258,9 +258,9 @@ def test_near_lookups_only_for_unsettled_documents_and_phones() -> None:
     )
     assert near_lookups(decisions, country_code=CC) == [("document", "DNI:45678913")]
     lookup = one_edit.NearLookup.of(decisions, country_code=CC)
-    assert {key_type for key_type, _ in lookup.probes} == {"document"}
-    assert ("document", "DNI:45678912") in lookup.probes  # Ana's, one substitution off
-    assert ("document", "DNI:45678913") not in lookup.probes
+    assert set(lookup.origins) == {"document"}
+    assert "DNI:45678912" in lookup.origins["document"]  # Ana's, one substitution off
+    assert "DNI:45678913" not in lookup.origins["document"]
 
 
 @pytest.mark.parametrize(

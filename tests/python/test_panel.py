@@ -35,6 +35,7 @@ CONTRACT_KEYS = [
     "last_7_days",
     "current_backlog",
     "current_backlog_is_live",
+    "what_to_do",
 ]
 DAILY_KEYS = [
     "metric_date",

@@ -1,5 +1,5 @@
 -- Demo data: `kpi-red demo` (matcher/demo.py). Sections are run one by one by
--- matcher.db.run_demo_sql, all inside one transaction. A section with parameters is a
+-- matcher.store.demo.run_demo_sql, all inside one transaction. A section with parameters is a
 -- single statement; a section of several statements takes none (it reads demo_params).
 -- Schema and table names are psycopg.sql identifiers, never spliced text.
 -- Randomness is a hash of (seed, row number, salt) (hashtextextended, the stable hash of

@@ -14,6 +14,14 @@ begin
     execute format('grant connect on database %I to %I', current_database(), {reader_role_name});
 end
 $$;
+-- The reviewer role (`kpi-red review`, `kpi-red unlink`), when the DBA created it.
+do $$
+begin
+    if exists (select 1 from pg_catalog.pg_roles where rolname = {reviewer_role_name}) then
+        execute format('grant connect on database %I to %I', current_database(), {reviewer_role_name});
+    end if;
+end
+$$;
 -- `kpi-red cycle` runs as the dbt role and matches too: it acts with the matcher's rights.
 do $$
 begin
@@ -41,12 +49,44 @@ grant select on {leads}, {registry}, {links}, {origin}, {claims} to {dbt_role};
 grant usage on schema {matcher_upstream_schemas} to {matcher_role};
 grant select on {leads}, {registry}, {claims} to {matcher_role};
 grant select, insert on {links}, {origin} to {matcher_role};
+-- The reviewer, when the role exists: reads the leads, the registry and the claims (each
+-- decision re-checks its lead), inserts a review's link and origin row, and deletes links
+-- (`kpi-red unlink`). PostgreSQL grants DELETE on a whole table: the tool itself removes
+-- only links whose linked_by is the matcher's or a review's, others only with --force.
+do $$
+begin
+    if exists (select 1 from pg_catalog.pg_roles where rolname = {reviewer_role_name}) then
+        grant usage on schema {reviewer_upstream_schemas} to {reviewer_role};
+        grant select on {leads}, {registry}, {claims} to {reviewer_role};
+        grant select, insert, delete on {links} to {reviewer_role};
+        grant select, insert on {origin} to {reviewer_role};
+    end if;
+end
+$$;
 
 -- name: project
 -- Run as the dbt role (it owns all of these: `kpi-red init` and `dbt build` made them).
 -- The matcher appends to its attempts log, and reads the relations dbt builds.
 grant usage on schema {attempts_schema} to {matcher_role};
 grant select, insert on {attempts} to {matcher_role};
+-- It reads the reviewers' decisions: a pair a reviewer rejected is never linked.
+grant usage on schema {reviews_schema} to {matcher_role};
+grant select on {reviews} to {matcher_role};
+-- The reviewer, when the role exists: appends to the two review logs, reads the attempts
+-- log and what dbt builds (the backlog, the queue, the person keys).
+do $$
+begin
+    if exists (select 1 from pg_catalog.pg_roles where rolname = {reviewer_role_name}) then
+        grant usage on schema {review_schemas} to {reviewer_role};
+        grant select, insert on {reviews}, {removals} to {reviewer_role};
+        grant select on {attempts} to {reviewer_role};
+        grant usage on schema {matcher_dbt_schemas} to {reviewer_role};
+        grant select on all tables in schema {matcher_dbt_schemas} to {reviewer_role};
+        alter default privileges for role {dbt_role} in schema {matcher_dbt_schemas}
+        grant select on tables to {reviewer_role};
+    end if;
+end
+$$;
 grant usage on schema {matcher_dbt_schemas} to {matcher_role};
 grant select on all tables in schema {matcher_dbt_schemas} to {matcher_role};
 -- The reader (`kpi-red metrics`, `kpi-red serve`, BI tools): the marts, read-only.

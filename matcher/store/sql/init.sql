@@ -1,5 +1,5 @@
 -- `kpi-red init`: the project's own log, created when missing (idempotent). The schema
--- is created beforehand by matcher.db.init_schema when missing. Run as the dbt role (or
+-- is created beforehand by matcher.store.admin.init_schema when missing. Run as the dbt role (or
 -- with var dbt_role set, as any role that may act as it): what it creates belongs to that
 -- role. Upstream tables (leads, registry, links, origin, claims) are never touched here:
 -- they are their owners'. Identifiers are passed in by psycopg.sql.

@@ -1,5 +1,6 @@
--- kpi-red repair-origin: an origin row for every linked person without one
--- (ORIGIN_MISSING), whoever linked them, from their earliest link: the persons and links
+-- kpi-red repair-origin: the origin row due to every linked person without one
+-- (ORIGIN_MISSING), whoever linked them, from their earliest link (written by
+-- origin.sql, as every origin row): the persons and links
 -- dbt's v_identity_origin_missing shows, read live from the tables themselves (the matcher
 -- role reads those, not the view). A cabinet lead's link gets origin_tag 'cabinet_lead'
 -- and the lead's creation time. Parameters: %(lead_source_table)s, %(origin_tag)s.
@@ -32,21 +33,11 @@ origin_sources as (
         on
             first_links.source_table = %(lead_source_table)s
             and leads.lead_id::text = first_links.source_pk
-),
-
-inserted as (
-    insert into {origin} (
-        person_key, origin_tag, origin_source_pk, origin_created_at, recorded_at
-    )
-    select
-        person_key,
-        origin_tag,
-        origin_source_pk,
-        origin_created_at,
-        now() as recorded_at
-    from origin_sources
-    on conflict (person_key) do nothing
-    returning 1
 )
 
-select count(*) from inserted
+select
+    origin_sources.person_key,
+    origin_sources.origin_tag,
+    origin_sources.origin_source_pk,
+    origin_sources.origin_created_at
+from origin_sources

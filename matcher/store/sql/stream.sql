@@ -79,7 +79,8 @@ select
     candidates.key_types,
     candidates.person_keys,
     candidates.full_names,
-    candidates.identifiers_hashes
+    candidates.identifiers_hashes,
+    rejected.person_keys as rejected_person_keys
 from pg_temp.kpi_red_worklist as worklist
 left join lateral (
     select
@@ -119,6 +120,15 @@ left join lateral (
             and person_keys.key_value = worklist.email_key
     ) as persons
 ) as candidates on true
+-- the persons a reviewer said the lead is not, while its identifiers are as they were then
+left join lateral (
+    select array_agg(distinct reviews.person_key) as person_keys
+    from {reviews} as reviews
+    where
+        reviews.lead_source_pk = worklist.lead_source_pk
+        and reviews.decision = 'reject'
+        and reviews.identifiers_hash = worklist.identifiers_hash
+) as rejected on true
 where
     worklist.ordinal > %(after)s::bigint
     and worklist.ordinal <= %(after)s::bigint + %(size)s::bigint

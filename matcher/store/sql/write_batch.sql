@@ -2,8 +2,9 @@
 -- pg_temp.{stage} (binary COPY) and each lead holds its advisory lock (`lock` below).
 -- Every lead is checked against the LIVE sources, not the copy the decision was made on:
 -- it still exists, is unclaimed, has no link, its identifiers hash is the one decided on,
--- no attempt was logged since, and (decided matched) the chosen person's registry row
--- still hashes as it did when the decision read it. What changed is not written as
+-- no attempt was logged since, no reviewer rejected the chosen person since, and
+-- (decided matched) the chosen person's registry row still hashes as it did when the
+-- decision read it. What changed is not written as
 -- decided: the lead is left out with a reason (`disposition`; the next run decides it
 -- again if it is still red) or, for a changed person, recorded as failed
 -- `person_changed`; a lead someone else linked meanwhile is returned to the caller, which
@@ -54,6 +55,15 @@ checked as materialized (
             where claims.lead_id = staged.lead_source_pk
         ) as is_claimed,
         linked.source_pk is not null as is_linked,
+        -- a reviewer said "not this person" for the lead as it is (since the stream read it)
+        staged.outcome = 'matched' and exists (
+            select 1 from {reviews} as reviews
+            where
+                reviews.lead_source_pk = staged.lead_source_pk
+                and reviews.person_key = staged.person_key
+                and reviews.decision = 'reject'
+                and reviews.identifiers_hash = staged.identifiers_hash
+        ) as is_rejected,
         persons.person_key is null
         or persons.identifiers_hash is distinct from staged.person_identifiers_hash
             as is_person_changed
@@ -114,6 +124,7 @@ verdicts as (
             when checked.is_linked and checked.outcome = 'failed' then 'linked_meanwhile'
             when checked.is_linked then 'linked'
             when checked.is_changed then 'changed_since_read'
+            when checked.is_rejected then 'rejected_meanwhile'
             when checked.outcome = 'matched' and checked.is_person_changed
                 then 'person_changed'
             else 'write'
@@ -180,24 +191,6 @@ settled as (
         or verdicts.lead_source_pk in (select new_links.source_pk from new_links)
 ),
 
-new_origins as (
-    insert into {origin} (
-        person_key, origin_tag, origin_source_pk, origin_created_at, recorded_at
-    )
-    select distinct on (settled.person_key)
-        settled.person_key,
-        %(origin_tag)s,
-        settled.lead_source_pk,
-        settled.live_created_at,
-        clock.written_at
-    from settled
-    cross join clock
-    where settled.outcome = 'matched'
-    order by settled.person_key, settled.live_created_at, settled.lead_source_pk
-    on conflict (person_key) do nothing
-    returning 1
-),
-
 new_attempts as (
     insert into {attempts} (
         run_id, lead_source_pk, outcome, fail_reason, match_rule, match_score, person_key,
@@ -222,7 +215,6 @@ new_attempts as (
 
 select
     (select count(*) from new_links) as links_written,
-    (select count(*) from new_origins) as origins_written,
     (select count(*) from new_attempts) as attempts_written,
     array(
         select verdicts.lead_source_pk || ' ' || verdicts.disposition
@@ -245,29 +237,26 @@ select
                 and verdicts.lead_source_pk not in (select new_links.source_pk from new_links)
             )
     ) as linked_meanwhile,
-    (select clock.written_at from clock) as written_at
-
--- name: linked_meanwhile_origins
--- the leads decided matched that someone else linked meanwhile, to the same person: an
--- origin row for that person when it has none
-with new_origins as (
-    insert into {origin} (
-        person_key, origin_tag, origin_source_pk, origin_created_at, recorded_at
-    )
-    select distinct on (linked.person_key)
-        linked.person_key,
-        %(origin_tag)s,
-        linked.source_pk,
-        coalesce(linked.created_at, %(written_at)s),
-        %(written_at)s
-    from unnest(%(person_keys)s::text[], %(lead_pks)s::text[], %(created_at)s::timestamptz[])
-        as linked (person_key, source_pk, created_at)
-    order by linked.person_key, linked.created_at, linked.source_pk
-    on conflict (person_key) do nothing
-    returning 1
-)
-
-select count(*) from new_origins
+    (select clock.written_at from clock) as written_at,
+    -- the leads linked now, for their persons' origin rows (origin.sql)
+    array(
+        select settled.lead_source_pk
+        from settled
+        where settled.outcome = 'matched'
+        order by settled.lead_source_pk
+    ) as linked_leads,
+    array(
+        select settled.person_key
+        from settled
+        where settled.outcome = 'matched'
+        order by settled.lead_source_pk
+    ) as linked_persons,
+    array(
+        select settled.live_created_at
+        from settled
+        where settled.outcome = 'matched'
+        order by settled.lead_source_pk
+    ) as linked_created_at
 
 -- name: record_attempts
 -- the attempts-log rows of decided leads written without staging, by copy

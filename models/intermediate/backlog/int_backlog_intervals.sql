@@ -17,7 +17,7 @@
 
 {#- Incremental (delete+insert on `lead_source_pk`), exact by construction: a lead's
     intervals are a function of its inputs (`backlog_lead_inputs`: creation, current link,
-    first claim, matched attempts), stored with their md5 `inputs_hash`. A run recomputes
+    first claim, matched attempts, review links, logged link removals), stored with their md5 `inputs_hash`. A run recomputes
     every interval of the leads whose hash changed, whatever their timestamps say (a late
     row of any age, a removed or backdated link or claim), and of the leads with no stored
     row that have an interval now; a lead that was never red (linked or claimed at its
@@ -43,6 +43,16 @@ links as (
 all_matched_attempts as (
     select * from {{ ref('stg_kpi_red__match_attempts') }}
     where is_matched
+),
+
+all_review_links as (
+    select * from {{ ref('stg_kpi_red__review_decisions') }}
+    where is_link
+),
+
+all_removals as (
+    select * from {{ ref('stg_kpi_red__link_removals') }}
+    where source_table = {{ sql_literal(var("lead_source_table")) }}
 ),
 
 -- each lead's inputs now (read more than once: PostgreSQL materializes it)
@@ -127,6 +137,28 @@ live_link_attempts as (
         matched_attempts.attempt_id desc
 ),
 
+-- a review's link: a link decision for the lead's current person, the link by the review
+live_review_links as (
+    select distinct links.source_pk as lead_source_pk
+    from links
+    inner join all_review_links
+        on
+            all_review_links.lead_source_pk = links.source_pk
+            and all_review_links.person_key = links.person_key
+    where
+        links.linked_by = {{ sql_literal(var("review_linked_by")) }}
+        and links.source_pk in (select leads.lead_id from leads)
+),
+
+-- the links `kpi-red unlink` removed: the lead left at the link and came back at removal
+removals as (
+    select all_removals.*
+    from all_removals
+    where all_removals.lead_source_pk in (
+        select leads.lead_id from leads
+    )
+),
+
 -- the lead leaves for good at its current link or first claim (clamped to creation)
 final_exits as (
     select
@@ -139,6 +171,11 @@ final_exits as (
                 and coalesce(leads.linked_at, '-infinity')
                 <= coalesce(leads.first_claimed_at, 'infinity')
                 then 'matched'
+            when
+                live_review_links.lead_source_pk is not null
+                and coalesce(leads.linked_at, '-infinity')
+                <= coalesce(leads.first_claimed_at, 'infinity')
+                then 'reviewed'
             when leads.has_link or leads.has_claim
                 then 'other'
         end as final_exit_kind,
@@ -153,6 +190,8 @@ final_exits as (
     from leads
     left join live_link_attempts
         on live_link_attempts.lead_source_pk = leads.lead_id
+    left join live_review_links
+        on live_review_links.lead_source_pk = leads.lead_id
     left join last_matches
         on last_matches.lead_source_pk = leads.lead_id
 ),
@@ -171,20 +210,61 @@ removed_link_matches as (
         live_link_attempts.attempt_id is null
         and matched_attempts.attempted_at > final_exits.created_at
         and matched_attempts.attempted_at < coalesce(final_exits.final_left_at, 'infinity')
+        -- a removal `kpi-red unlink` logged is dated by its log (below)
+        and not exists (
+            select 1 from removals
+            where
+                removals.lead_source_pk = matched_attempts.lead_source_pk
+                and removals.person_key = matched_attempts.person_key
+                and removals.link_run_id = matched_attempts.run_id
+        )
 ),
 
+-- a logged removal: the lead left when the link was made, and is red again from removal
+logged_removals as (
+    select
+        final_exits.lead_id,
+        removals.removed_at,
+        greatest(coalesce(removals.linked_at, removals.removed_at), final_exits.created_at)
+            as linked_at,
+        case
+            when removals.linked_by = {{ sql_literal(var("matcher_linked_by")) }} then 'matched'
+            when removals.linked_by = {{ sql_literal(var("review_linked_by")) }} then 'reviewed'
+            else 'other'
+        end as link_exit_kind
+    from final_exits
+    inner join removals
+        on removals.lead_source_pk = final_exits.lead_id
+    where
+        removals.removed_at > final_exits.created_at
+        and removals.removed_at < coalesce(final_exits.final_left_at, 'infinity')
+),
+
+-- each entry with how the interval before it ended (its time and kind)
 entries as (
     select
         lead_id,
         created_at as entered_at,
-        'created' as entry_kind
+        'created' as entry_kind,
+        null::timestamptz as prior_left_at,
+        null::text as prior_exit_kind
     from final_exits
     union all
     select
         lead_id,
         bounced_at as entered_at,
-        'link_removed' as entry_kind
+        'link_removed' as entry_kind,
+        bounced_at as prior_left_at,
+        'matched' as prior_exit_kind
     from removed_link_matches
+    union all
+    select
+        lead_id,
+        removed_at as entered_at,
+        'link_removed' as entry_kind,
+        linked_at as prior_left_at,
+        link_exit_kind as prior_exit_kind
+    from logged_removals
 ),
 
 intervals as (
@@ -192,7 +272,8 @@ intervals as (
         entries.lead_id,
         entries.entered_at,
         entries.entry_kind,
-        lead(entries.entered_at) over lead_timeline as next_entered_at,
+        lead(entries.prior_left_at) over lead_timeline as next_left_at,
+        lead(entries.prior_exit_kind) over lead_timeline as next_exit_kind,
         final_exits.final_left_at,
         final_exits.final_exit_kind,
         final_exits.created_at,
@@ -209,9 +290,9 @@ bounded as (
         lead_id as lead_source_pk,
         entered_at,
         entry_kind,
-        coalesce(next_entered_at, final_left_at) as left_at,
+        coalesce(next_left_at, final_left_at) as left_at,
         case
-            when next_entered_at is not null then 'matched'
+            when next_left_at is not null then next_exit_kind
             else final_exit_kind
         end as exit_kind,
         created_at as lead_created_at,

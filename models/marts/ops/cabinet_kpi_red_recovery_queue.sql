@@ -148,6 +148,7 @@ final as (
         (
             case
                 when not is_in_backlog and exit_kind = 'matched' then 'matched'
+                when not is_in_backlog and exit_kind = 'reviewed' then 'reviewed'
                 when not is_in_backlog then 'resolved_elsewhere'
                 when is_pending then 'pending'
                 else 'failed'

@@ -9,6 +9,8 @@
     'links_schema', 'links_table', 'origin_schema', 'origin_table',
     'claims_schema', 'claims_table', 'attempts_schema', 'attempts_table',
     'lead_source_table', 'matcher_linked_by',
+    'review_decisions_schema', 'review_decisions_table', 'link_removals_schema',
+    'link_removals_table', 'review_linked_by',
     'phone_country_code', 'phone_national_lengths', 'default_document_type',
     'junk_phones', 'junk_documents', 'junk_emails', 'junk_shared_threshold',
     'near_match_min_length', 'metrics_time_zone', 'metrics_lookback_days',

@@ -28,6 +28,16 @@ recent_attempts as (
     select * from {{ ref('int_lead_attempts__recent') }}
 ),
 
+-- each lead's newest rejection by a reviewer: the matcher decides the lead again at once
+rejections as (
+    select
+        lead_source_pk,
+        max(decided_at) as last_rejected_at
+    from {{ ref('stg_kpi_red__review_decisions') }}
+    where not is_link
+    group by lead_source_pk
+),
+
 -- the registry as the last build saw it: the matcher finds candidates only there
 registry_changes as (
     select max(changed_at) as registry_changed_at
@@ -86,7 +96,11 @@ classified as (
         coalesce(attempts_since_change, 0) as attempts_since_change,
         {{ is_pending_match('has_attempts', 'last_identifiers_hash', 'identifiers_hash', 'last_outcome') }}
             as is_pending,
-        (select registry_changes.registry_changed_at from registry_changes) as registry_changed_at
+        (select registry_changes.registry_changed_at from registry_changes) as registry_changed_at,
+        (
+            select rejections.last_rejected_at from rejections
+            where rejections.lead_source_pk = attempted.lead_id
+        ) as last_rejected_at
     from attempted
 ),
 
@@ -101,6 +115,7 @@ scheduled as (
         case
             when last_attempt_at is null then created_at
             when is_pending then last_attempt_at
+            when last_rejected_at > last_attempt_at then last_rejected_at
             when
                 last_fail_reason in (
                     'no_match', 'low_confidence', 'conflict', 'ambiguous', 'name_mismatch',

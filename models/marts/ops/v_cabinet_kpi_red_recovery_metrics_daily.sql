@@ -68,7 +68,8 @@ daily_exits as (
     select
         {{ local_date('left_at') }} as metric_date,
         count(*) filter (where exit_kind = 'matched') as matched_out,
-        count(*) filter (where exit_kind <> 'matched') as other_out
+        count(*) filter (where exit_kind = 'reviewed') as reviewed_out,
+        count(*) filter (where exit_kind not in ('matched', 'reviewed')) as other_out
     from as_of_intervals
     where left_at is not null
     group by {{ local_date('left_at') }}
@@ -79,6 +80,7 @@ movements as (
         calendar.metric_date,
         coalesce(daily_entries.new_backlog_in, 0) as new_backlog_in,
         coalesce(daily_exits.matched_out, 0) as matched_out,
+        coalesce(daily_exits.reviewed_out, 0) as reviewed_out,
         coalesce(daily_exits.other_out, 0) as other_out
     from calendar
     left join daily_entries
@@ -92,7 +94,8 @@ running as (
     select
         movements.*,
         coalesce(sum(
-            movements.new_backlog_in - movements.matched_out - movements.other_out
+            movements.new_backlog_in - movements.matched_out - movements.reviewed_out
+            - movements.other_out
         ) over (
             order by movements.metric_date
             rows between unbounded preceding and 1 preceding
@@ -106,10 +109,16 @@ final as (
         running.backlog_start::bigint as backlog_start,
         running.new_backlog_in::bigint as new_backlog_in,
         running.matched_out::bigint as matched_out,
+        running.reviewed_out::bigint as reviewed_out,
         running.other_out::bigint as other_out,
-        (running.backlog_start + running.new_backlog_in - running.matched_out - running.other_out)::bigint
-            as backlog_end,
-        (running.new_backlog_in - running.matched_out - running.other_out)::bigint as net_change,
+        (
+            running.backlog_start + running.new_backlog_in - running.matched_out
+            - running.reviewed_out - running.other_out
+        )::bigint as backlog_end,
+        (
+            running.new_backlog_in - running.matched_out - running.reviewed_out
+            - running.other_out
+        )::bigint as net_change,
         daily_attempts.top_fail_reason::text as top_fail_reason,
         coalesce(daily_attempts.attempts, 0)::bigint as attempts,
         coalesce(daily_attempts.matched_attempts, 0)::bigint as matched_attempts,
@@ -122,7 +131,9 @@ final as (
         coalesce(daily_attempts.failed_name_mismatch, 0)::bigint as failed_name_mismatch,
         coalesce(daily_attempts.failed_person_changed, 0)::bigint as failed_person_changed,
         coalesce(daily_attempts.failed_conflict, 0)::bigint as conflicts,
-        (running.new_backlog_in > running.matched_out + running.other_out) as is_inflow_exceeding_recovery,
+        (
+            running.new_backlog_in > running.matched_out + running.reviewed_out + running.other_out
+        ) as is_inflow_exceeding_recovery,
         coalesce(
             daily_attempts.failed_missing_identifiers * 2 > daily_attempts.failed_attempts,
             false

@@ -1,12 +1,14 @@
 """Bad input never crashes the matcher, never links on junk, and every lead
 gets an outcome with a reason.
 
-- hypothesis feeds the matcher's decision path (dbt-equivalent normalization, the junk
-  filter of ``run.to_lead``, ``match.decide_batch``, the attempts-log row) batches of leads
+- hypothesis feeds the matcher's decision path (dbt-equivalent normalization and junk
+  filter, as the backlog view gives a lead; ``run.to_lead``, ``match.decide_batch``, the
+  one-edit pass, the attempts-log row) batches of leads
   made of arbitrary unicode, control characters, NUL bytes, 10 kB strings, numbers as text
   in every format, the nasty-formats corpus and junk values (blocklisted and shared), against
   a registry where each junk value points at exactly one person whose name the lead may
-  carry: a junk key that slipped through would link. (The normalizers' own properties are
+  carry: a junk key that slipped through would link (dbt's own filter is checked by the
+  database half below). (The normalizers' own properties are
   in test_normalize.py; its strategies and corpus are reused here.)
 - in the database: leads built from the corpus and junk-only leads go through ``dbt build``
   and ``kpi-red match``; each gets exactly one attempt with an outcome and, if failed, a
@@ -25,6 +27,7 @@ from click.testing import CliRunner
 from conftest import PROJECT_DIR, Database
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from match_support import usable_keys
 from test_normalize import long_text, nasty_corpus, nasty_text, numbers_as_text
 
 from matcher import match, records, run, write
@@ -172,23 +175,28 @@ def backlog_row(number: int, raw: dict[str, str | None]) -> records.BacklogLead:
     """The lead as the backlog view gives it: dbt's keys (the same normalization), from
     text PostgreSQL can hold (no NUL, as in ``database_leads``)."""
     raw = {name: None if value is None else value.replace("\0", "") for name, value in raw.items()}
+    keys = usable_keys(
+        phone=raw["phone"],
+        document_type=raw["document_type"],
+        document_number=raw["document_number"],
+        email=raw["email"],
+        rules=RULES,
+        junk=SHARED_JUNK,
+    )
     return records.BacklogLead(
         lead_source_pk=f"L{number:06d}",
         created_at=datetime(2025, 1, 1, tzinfo=UTC),
         identifiers_hash=identifiers_hash(**raw),
         full_name=raw["full_name"],
-        phone_key=RULES.phone(raw["phone"]),
-        document_key=RULES.document(raw["document_type"], raw["document_number"]),
-        email_key=RULES.email(raw["email"]),
+        phone_key=keys.get("phone"),
+        document_key=keys.get("document"),
+        email_key=keys.get("email"),
         last_attempt_id=0,
     )
 
 
 def decide(raws: list[dict[str, str | None]]) -> list[records.Decision]:
-    leads = [
-        run.to_lead(backlog_row(number, raw), rules=RULES, junk=SHARED_JUNK)
-        for number, raw in enumerate(raws)
-    ]
+    leads = [run.to_lead(backlog_row(number, raw)) for number, raw in enumerate(raws)]
     # the exact pass, then the near pass, as run.decided_batches does
     decisions = match.decide_batch(leads, INDEX)
     lookup = one_edit.NearLookup.of(decisions, country_code=RULES.country_code)

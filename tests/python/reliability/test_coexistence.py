@@ -1,4 +1,4 @@
-"""What is safe to run together (the README's table), one test per pair.
+"""What is safe to run together (the table in docs/operations.md), one test per pair.
 
 - two ``kpi-red match --limit N`` started together: each claims N leads;
 - ``dbt build`` while a match runs: the build passes, and never waits long on a lock;
@@ -9,7 +9,7 @@
 - ``kpi-red metrics`` (``--live`` too) while ``dbt build`` runs: every read succeeds.
 
 (Two ``kpi-red cycle``s: the second exits 75, ``test_cycle.py``. Four matchers at once:
-``test_reliability_concurrency.py``.) The matchers run as processes, paused after each
+``test_concurrency.py``.) The matchers run as processes, paused after each
 batch's writes (the reliability tests' hook) so that they overlap the other side; dbt
 runs in this process.
 """

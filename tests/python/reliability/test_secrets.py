@@ -6,7 +6,7 @@ that libpq quotes back (a space in a URI password, an unknown option, a bad port
 unterminated quote). Each time: exit code 1, one line, no traceback, no password. Two of
 them also run as real processes, to see stdout and stderr apart.
 (That a successful ``kpi-red cycle`` leaks its password into no log or dbt artifact is
-checked in test_reliability_idempotence.py, which runs cycles with one.)
+checked in test_idempotence.py, which runs cycles with one.)
 """
 
 from __future__ import annotations
