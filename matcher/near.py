@@ -5,16 +5,16 @@ still be a registry person with one typo: a substitution, insertion, deletion or
 adjacent transposition (optimal string alignment distance 1) in the document NUMBER or
 the national phone number. Identifiers are dense (a third of all 8-digit numbers are
 somebody's DNI), so the lookup must return exactly the persons one edit away, not a
-wide net to filter: the lead's values with one character substituted, swapped or left
-out (``one_edit_values``) are looked up as they are, and the lead's value itself in
-dbt's deletion neighbourhood (``person_key_deletions``) finds the persons
-whose value is one character longer. A value has several persons one edit away: names
-come first, and only a single person whose name agrees strongly links.
+wide net to filter: every value one edit from the lead's is spelled out here
+(``one_edit_values``: a character substituted, two swapped or one left out;
+``insertion_values``: one character more, any character a normalized value can hold)
+and looked up as it is, exact index probes of ``person_keys``. A value has several
+persons one edit away: names come first, and only a single person whose name agrees
+strongly links.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -31,6 +31,10 @@ NEAR_MIN_LENGTH = 6
 """dbt's ``near_match_min_length``: shorter editable parts are never near candidates."""
 _DIGITS = "0123456789"
 _LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+NEAR_ALPHABETS: Mapping[str, str] = {"document": _DIGITS + _LETTERS, "phone": _DIGITS}
+"""Every character the editable part of a normalized value can hold (``normalize``: a
+document NUMBER is ASCII letters and digits upper-cased, a phone digits; neither starts
+with 0): what a lead may have left out, so what ``insertion_values`` puts back."""
 
 
 def editable_split(key_type: str, value: str, *, country_code: str) -> tuple[str, str] | None:
@@ -44,18 +48,6 @@ def editable_split(key_type: str, value: str, *, country_code: str) -> tuple[str
     return None
 
 
-@functools.lru_cache(maxsize=1 << 13)
-def deletion_variants(key_type: str, value: str, *, country_code: str) -> frozenset[str]:
-    """The value and every 1-character deletion of its editable part (empty when the key
-    cannot be near-matched). Cached: a batch asks for each of its values twice, to look
-    them up and to check what came back."""
-    split = editable_split(key_type, value, country_code=country_code)
-    if split is None or key_type not in NEAR_KEY_TYPES:
-        return frozenset()
-    prefix, part = split
-    return frozenset({value, *(prefix + part[:at] + part[at + 1 :] for at in range(len(part)))})
-
-
 def one_edit_values(
     key_type: str, value: str, *, country_code: str, min_length: int = NEAR_MIN_LENGTH
 ) -> tuple[str, ...]:
@@ -63,8 +55,7 @@ def one_edit_values(
     (a digit for a digit, a letter for a letter), swapped two neighbours or added one:
     ``value``'s editable part with one character substituted, adjacent characters swapped
     or one character left out (parts shorter than ``min_length`` left out). Empty when
-    the key cannot be near-matched. The lead leaving a character out is found the other
-    way round (``NearLookup.variants``)."""
+    the key cannot be near-matched. The lead leaving a character out: ``insertion_values``."""
     split = editable_split(key_type, value, country_code=country_code)
     if split is None or key_type not in NEAR_KEY_TYPES:
         return ()
@@ -83,6 +74,27 @@ def one_edit_values(
                 found.append(head + part[at + 1] + char + part[at + 2 :])
         if last >= min_length and (at == 0 or part[at - 1] != char):
             found.append(head + tail)  # a run of one character deletes to one value
+    return tuple(found)
+
+
+def insertion_values(
+    key_type: str, value: str, *, country_code: str, min_length: int = NEAR_MIN_LENGTH
+) -> tuple[str, ...]:
+    """The values a person may hold when the lead left one of their characters out:
+    ``value``'s editable part with one character of ``NEAR_ALPHABETS`` inserted at each
+    position (never a 0 in front: normalized values never start with one), each value
+    once (a character inserted next to the same character is the same value), parts
+    shorter than ``min_length`` left out. Empty when the key cannot be near-matched."""
+    split = editable_split(key_type, value, country_code=country_code)
+    if split is None or key_type not in NEAR_KEY_TYPES or len(split[1]) + 1 < min_length:
+        return ()
+    prefix, part = split
+    alphabet = NEAR_ALPHABETS[key_type]
+    found: list[str] = []
+    for at in range(len(part) + 1):
+        head, tail = prefix + part[:at], part[at:]
+        before = part[at - 1] if at else "0"  # no 0 in front; no repeat of the char before
+        found += [head + char + tail for char in alphabet if char != before]
     return tuple(found)
 
 
@@ -110,26 +122,22 @@ class NearIndex:
 
     @classmethod
     def from_rows(
-        cls, rows: Iterable[tuple[str, str, str, str, str | None]], lookup: NearLookup
+        cls, rows: Iterable[tuple[str, str, str, str | None]], lookup: NearLookup
     ) -> NearIndex:
-        """From ``(key_type, found_by, key_value, person_key, full_name)`` rows (see
-        ``store.stream.fetch_near_candidates``): a row found by a value one edit from the
-        lead's belongs to the leads whose values gave it; one found by the lead's value
-        itself (a longer value), to that lead."""
-        by_value: dict[tuple[str, str], list[tuple[str, str, str | None]]] = {}
-        probes = lookup.probes
-        for key_type, found_by, key_value, person_key, full_name in rows:
-            row = (person_key, key_value, full_name)
-            if found_by != key_value:  # a longer value, found by the lead's own
-                by_value.setdefault((key_type, found_by), []).append(row)
-                continue
-            for lead_value in probes.get((key_type, key_value), ()):
-                by_value.setdefault((key_type, lead_value), []).append(row)
+        """From ``(key_type, key_value, person_key, full_name)`` rows, the holders of the
+        values looked up (see ``store.stream.fetch_near_candidates``): each belongs to the
+        batch's values it is one edit from."""
+        by_value: dict[tuple[str, str], set[tuple[str, str, str | None]]] = {}
+        for key_type, key_value, person_key, full_name in rows:
+            for lead_value in lookup.came_from(key_type, key_value):
+                by_value.setdefault((key_type, lead_value), set()).add(
+                    (person_key, key_value, full_name)
+                )
         return cls(
             {
                 (key_type, lead_value): tuple(
                     NearCandidate(key_type, key_value, Person(person_key, full_name))
-                    for person_key, key_value, full_name in sorted(set(found))
+                    for person_key, key_value, full_name in sorted(found)
                 )
                 for (key_type, lead_value), found in by_value.items()
             }
@@ -137,12 +145,7 @@ class NearIndex:
 
     @classmethod
     def from_registry(
-        cls,
-        registry: Iterable[tuple[str, str, str, str | None]],
-        lookup: NearLookup,
-        *,
-        country_code: str,
-        min_length: int = NEAR_MIN_LENGTH,
+        cls, registry: Iterable[tuple[str, str, str, str | None]], lookup: NearLookup
     ) -> NearIndex:
         """What the database lookup finds, over ``(key_type, key_value, person_key,
         full_name)`` rows in memory (junk left out by the caller; shared values here)."""
@@ -150,20 +153,7 @@ class NearIndex:
         holders: dict[tuple[str, str], int] = {}
         for key_type, key_value, _person_key, _full_name in rows:
             holders[(key_type, key_value)] = holders.get((key_type, key_value), 0) + 1
-        wanted = set(lookup.variants)
-        found: list[tuple[str, str, str, str, str | None]] = []
-        for key_type, key_value, person_key, full_name in rows:
-            if holders[(key_type, key_value)] > 1:
-                continue
-            if (key_type, key_value) in lookup.probes:
-                found.append((key_type, key_value, key_value, person_key, full_name))
-            split = editable_split(key_type, key_value, country_code=country_code)
-            if split is None or len(split[1]) < min_length:
-                continue
-            for variant in deletion_variants(key_type, key_value, country_code=country_code):
-                if variant != key_value and (key_type, variant) in wanted:
-                    found.append((key_type, variant, key_value, person_key, full_name))
-        return cls.from_rows(found, lookup)
+        return cls.from_rows((row for row in rows if holders[(row[0], row[1])] == 1), lookup)
 
     def candidates(self, key_type: str, value: str) -> tuple[NearCandidate, ...]:
         """The persons one edit from ``value``, by person key."""
@@ -197,14 +187,17 @@ def near_keys(decision: Decision) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class NearLookup:
-    """What a batch looks up one edit away: the values one character off its unsettled
-    documents and phones (and which of its values each came from), and those values
-    themselves for the deletion table."""
+    """What a batch looks up one edit away: every value one edit from its unsettled
+    documents and phones, and which of its values each came from (some 400 per
+    document: plain strings in one dict per key type, no record per value)."""
 
-    probes: Mapping[tuple[str, str], tuple[str, ...]]
-    """``(key_type, value one edit off)`` -> the batch's values it came from."""
-    variants: tuple[tuple[str, str], ...]
-    """``(key_type, lead value)``: looked up among the deletion variants of longer values."""
+    values: tuple[tuple[str, str], ...]
+    """``(key_type, lead value)``: the batch's values looked up, each once."""
+    origins: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """key type -> value one edit off -> the (first) batch value it came from."""
+    also: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    """``(key_type, value one edit off)`` -> the other batch values it came from (two
+    edits apart from the first: rare)."""
 
     @classmethod
     def of(
@@ -214,32 +207,36 @@ class NearLookup:
         country_code: str,
         min_length: int = NEAR_MIN_LENGTH,
     ) -> NearLookup:
-        probes: dict[tuple[str, str], tuple[str, ...]] = {}
-        variants: dict[tuple[str, str], None] = {}
+        values: dict[tuple[str, str], None] = {}
+        origins: dict[str, dict[str, str]] = {}
+        also: dict[tuple[str, str], tuple[str, ...]] = {}
         for decision in decisions:
             for key_type, value in near_keys(decision).items():
                 split = editable_split(key_type, value, country_code=country_code)
-                if split is None or len(split[1]) + 1 < min_length:
+                if split is None or len(split[1]) + 1 < min_length or (key_type, value) in values:
                     continue
-                variants[(key_type, value)] = None
-                mine = dict.fromkeys(
-                    [
-                        (key_type, edited)
-                        for edited in one_edit_values(
-                            key_type, value, country_code=country_code, min_length=min_length
-                        )
-                    ],
-                    (value,),
+                values[(key_type, value)] = None
+                edited = one_edit_values(
+                    key_type, value, country_code=country_code, min_length=min_length
+                ) + insertion_values(
+                    key_type, value, country_code=country_code, min_length=min_length
                 )
-                # a value one edit from two of the batch's values (they are 2 edits apart)
-                shared = {key: probes[key] for key in mine.keys() & probes.keys()}
-                probes.update(mine)
-                for key, found in shared.items():
-                    probes[key] = found if value in found else (*found, value)
-        return cls(probes, tuple(variants))
+                came_from = origins.setdefault(key_type, {})
+                for other in edited:
+                    first = came_from.setdefault(other, value)
+                    if first != value:
+                        also[(key_type, other)] = (*also.get((key_type, other), ()), value)
+        return cls(tuple(values), origins, also)
+
+    def came_from(self, key_type: str, edited: str) -> tuple[str, ...]:
+        """The batch's values ``edited`` is one edit from (none: not looked up)."""
+        first = self.origins.get(key_type, {}).get(edited)
+        if first is None:
+            return ()
+        return (first, *self.also.get((key_type, edited), ()))
 
     def __bool__(self) -> bool:
-        return bool(self.variants)
+        return bool(self.values)
 
 
 def _exact_person_keys(decision: Decision) -> set[str]:

@@ -14,8 +14,6 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from matcher.near import NEAR_KEY_TYPES, deletion_variants, editable_split
-
 
 class Holder(NamedTuple):
     """A registry person holding a key value, and the hash of its raw identifiers when
@@ -36,8 +34,6 @@ class LiveRegistry:
     """Every person changed since the build: their stored keys are stale."""
     holders: Mapping[tuple[str, str], tuple[Holder, ...]] = field(default_factory=dict)
     """``(key_type, key_value)`` -> the changed persons holding it now (no junk)."""
-    variants: Mapping[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
-    """``(key_type, deletion variant)`` -> the changed persons' values that have it."""
 
     @classmethod
     def from_rows(
@@ -45,32 +41,18 @@ class LiveRegistry:
         rows: Iterable[tuple[str, str, str | None, str | None, str]],
         *,
         junk: Collection[tuple[str, str]],
-        country_code: str,
-        min_length: int,
     ) -> LiveRegistry:
         """From ``(person_key, key_type, key_value, full_name, identifiers_hash)`` rows
-        (``store.stream.load_changed_persons``). Junk values are not usable keys; the one-edit
-        variants are made as dbt's ``person_key_deletions`` makes them."""
+        (``store.stream.load_changed_persons``). Junk values are not usable keys."""
         changed: set[str] = set()
         holders: dict[tuple[str, str], list[Holder]] = {}
-        variants: dict[tuple[str, str], list[str]] = {}
         for person_key, key_type, key_value, full_name, identifiers_hash in rows:
             changed.add(person_key)
             if key_value is None or (key_type, key_value) in junk:
                 continue
             held = holders.setdefault((key_type, key_value), [])
             held.append(Holder(key_type, key_value, person_key, full_name, identifiers_hash))
-            split = editable_split(key_type, key_value, country_code=country_code)
-            if key_type in NEAR_KEY_TYPES and split and len(split[1]) >= min_length:
-                for variant in deletion_variants(key_type, key_value, country_code=country_code):
-                    values = variants.setdefault((key_type, variant), [])
-                    if key_value not in values:
-                        values.append(key_value)
-        return cls(
-            frozenset(changed),
-            {key: tuple(found) for key, found in holders.items()},
-            {key: tuple(found) for key, found in variants.items()},
-        )
+        return cls(frozenset(changed), {key: tuple(found) for key, found in holders.items()})
 
     def __bool__(self) -> bool:
         return bool(self.changed)
@@ -86,26 +68,18 @@ class LiveRegistry:
         return current
 
     def near_rows(
-        self, probes: Iterable[tuple[str, str]], variants: Iterable[tuple[str, str]]
-    ) -> list[tuple[str, str, str, str, str | None, str]]:
+        self, probes: Mapping[str, Collection[str]]
+    ) -> list[tuple[str, str, str, str | None, str]]:
         """The changed persons one edit from a batch's values, as
         ``store.stream.fetch_near_candidates`` finds the stored ones: ``(key_type,
-        found_by, key_value, person_key, full_name, identifiers_hash)``. ``probes`` are
-        values one character off the lead's, held as they are; ``variants`` the lead's
-        values, found among the deletion variants of a longer value."""
-        rows = [
-            (key_type, value, *self._row(holder))
-            for key_type, value in probes
-            for holder in self.holders.get((key_type, value), ())
+        key_value, person_key, full_name, identifiers_hash)`` of the holders of
+        ``probes`` (key type -> the values one edit from the batch's)."""
+        return [
+            (key_type, *self._row(holder))
+            for (key_type, value), holders in self.holders.items()
+            if value in probes.get(key_type, ())
+            for holder in holders
         ]
-        for key_type, value in variants:
-            for longer in self.variants.get((key_type, value), ()):
-                if longer != value:
-                    rows.extend(
-                        (key_type, value, *self._row(holder))
-                        for holder in self.holders.get((key_type, longer), ())
-                    )
-        return rows
 
     @staticmethod
     def _row(holder: Holder) -> tuple[str, str, str | None, str]:

@@ -285,10 +285,10 @@ def near_pass(
     )
     if not lookup:
         return decisions, {}
-    found = stream.fetch_near_candidates(conn, list(lookup.probes), lookup.variants, live=live)
-    index = near.NearIndex.from_rows((row[:5] for row in found), lookup)
+    found = stream.fetch_near_candidates(conn, lookup.origins, live=live)
+    index = near.NearIndex.from_rows((row[:4] for row in found), lookup)
     decided = near.decide_near(decisions, index, rules=names, rejected=rejected or {})
-    return decided, {row[3]: row[5] for row in found}
+    return decided, {row[2]: row[4] for row in found}
 
 
 @contextmanager
@@ -381,8 +381,6 @@ def run_match(
                 live = LiveRegistry.from_rows(
                     stream.load_changed_persons(conn, limit=CHANGED_PERSONS_LIMIT),
                     junk=stream.load_junk(conn) | rules.blocklisted,
-                    country_code=rules.country_code,
-                    min_length=options.near_min_length,
                 )
             except BaseException as exc:
                 registry.set_exception(exc)

@@ -30,7 +30,6 @@ ORIGIN_MISSING = (MARTS_SCHEMA, "v_identity_origin_missing")
 # the interface models the matcher probes for candidates
 PERSON_KEYS = (INTERFACE_SCHEMA, "person_keys")
 PERSON_KEYS_CHANGED = (INTERFACE_SCHEMA, "person_keys_changed")
-PERSON_DELETIONS = (INTERFACE_SCHEMA, "person_key_deletions")
 JUNK = (INTERFACE_SCHEMA, "junk_keys")
 BUILT_MARKER = PERSON_KEYS
 """A table of the project: it exists from the first ``dbt build`` on, and a build never
@@ -39,7 +38,6 @@ drops it (it is replaced in place)."""
 RUN_NEEDS: tuple[Relation, ...] = (
     BACKLOG,
     PERSON_KEYS,
-    PERSON_DELETIONS,
     PERSON_KEYS_CHANGED,
     JUNK,
     SETTINGS,
@@ -49,7 +47,6 @@ MATCHER_READS: tuple[Relation, ...] = (
     BACKLOG,
     SETTINGS,
     PERSON_KEYS,
-    PERSON_DELETIONS,
     PERSON_KEYS_CHANGED,
     JUNK,
 )

@@ -9,7 +9,7 @@ between pages, so nothing a dbt build replaces waits on the run.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -161,14 +161,13 @@ def tune_lookups(conn: psycopg.Connection) -> None:
 
 
 def near_candidatescomposed(key_types: Sequence[str]) -> sql.Composed:
-    """``sql/near_candidates.sql`` once per key type, ``union all``: two array
-    parameters each (the values one edit off, the lead values)."""
+    """``sql/near_candidates.sql`` once per key type, ``union all``: one parameter each
+    (the values one edit off, separated by spaces)."""
     template = sql_text("near_candidates.sql")
     return sql.SQL("\nunion all\n").join(
         sql.SQL("({})").format(
             sql.SQL(template).format(
                 person_keys=qualified(relations.PERSON_KEYS),
-                deletions=qualified(relations.PERSON_DELETIONS),
                 junk=qualified(relations.JUNK),
                 key_type=sql.Literal(key_type),
             )
@@ -177,42 +176,31 @@ def near_candidatescomposed(key_types: Sequence[str]) -> sql.Composed:
     )
 
 
-NearRow = tuple[str, str, str, str, str | None, str]
-"""``(key_type, found_by, key_value, person_key, full_name, identifiers_hash)``: a person
-one edit from a batch's value (``fetch_near_candidates``)."""
+NearRow = tuple[str, str, str, str | None, str]
+"""``(key_type, key_value, person_key, full_name, identifiers_hash)``: a person holding a
+value one edit from a batch's (``fetch_near_candidates``)."""
 
 
 def fetch_near_candidates(
     conn: psycopg.Connection,
-    probes: Sequence[tuple[str, str]],
-    variants: Sequence[tuple[str, str]],
+    probes: Mapping[str, Collection[str]],
     *,
     live: LiveRegistry | None = None,
 ) -> list[NearRow]:
-    """The registry persons one edit from a batch's values (``sql/
-    near_candidates.sql``): ``probes`` (``(key_type, value)``) are the values one
-    character substituted, swapped or left out, looked up as they are; ``variants`` the
-    lead values themselves, looked up in the deletion table (a person's value one
-    character longer). The persons changed since the build (``live``) are taken as they
-    are now, not as the build stored them.
-
-    One statement, two index scans per key type; every row is one edit from a lead's
-    value. A value held by two or more persons is shared and never a near candidate."""
-    by_type: dict[str, tuple[list[str], list[str]]] = {}
-    for key_type, value in probes:
-        by_type.setdefault(key_type, ([], []))[0].append(value)
-    for key_type, value in variants:
-        by_type.setdefault(key_type, ([], []))[1].append(value)
-    if not by_type:
+    """The registry persons holding one of ``probes`` (key type -> the values one edit
+    from a batch's, ``matcher.near.NearLookup.origins``), one statement with one
+    index scan per key type (``sql/near_candidates.sql``). The persons changed since the
+    build (``live``) are taken as they are now, not as the build stored them. A value
+    held by two or more persons is shared and never a near candidate."""
+    if not probes:
         return []
-    statement = near_candidatescomposed(list(by_type))
-    # sorted: consecutive lookups land on the same index pages
-    params = [sorted(values) for pair in by_type.values() for values in pair]
+    statement = near_candidatescomposed(list(probes))
+    params = [" ".join(values) for values in probes.values()]
     rows: list[NearRow] = conn.execute(statement, params).fetchall()
     if live:
-        rows = [row for row in rows if row[3] not in live.changed]
-        rows.extend(live.near_rows(probes, variants))
+        rows = [row for row in rows if row[2] not in live.changed]
+        rows.extend(live.near_rows(probes))
     holders: dict[tuple[str, str], set[str]] = {}
-    for key_type, _found_by, key_value, person_key, _full_name, _hash in rows:
+    for key_type, key_value, person_key, _full_name, _hash in rows:
         holders.setdefault((key_type, key_value), set()).add(person_key)
-    return [row for row in rows if len(holders[(row[0], row[2])]) == 1]
+    return [row for row in rows if len(holders[(row[0], row[1])]) == 1]

@@ -27,10 +27,10 @@
     write, which checks each chosen person's live registry row, refuses any link that
     rests on its stale keys. The unique index is the primary key, enforced as rows are
     written (its primary-key test reads the catalog); `(key_type, key_value)` serves
-    the matcher's candidate lookups (exact and one-edit holders),
+    the matcher's candidate lookups (exact, and every value one edit from a lead's),
     `max(changed_at)` is the registry watermark of the backlog view (an index read), and
-    `loaded_at` (the writing run's transaction time) tells `person_key_deletions`
-    exactly which persons this run rewrote. The
+    `max(loaded_at)` (the writing run's transaction time) the build
+    `person_keys_changed` reads changes after. The
     post-hook vacuums the table after the transaction, so the index-only scans of
     `junk_keys` and the matcher's lookups need no heap visits. -#}
 

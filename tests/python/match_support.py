@@ -52,4 +52,4 @@ def near_lookups(
     decisions: Iterable[records.Decision], *, country_code: str
 ) -> list[tuple[str, str]]:
     """Every lead ``(key_type, value)`` the batch looks up one edit away, sorted."""
-    return sorted(one_edit.NearLookup.of(decisions, country_code=country_code).variants)
+    return sorted(one_edit.NearLookup.of(decisions, country_code=country_code).values)

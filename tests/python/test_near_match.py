@@ -72,7 +72,7 @@ def lead(
 def near_index(decisions: list[records.Decision]) -> one_edit.NearIndex:
     """What the database lookup would find for these decisions, over ``REGISTRY``."""
     lookup = one_edit.NearLookup.of(decisions, country_code=CC)
-    return one_edit.NearIndex.from_registry(REGISTRY, lookup, country_code=CC)
+    return one_edit.NearIndex.from_registry(REGISTRY, lookup)
 
 
 def decide(one: records.Lead, **rules: float) -> records.Decision:
@@ -226,15 +226,20 @@ def test_two_edits_are_not_near() -> None:
         assert "near" not in decision.evidence
 
 
-def test_variants_and_edit_kinds() -> None:
-    assert one_edit.deletion_variants("document", "CE:1123", country_code=CC) == {
-        "CE:1123",
-        "CE:123",
-        "CE:113",
-        "CE:112",
+def test_insertions_and_edit_kinds() -> None:
+    longer = one_edit.insertion_values("document", "CE:1123", country_code=CC, min_length=5)
+    # (4 + 1) x 36 insertions, less one per position (a character next to the same one
+    # is one value; no 0 in front)
+    assert len(longer) == len(set(longer)) == 5 * 35
+    assert {"CE:11123", "CE:A1123", "CE:1123Z", "CE:11293"} <= set(longer)
+    assert "CE:01123" not in longer and all(len(value) == 8 for value in longer)
+    assert one_edit.insertion_values("document", "CE:1123", country_code=CC) == ()  # too short
+    assert set(one_edit.insertion_values("phone", "51987654321", country_code=CC)) >= {
+        "519876543210",
+        "511987654321",
     }
-    assert one_edit.deletion_variants("phone", "4915112345678", country_code=CC) == frozenset()
-    assert one_edit.deletion_variants("email", "a@b.pe", country_code=CC) == frozenset()
+    assert one_edit.insertion_values("phone", "4915112345678", country_code=CC) == ()
+    assert one_edit.insertion_values("email", "a@b.pe", country_code=CC) == ()
     assert one_edit.edit_kind("12345", "1234") == "insertion"
     assert one_edit.edit_kind("1234", "12345") == "deletion"
     assert one_edit.edit_kind("1243", "1234") == "transposition"
@@ -253,9 +258,9 @@ def test_near_lookups_only_for_unsettled_documents_and_phones() -> None:
     )
     assert near_lookups(decisions, country_code=CC) == [("document", "DNI:45678913")]
     lookup = one_edit.NearLookup.of(decisions, country_code=CC)
-    assert {key_type for key_type, _ in lookup.probes} == {"document"}
-    assert ("document", "DNI:45678912") in lookup.probes  # Ana's, one substitution off
-    assert ("document", "DNI:45678913") not in lookup.probes
+    assert set(lookup.origins) == {"document"}
+    assert "DNI:45678912" in lookup.origins["document"]  # Ana's, one substitution off
+    assert "DNI:45678913" not in lookup.origins["document"]
 
 
 @pytest.mark.parametrize(
@@ -281,6 +286,29 @@ def test_the_values_looked_up_are_exactly_those_one_edit_away(key_type: str, val
     assert len(found) == len(set(found))
     assert {edited for edited in found if not edited.split(":")[-1].startswith("0")} == expected
     assert all(OSA.distance(value, edited) == 1 for edited in found)
+
+
+@pytest.mark.parametrize(
+    ("key_type", "value"),
+    [("document", "DNI:45678913"), ("document", "PASAPORTE:AB12345"), ("phone", "5164235719")],
+)
+def test_the_values_one_longer_are_exactly_those_one_insertion_away(
+    key_type: str, value: str
+) -> None:
+    """Checked against brute force: every string one character longer over every character
+    a normalized value can hold (documents: A-Z and 0-9, phones: digits), one edit off,
+    never starting with 0."""
+    prefix, part = one_edit.editable_split(key_type, value, country_code=CC) or ("", "")
+    alphabet = "0123456789" + ("ABCDEFGHIJKLMNOPQRSTUVWXYZ" if key_type == "document" else "")
+    longer = {part[:at] + char + part[at:] for at in range(len(part) + 1) for char in alphabet}
+    expected = {
+        prefix + other
+        for other in longer
+        if OSA.distance(part, other) == 1 and not other.startswith("0")
+    }
+    found = one_edit.insertion_values(key_type, value, country_code=CC)
+    assert len(found) == len(set(found))
+    assert set(found) == expected
 
 
 # --- on a real database: the dbt model, the matcher, the demo data ----------------------
@@ -362,42 +390,15 @@ def runs(near_db: Database) -> dict[str, Any]:
     calls: list[int] = []
     fetch = store_stream.fetch_near_candidates
 
-    def counted(conn: Any, probes: Any, variants: Any, **options: Any) -> Any:
-        calls.append(len(variants))
-        return fetch(conn, probes, variants, **options)
+    def counted(conn: Any, probes: Any, **options: Any) -> Any:
+        calls.append(sum(len(values) for values in probes.values()))
+        return fetch(conn, probes, **options)
 
     without = kpi_red(near_db, "match", "--limit", "0", "--dry-run", "--no-near")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(store_stream, "fetch_near_candidates", counted)
         with_near = kpi_red(near_db, "match", "--limit", "0", "--batch-size", "500")
     return {"without": without, "with": with_near, "near_queries": calls}
-
-
-def test_the_table_is_the_python_neighbourhood(near_db: Database) -> None:
-    """dbt's variants equal ``one_edit.deletion_variants`` for every registry value (junk and
-    shared ones too: the matcher filters those at query time)."""
-    table = set(
-        near_db.query(
-            "select key_type, variant, key_value, person_key"
-            " from kpi_red_interface.person_key_deletions"
-        )
-    )
-    held = near_db.query(
-        """
-        select key_type, key_value, person_key
-        from kpi_red_interface.person_keys
-        where key_type in ('document', 'phone') and key_value is not null
-        """
-    )
-    expected = {
-        (key_type, variant, key_value, person_key)
-        for key_type, key_value, person_key in held
-        if (split := one_edit.editable_split(key_type, key_value, country_code=CC))
-        and len(split[1]) >= 6
-        for variant in one_edit.deletion_variants(key_type, key_value, country_code=CC)
-    }
-    assert table == expected
-    assert len(table) > 100_000
 
 
 def test_junk_and_shared_values_never_produce_candidates(near_db: Database) -> None:
@@ -424,22 +425,18 @@ def test_junk_and_shared_values_never_produce_candidates(near_db: Database) -> N
     )
     named = {("phone", "51974185263"), ("document", "PTP:70809010")}  # NP-FAM-*, NP-JUNK-*
     assert named <= set(filtered)
-    variants = sorted(
-        {
-            (key_type, variant)
-            for key_type, key_value in filtered
-            for variant in one_edit.deletion_variants(key_type, key_value, country_code=CC)
-        }
-    )
-    in_table = near_db.scalar(
-        "select count(*) from kpi_red_interface.person_key_deletions"
+    held = near_db.scalar(
+        "select count(*) from kpi_red_interface.person_keys"
         " where (key_type, key_value) in (select * from unnest(%s::text[], %s::text[]))",
         ([row[0] for row in filtered], [row[1] for row in filtered]),
     )
-    assert in_table > 0  # kept in the table, dropped by the lookup
+    assert held > len(filtered)  # held by their persons, dropped by the lookup
     with near_db.connect() as conn:
-        returned = store_stream.fetch_near_candidates(conn, sorted(filtered), variants)
-    leaked = {(row[0], row[2]) for row in returned} & set(filtered)
+        by_key_type: dict[str, list[str]] = {}
+        for key_type, key_value in filtered:
+            by_key_type.setdefault(key_type, []).append(key_value)
+        returned = store_stream.fetch_near_candidates(conn, by_key_type)
+    leaked = {(row[0], row[1]) for row in returned} & set(filtered)
     assert leaked == set()
 
 
@@ -530,31 +527,3 @@ def test_near_changes_only_what_the_exact_keys_left(runs: dict[str, Any]) -> Non
 
 def test_one_near_query_per_batch(runs: dict[str, Any]) -> None:
     assert 0 < len(runs["near_queries"]) <= runs["with"]["batches"]
-
-
-def test_an_incremental_build_rewrites_only_changed_persons(
-    near_db: Database, runs: dict[str, Any]
-) -> None:
-    """Last in the module (it changes the registry): a person's new phone replaces its
-    variants; every other person keeps its rows as stored, those changed within the
-    look-back window too (``person_keys`` re-reads them and finds them unchanged)."""
-    old_rows = """
-        select xmin::text, count(*)
-        from kpi_red_interface.person_key_deletions
-        where person_key <> 'NP-PH-SUB'
-        group by 1
-        order by 1
-    """
-    before = near_db.query(old_rows)
-    near_db.execute(
-        "update canon.identity_registry set phone = '941000111', updated_at = now()"
-        " where person_key = 'NP-PH-SUB'"
-    )
-    near_db.dbt("run", "--select", "person_keys", "person_key_deletions")
-    values = near_db.query(
-        "select distinct key_value from kpi_red_interface.person_key_deletions"
-        " where person_key = 'NP-PH-SUB'"
-    )
-    assert values == [("51941000111",)]
-    assert sum(count for _xmin, count in before) > 100_000
-    assert near_db.query(old_rows) == before  # same transaction ids: not rewritten

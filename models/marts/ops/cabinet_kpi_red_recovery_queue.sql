@@ -53,11 +53,13 @@ watermark as (
     from {{ this }}
 ),
 
+-- each read straight from its table, through its `loaded_at` index (read through the
+-- `intervals` CTE, all of int_backlog_intervals was materialized and scanned)
 changed_leads as (
-    select intervals.lead_source_pk
-    from intervals
+    select changed_intervals.lead_source_pk
+    from {{ ref('int_backlog_intervals') }} as changed_intervals
     cross join watermark
-    where intervals.loaded_at > watermark.loaded_since
+    where changed_intervals.loaded_at > watermark.loaded_since
     union
     select lead_keys.lead_id
     from {{ ref('int_lead_identifiers__stored') }} as lead_keys

@@ -200,7 +200,7 @@ def decide(raws: list[dict[str, str | None]]) -> list[records.Decision]:
     # the exact pass, then the near pass, as run.decided_batches does
     decisions = match.decide_batch(leads, INDEX)
     lookup = one_edit.NearLookup.of(decisions, country_code=RULES.country_code)
-    near = one_edit.NearIndex.from_registry(NEAR_REGISTRY, lookup, country_code=RULES.country_code)
+    near = one_edit.NearIndex.from_registry(NEAR_REGISTRY, lookup)
     decisions = one_edit.decide_near(decisions, near)
     TRIED["batches"] += 1
     TRIED["leads"] += len(raws)
