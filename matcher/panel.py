@@ -26,6 +26,7 @@ from typing import Any
 import click
 
 from matcher import todo
+from matcher.todo import dash as _dash
 
 CONTRACT_DAYS = 7
 
@@ -356,10 +357,6 @@ def _sparkline(values: Sequence[int | None]) -> str:
 
 def _signed(value: int | None) -> str:
     return "—" if value is None else f"{value:+d}" if value else "0"
-
-
-def _dash(value: Any) -> str:
-    return "—" if value is None else str(value)
 
 
 # --- the one impure step: read the rows, build the payload ----------------------------

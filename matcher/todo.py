@@ -55,17 +55,18 @@ def render_lines(todo: Mapping[str, Any] | None) -> list[str]:
         hint = f"  ({cause['review_command']})" if cause["review_command"] else ""
         lines.append(
             f"  {cause['reason_bucket']:<20}{cause['leads']:>7}  {cause['share_pct']:>5.1f}%"
-            f"  oldest {_dash(cause['oldest_age_days']):>3} d  fix: {cause['fixed_by']}"
+            f"  oldest {dash(cause['oldest_age_days']):>3} d  fix: {cause['fixed_by']}"
             + click.style(hint, dim=True)
         )
     lines.append(
-        f"  review queue {queue['leads']} leads, oldest {_dash(queue['oldest_age_days'])} days;"
-        f" oldest red lead {_dash(todo['oldest_red_age_days'])} days;"
-        f" ORIGIN_MISSING persons {_dash(todo['origin_missing_persons'])}"
+        f"  review queue {queue['leads']} leads, oldest {dash(queue['oldest_age_days'])} days;"
+        f" oldest red lead {dash(todo['oldest_red_age_days'])} days;"
+        f" ORIGIN_MISSING persons {dash(todo['origin_missing_persons'])}"
         + (" (kpi-red cycle repairs them)" if todo["origin_missing_persons"] else "")
     )
     return lines
 
 
-def _dash(value: Any) -> str:
+def dash(value: Any) -> str:
+    """A value for the terminal, ``—`` when there is none."""
     return "—" if value is None else str(value)
