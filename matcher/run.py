@@ -403,7 +403,12 @@ def run_match(
                     on_stop=ledger.close,
                 )
         if summary.claimed and not options.dry_run:
-            writes.analyze_written(conn, tables=settings.tables)
+            writes.analyze_written(
+                conn,
+                tables=settings.tables,
+                attempts=summary.claimed,
+                links=summary.links_written,
+            )
     summary.seconds = time.perf_counter() - clock
     return summary
 

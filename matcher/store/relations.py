@@ -27,7 +27,9 @@ CAUSES = (MARTS_SCHEMA, "v_cabinet_kpi_red_backlog_causes")
 """The backlog now by cause, with what fixes each (the panel's "what to do")."""
 ORIGIN_MISSING = (MARTS_SCHEMA, "v_identity_origin_missing")
 
-# the interface models the matcher probes for candidates
+# the interface models: the leads a run takes, and the registry it probes for candidates
+DUE = (INTERFACE_SCHEMA, "backlog_due")
+"""The backlog view's eligible leads now, found without evaluating every lead."""
 PERSON_KEYS = (INTERFACE_SCHEMA, "person_keys")
 PERSON_KEYS_CHANGED = (INTERFACE_SCHEMA, "person_keys_changed")
 JUNK = (INTERFACE_SCHEMA, "junk_keys")
@@ -36,7 +38,7 @@ BUILT_MARKER = PERSON_KEYS
 drops it (it is replaced in place)."""
 
 RUN_NEEDS: tuple[Relation, ...] = (
-    BACKLOG,
+    DUE,
     PERSON_KEYS,
     PERSON_KEYS_CHANGED,
     JUNK,
@@ -44,6 +46,7 @@ RUN_NEEDS: tuple[Relation, ...] = (
 )
 """What must exist before a run (``kpi-red cycle`` checks them after its build)."""
 MATCHER_READS: tuple[Relation, ...] = (
+    DUE,
     BACKLOG,
     SETTINGS,
     PERSON_KEYS,

@@ -53,20 +53,20 @@ def create_worklist(conn: psycopg.Connection) -> None:
 def load_worklist(
     conn: psycopg.Connection, *, limit: int | None, after: tuple[datetime, str] | None = None
 ) -> int:
-    """Replace the worklist with eligible leads from the live backlog view and commit (a
+    """Replace the worklist with eligible leads from dbt's live ``backlog_due`` and commit (a
     dbt build waits for this statement at most, never for a run): with ``limit``, the
     ``limit`` oldest after ``after`` (``(lead_created_at, lead_source_pk)``), else all of
     them, unsorted. Returns how many."""
-    backlog = qualified(relations.BACKLOG)
+    due = qualified(relations.DUE)
 
     def read() -> int:
         conn.execute(composed("stream.sql", "clear"))
         if limit is None:
-            cursor = conn.execute(composed("stream.sql", "all", backlog=backlog))
+            cursor = conn.execute(composed("stream.sql", "all", due=due))
         else:
             created_at, lead = after or (datetime.min.replace(tzinfo=UTC), "")
             cursor = conn.execute(
-                composed("stream.sql", "oldest", backlog=backlog),
+                composed("stream.sql", "oldest", due=due),
                 {"after_created_at": created_at, "after_lead": lead, "limit": limit},
             )
         return cursor.rowcount
@@ -100,9 +100,7 @@ def stream_worklist(
 
 def count_eligible(conn: psycopg.Connection) -> int:
     """How many leads are eligible now (for a progress bar)."""
-    statement = sql.SQL("select count(*) from {} where is_eligible").format(
-        qualified(relations.BACKLOG)
-    )
+    statement = sql.SQL("select count(*) from {}").format(qualified(relations.DUE))
     return through_rebuilds(conn, lambda: int(conn.execute(statement).fetchone()[0]))  # type: ignore[index]
 
 

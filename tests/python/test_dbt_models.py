@@ -289,9 +289,16 @@ def test_backlog_view_is_live_between_builds_and_equals_the_built_state(
     assert live["L16"][1:4] == ("no_match", 1, 1)
     assert live["L20"][1] == "pending_match"
     assert live["L20"][8:10] == ("51987654320", "DNI:20")
+    # what the matcher takes: the view's eligible leads, but L20, inserted with a creation
+    # time long before the build (a backfill), waits for the next build
+    eligible = "select lead_source_pk from ops.v_cabinet_kpi_red_backlog where is_eligible"
+    due = "select lead_source_pk from kpi_red_interface.backlog_due"
+    before = {row[0] for row in scenario.database.query(due)}
+    assert before == {row[0] for row in scenario.database.query(eligible)} - {"L20"}
     # a build stores what the view computed live: the same rows either way
     scenario.build(as_of=DAY)
     assert {row[0]: row for row in scenario.database.query(backlog)} == live
+    assert {row[0] for row in scenario.database.query(due)} == before | {"L20"}
     stored = scenario.database.query(
         "select lead_id, phone_key from kpi_red_intermediate.int_lead_identifiers__stored"
         " where lead_id in ('L15', 'L20') order by lead_id"

@@ -67,6 +67,11 @@ def check_against_sources(database: Database, day: date) -> None:
         row[0] for row in database.query("select lead_source_pk from ops.v_cabinet_kpi_red_backlog")
     }
     assert backlog == sources.red_now(), f"{day}: the backlog view is not the red set"
+    eligible = database.query(
+        "select lead_source_pk from ops.v_cabinet_kpi_red_backlog where is_eligible"
+    )
+    due = database.query("select lead_source_pk from kpi_red_interface.backlog_due")
+    assert sorted(due) == sorted(eligible), f"{day}: backlog_due is not the eligible set"
     intervals = scenario.model_intervals(database)
     expected = sources.intervals()
     assert intervals == expected, (day, scenario.differences(expected, intervals))

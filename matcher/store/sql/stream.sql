@@ -1,4 +1,5 @@
--- What `kpi-red match` reads. The eligible leads are copied from the live backlog view
+-- What `kpi-red match` reads. The eligible leads are copied from dbt's live view
+-- `backlog_due` (the backlog view's eligible leads, found without evaluating every lead)
 -- into the session's worklist in one short statement, committed at once, so a dbt build
 -- that replaces a view waits for that statement only, never for a whole run. The run then
 -- reads the worklist a page at a time, each page its own short statement, with each
@@ -38,8 +39,7 @@ select
     backlog.document_key,
     backlog.email_key,
     backlog.max_attempt_id
-from {backlog} as backlog
-where backlog.is_eligible
+from {due} as backlog
 
 -- name: oldest
 -- the next `limit` eligible leads, oldest first, after the last one a run has read
@@ -56,10 +56,9 @@ select
     backlog.document_key,
     backlog.email_key,
     backlog.max_attempt_id
-from {backlog} as backlog
+from {due} as backlog
 where
-    backlog.is_eligible
-    and (backlog.lead_created_at, backlog.lead_source_pk)
+    (backlog.lead_created_at, backlog.lead_source_pk)
     > (%(after_created_at)s::timestamptz, %(after_lead)s::text)
 order by backlog.lead_created_at, backlog.lead_source_pk
 limit %(limit)s::bigint

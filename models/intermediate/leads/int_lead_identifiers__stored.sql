@@ -5,6 +5,7 @@
     on_schema_change='append_new_columns',
     indexes=[
         {'columns': ['lead_id'], 'unique': true},
+        {'columns': ['loaded_at']},
     ],
     post_hook=['analyze {{ this }}'],
 ) }}

@@ -128,20 +128,20 @@ def test_a_view_dbt_is_re_creating_is_waited_for_then_named(
 ) -> None:
     monkeypatch.setattr(store_base, "REBUILD_WAIT_SECONDS", 1.0)
     with support.cloned(support.golden(make_database)) as database:
-        definition = database.scalar("select pg_get_viewdef('ops.v_cabinet_kpi_red_backlog')")
+        definition = database.scalar("select pg_get_viewdef('kpi_red_interface.backlog_due')")
         # what a build does between replacing a view and re-creating those built on it
         # (its `drop ... cascade` takes the views built on it along)
-        database.execute("drop view ops.v_cabinet_kpi_red_backlog cascade")
+        database.execute("drop view kpi_red_interface.backlog_due cascade")
         result = CliRunner().invoke(main, ["match", "--json"], env=database.cli_env())
         assert result.exit_code == 1
         assert result.output.strip() == (
-            'Error: relation "ops.v_cabinet_kpi_red_backlog" does not exist: a dbt build is'
+            'Error: relation "kpi_red_interface.backlog_due" does not exist: a dbt build is'
             " re-creating it (still missing after 1 s); retry when the build has finished"
         )
 
         def recreate() -> None:
             time.sleep(0.5)
-            database.execute(f"create view ops.v_cabinet_kpi_red_backlog as {definition}")
+            database.execute(f"create view kpi_red_interface.backlog_due as {definition}")
 
         monkeypatch.setattr(store_base, "REBUILD_WAIT_SECONDS", 30.0)
         thread = threading.Thread(target=recreate)

@@ -1,0 +1,115 @@
+{#- Live: the backlog view's eligible leads now, found without evaluating every lead.
+    A lead can be due only if it was due at the last build (the queue's `next_attempt_at`,
+    never later than the view's but for the two cases below), or something about it
+    changed since: it was attempted (`int_lead_attempts__recent`), a reviewer rejected a
+    person for it, the registry changed after its failed attempt, or it was created or
+    edited since the build (its own timestamps, from the newest build that stored any
+    lead's keys minus `queue_lookback_minutes`). Each of those leads is then read through
+    the backlog view itself, one lead at a time (`offset 0` keeps the view a subquery, so
+    PostgreSQL probes its indexes per lead instead of joining every lead), and kept when the
+    view says it is eligible: the rules live in the view only. A lead that became red
+    without such a trace (a link removed, a claim withdrawn, a lead inserted or edited with
+    timestamps older than the look-back) is due at the next build. -#}
+
+with
+
+-- the queue as the last build left it: its leads due then, and those failed for want of
+-- a person (each read once, so PostgreSQL inlines it and uses the queue's index)
+due_at_build as (
+    select * from {{ ref('cabinet_kpi_red_recovery_queue') }}
+    where
+        status in ('pending', 'failed')
+        and next_attempt_at <= {{ as_of_ts() }}
+),
+
+failed_at_build as (
+    select * from {{ ref('cabinet_kpi_red_recovery_queue') }}
+    where
+        status = 'failed'
+        and fail_reason in (
+            'no_match', 'low_confidence', 'conflict', 'ambiguous', 'name_mismatch',
+            'person_changed'
+        )
+),
+
+leads as (
+    select * from {{ ref('stg_cabinet__leads') }}
+),
+
+recent_attempts as (
+    select * from {{ ref('int_lead_attempts__recent') }}
+),
+
+rejections as (
+    select * from {{ ref('stg_kpi_red__review_decisions') }}
+    where not is_link
+),
+
+registry_changes as (
+    select max(changed_at) as registry_changed_at
+    from {{ ref('person_keys') }}
+),
+
+stored_since as (
+    select
+        {{ stored_watermark(ref('int_lead_identifiers__stored'), 'loaded_at') }}
+        - {{ queue_lookback() }} as changed_since
+),
+
+-- noqa: disable=ST06
+candidates as (
+    select due_at_build.lead_source_pk
+    from due_at_build
+    union
+    -- the view retries these at once when the registry changed after the attempt
+    select failed_at_build.lead_source_pk
+    from failed_at_build
+    where
+        failed_at_build.last_attempt_at < (
+            select registry_changes.registry_changed_at from registry_changes
+        )
+    union
+    select recent_attempts.lead_source_pk
+    from recent_attempts
+    union
+    select rejections.lead_source_pk
+    from rejections
+    union
+    select leads.lead_id
+    from leads
+    where
+        leads.changed_at is null
+        or leads.changed_at >= (select stored_since.changed_since from stored_since)
+),
+-- noqa: enable=ST06
+
+-- one lead at a time: `offset 0` keeps the view a subquery (sorted by its one row, for
+-- the linter), so PostgreSQL probes its indexes per lead instead of joining every lead
+due as (
+    select backlog.*
+    from candidates
+    inner join lateral (
+        select *
+        from {{ ref('v_cabinet_kpi_red_backlog') }} as backlog
+        where backlog.lead_source_pk = candidates.lead_source_pk
+        order by backlog.lead_source_pk
+        offset 0
+    ) as backlog on backlog.is_eligible
+),
+
+final as (
+    select
+        lead_source_pk,
+        lead_created_at,
+        identifiers_hash,
+        full_name,
+        phone_key,
+        document_key,
+        email_key,
+        max_attempt_id,
+        reason_bucket,
+        next_attempt_at
+    from due
+)
+
+select * from final
