@@ -42,6 +42,7 @@ from typing import NamedTuple
 
 from rapidfuzz.distance import OSA, JaroWinkler
 
+from matcher.nicknames import NICKNAMES
 from matcher.normalize import normalize_name
 
 PARTICLES = frozenset(
@@ -49,78 +50,6 @@ PARTICLES = frozenset(
 )
 """Words of compound surnames (``De La Cruz``) and joiners: dropped, forms add and omit them."""
 
-NICKNAMES: Mapping[str, tuple[str, ...]] = {
-    # folded nickname or spelling variant -> the folded given names it stands for
-    "pepe": ("jose",),
-    "pepito": ("jose",),
-    "chepe": ("jose",),
-    "chema": ("jose",),
-    "lucho": ("luis",),
-    "kike": ("enrique",),
-    "quique": ("enrique",),
-    "pancho": ("francisco",),
-    "paco": ("francisco",),
-    "pacho": ("francisco",),
-    "curro": ("francisco",),
-    "tono": ("antonio",),
-    "tony": ("antonio", "anthony"),
-    "toni": ("antonio",),
-    "nacho": ("ignacio",),
-    "memo": ("guillermo",),
-    "guille": ("guillermo",),
-    "beto": ("alberto", "roberto", "humberto", "norberto"),
-    "chucho": ("jesus",),
-    "chuy": ("jesus",),
-    "lupe": ("guadalupe",),
-    "lupita": ("guadalupe",),
-    "charo": ("rosario",),
-    "chayo": ("rosario",),
-    "chelo": ("consuelo", "marcelo"),
-    "concha": ("concepcion",),
-    "conchita": ("concepcion",),
-    "lola": ("dolores",),
-    "pili": ("pilar",),
-    "maru": ("maria",),
-    "mari": ("maria",),
-    "juancho": ("juan",),
-    "juanito": ("juan",),
-    "jhon": ("john",),
-    "jon": ("john",),
-    "jonh": ("john",),
-    "jhonny": ("john",),
-    "johnny": ("john",),
-    "jhonatan": ("jonathan",),
-    "jonatan": ("jonathan",),
-    "jhonathan": ("jonathan",),
-    "yonatan": ("jonathan",),
-    "willy": ("william", "wilfredo", "guillermo"),
-    "wily": ("william", "wilfredo", "guillermo"),
-    "lalo": ("eduardo",),
-    "edu": ("eduardo",),
-    "nando": ("fernando",),
-    "fercho": ("fernando",),
-    "alex": ("alejandro", "alexander", "alexis", "alejandra"),
-    "gaby": ("gabriel", "gabriela"),
-    "rafa": ("rafael",),
-    "santi": ("santiago",),
-    "tere": ("teresa",),
-    "meche": ("mercedes",),
-    "manolo": ("manuel",),
-    "goyo": ("gregorio",),
-    "chalo": ("gonzalo",),
-    "fito": ("rodolfo", "adolfo"),
-    "vicho": ("vicente",),
-    "nico": ("nicolas",),
-    "cata": ("catalina",),
-    "chabela": ("isabel",),
-    "lucha": ("luz", "lucia"),
-    "pato": ("patricio", "patricia"),
-    "javi": ("javier",),
-    "dani": ("daniel", "daniela"),
-    "migue": ("miguel",),
-    "seba": ("sebastian",),
-    "mili": ("milagros",),
-}
 
 FUZZY_SIMILARITY = 0.88
 """Least Jaro-Winkler similarity for two leftover words to agree (``quispe`` / ``qispe``)."""
@@ -135,6 +64,14 @@ PREFIX_QUALITY = 0.85
 """A shortened name (``fran`` / ``francisco``) counts this share of its bits."""
 INITIAL_BITS = 3.0
 """An initial agreeing (``c`` / ``carlos``) counts at most this: initials are skewed."""
+
+COMMON_WORD_SHARE = 1 / 2000
+"""A word held by at least this share of the sampled registry persons (and by
+``COMMON_WORD_MIN`` of them) is a name in its own right: two such words that differ are
+two names (``mario`` / ``marina``, a brother's and a sister's), never a typo of one, since
+a typo makes a word few persons have. Such pairs do not agree fuzzily or one letter off
+(without a registry sample no word is common)."""
+COMMON_WORD_MIN = 5
 
 DEFAULT_BITS = 7.0
 """A word's information when there is no registry sample (one person in 128)."""
@@ -275,6 +212,10 @@ class TokenWeights:
         self.table = _Bits(dict(counts or {}) if estimated else {}, max(persons, 1), unseen)
         self.bits: Callable[[str], float] = self.table.__getitem__
         """The word's information in bits."""
+        least = max(COMMON_WORD_MIN, persons * COMMON_WORD_SHARE)
+        common = frozenset(word for word, count in self.table.counts.items() if count >= least)
+        self.is_common: Callable[[str], bool] = common.__contains__
+        """Whether the word is a name many registry persons have (``COMMON_WORD_SHARE``)."""
 
     @classmethod
     def from_names(cls, names: Iterable[str | None]) -> TokenWeights:
@@ -310,6 +251,8 @@ def _similarity(left: str, right: str) -> float:
     if len(left) == 1 or len(right) == 1:
         return 1.0 if left[0] == right[0] else 0.0
     short, long = (left, right) if len(left) <= len(right) else (right, left)
+    if _gendered(short, long):
+        return 0.0
     if len(short) >= FUZZY_MIN_LENGTH:
         similarity = JaroWinkler.normalized_similarity(left, right)
         if similarity >= FUZZY_SIMILARITY:
@@ -319,6 +262,25 @@ def _similarity(left: str, right: str) -> float:
     if len(short) >= PREFIX_MIN_LENGTH and len(long) > len(short) and long.startswith(short):
         return PREFIX_QUALITY
     return 0.0
+
+
+def _gendered(short: str, long: str) -> bool:
+    """The masculine and feminine forms of one name (``mario`` / ``maria``, ``daniel`` /
+    ``daniela``): two persons, often of one family sharing a phone or an email, never
+    one name misspelt. ``short`` is the shorter word."""
+    if len(short) == len(long):
+        return len(short) >= 3 and short[:-1] == long[:-1] and {short[-1], long[-1]} == {"a", "o"}
+    return (
+        len(long) == len(short) + 1
+        and long.startswith(short)
+        and long[-1] == "a"
+        and short[-1] not in "aeiou"
+    )
+
+
+def _is_fuzzy(similarity: float, word: str, other: str) -> bool:
+    """The pair agrees only fuzzily or one letter off (not as a prefix or an initial)."""
+    return len(word) > 1 and len(other) > 1 and similarity >= min(FUZZY_SIMILARITY, TYPO_QUALITY)
 
 
 def compare(
@@ -335,11 +297,15 @@ def compare(
         shorter = left if common == left.present else right
         if len(shorter.words) == len(common):  # no repeated word to pair twice
             return NameScore(100.0, round(sum(map(bits_of, common)), 1), True)
-    return _aligned(left, right, common, bits_of)
+    return _aligned(left, right, common, bits_of, weights.is_common)
 
 
 def _aligned(
-    left: NameTokens, right: NameTokens, common: frozenset[str], bits_of: Callable[[str], float]
+    left: NameTokens,
+    right: NameTokens,
+    common: frozenset[str],
+    bits_of: Callable[[str], float],
+    is_common: Callable[[str], bool],
 ) -> NameScore:
     rest_right = list(right.words)
     rest_left = []
@@ -376,6 +342,10 @@ def _aligned(
                 for word in rest_left
                 for other in rest_right
                 if (similarity := _similarity(word, other)) > 0.0
+                # two names many persons have are two names, however alike
+                and not (
+                    _is_fuzzy(similarity, word, other) and is_common(word) and is_common(other)
+                )
             ),
             reverse=True,
         )

@@ -102,6 +102,37 @@ def test_strangers_clearly_disagree(registered: str, written: str) -> None:
     assert found.score < 50, found
 
 
+# found at `large` (2M persons): a relative sharing the phone or email, one letter apart
+FAMILY = [
+    ("masculine and feminine", "María Sánchez Betancur", "Mario Sánchez"),
+    ("feminine with an added a", "Daniela Quispe Mamani", "Daniel Quispe"),
+    ("two given names many persons have", "Mario Villalpando Juárez", "Marina Villalpando"),
+]
+
+
+@pytest.mark.parametrize(
+    ("registered", "written"), [case[1:] for case in FAMILY], ids=[case[0] for case in FAMILY]
+)
+def test_relatives_one_letter_apart_disagree(registered: str, written: str) -> None:
+    sample = ["Mario Rojas", "María Flores", "Marina Soto", "Daniel Paz", "Daniela Paz"] * 400
+    weights = names.TokenWeights.from_names(sample + ["Ana Quispe Villalpando Sánchez"] * 10)
+    found = names.compare_raw(written, registered, weights)
+    # far below what corroborates a key (85); only the shared surname agrees
+    assert found.score < 60, found
+    assert found.bits == pytest.approx(weights.bits(names.folded_words(written)[-1]), abs=0.05)
+
+
+def test_a_typo_of_a_common_name_still_agrees() -> None:
+    sample = ["Mario Rojas", "María Flores"] * 1000
+    weights = names.TokenWeights.from_names(sample)
+    assert weights.is_common("mario") and not weights.is_common("mraio")
+    assert names.compare_raw("Mraio Rojas", "Mario Rojas", weights).score > 90
+    # without a sample no word is common: only the gendered forms disagree
+    assert not names.DEFAULT_WEIGHTS.is_common("mario")
+    assert score("Marina Rojas", "Mario Rojas").score > 90
+    assert score("Maria Rojas", "Mario Rojas").score < 50
+
+
 def test_conflicts_cost_more_than_omissions() -> None:
     omitted = score("Juan Quispe", REGISTERED)
     conflicting = score("Juan Quispe Flores", REGISTERED)

@@ -17,34 +17,33 @@ orphan_links as (
     )
 ),
 
-first_links as (
-    select distinct on (person_key)
-        person_key,
-        source_table as first_source_table,
-        source_pk as first_source_pk,
-        linked_at as first_linked_at
-    from orphan_links
-    order by person_key asc, linked_at asc nulls last, source_table asc, source_pk asc
-),
-
-link_counts as (
+-- each person's links in order, counted in the same pass: one sort, no join (a join of
+-- the first links with the counts was planned as a nested loop on a misestimate of the
+-- anti-join, quadratic in the orphans: 34 s for 21,778 persons at `large`)
+ranked_links as (
     select
         person_key,
-        count(*) as link_count
+        source_table,
+        source_pk,
+        linked_at,
+        count(*) over by_person as link_count,
+        row_number() over (
+            by_person
+            order by linked_at asc nulls last, source_table asc, source_pk asc
+        ) as link_rank
     from orphan_links
-    group by person_key
+    window by_person as (partition by person_key)
 ),
 
 final as (
     select
-        first_links.person_key,
-        link_counts.link_count::integer as link_count,
-        first_links.first_linked_at,
-        first_links.first_source_table,
-        first_links.first_source_pk
-    from first_links
-    inner join link_counts
-        on link_counts.person_key = first_links.person_key
+        person_key,
+        link_count::integer as link_count,
+        linked_at as first_linked_at,
+        source_table as first_source_table,
+        source_pk as first_source_pk
+    from ranked_links
+    where link_rank = 1
 )
 
 select * from final

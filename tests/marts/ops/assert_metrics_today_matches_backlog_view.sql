@@ -38,9 +38,11 @@ compared_leads as (
         leads.lead_id,
         leads.created_at
     from {{ ref('stg_cabinet__leads') }} as leads
-    where
-        leads.lead_id in (select open_leads.lead_source_pk from open_leads)
-        or leads.lead_id in (select backlog.lead_source_pk from backlog)
+    where leads.lead_id in (
+        select open_leads.lead_source_pk from open_leads
+        union
+        select backlog.lead_source_pk from backlog
+    )
 ),
 
 live_inputs as (
@@ -73,10 +75,13 @@ membership_mismatch as (
         'an unchanged lead is red in one and not the other' as problem,
         compared_inputs.lead_source_pk
     from compared_inputs
+    left join open_leads
+        on open_leads.lead_source_pk = compared_inputs.lead_source_pk
+    left join backlog
+        on backlog.lead_source_pk = compared_inputs.lead_source_pk
     where
         compared_inputs.is_unchanged
-        and (compared_inputs.lead_source_pk in (select open_leads.lead_source_pk from open_leads))
-        <> (compared_inputs.lead_source_pk in (select backlog.lead_source_pk from backlog))
+        and (open_leads.lead_source_pk is null) <> (backlog.lead_source_pk is null)
 ),
 
 final as (
