@@ -112,6 +112,16 @@ def attempt_candidates(
     return rows
 
 
+def _when_taken(state: Mapping[str, Any]) -> str:
+    """When a matcher run takes an eligible lead: now, or (red with no trace the live
+    view can see: a link removed, a claim withdrawn, a backfill) after the next build."""
+    if not state["is_eligible"]:
+        return ""
+    if state.get("is_due") is False:
+        return " (eligible; the matcher takes it after the next dbt build)"
+    return " (eligible now)"
+
+
 def assemble(
     story: Mapping[str, Any],
     *,
@@ -154,6 +164,7 @@ def assemble(
         "next_attempt_at": backlog["next_attempt_at"] if backlog else None,
         "next_attempt_rule": _next_rule(backlog, last),
         "is_eligible": backlog["is_eligible"] if backlog else None,
+        "is_due": backlog.get("is_due") if backlog else None,
         "queue_status": queue["status"] if queue else None,
         "queue": queue,
         "claims": claims,
@@ -208,8 +219,8 @@ def render(explained: Mapping[str, Any]) -> str:
             f" {state['queue_status'] or '- (next dbt build)'}, {state['age_days']} days old"
         )
         lines.append(
-            f"  next attempt {_time(state['next_attempt_at'])}"
-            f"{' (eligible now)' if state['is_eligible'] else ''}: {state['next_attempt_rule']}"
+            f"  next attempt {_time(state['next_attempt_at'])}{_when_taken(state)}:"
+            f" {state['next_attempt_rule']}"
         )
     else:
         lines.append(

@@ -26,6 +26,7 @@ def _names(tables: Tables) -> dict[str, sql.Composable]:
     return {
         **table_names(tables),
         "backlog": qualified(relations.BACKLOG),
+        "due": qualified(relations.DUE),
         "queue": qualified(relations.QUEUE),
         "person_keys": qualified(relations.PERSON_KEYS),
         "junk": qualified(relations.JUNK),

@@ -76,14 +76,23 @@ from {leads} as leads
 where leads.lead_id = %(lead)s
 
 -- name: backlog_row
+-- `is_due`: whether a matcher run takes it now (`backlog_due`); an eligible lead that is
+-- not due turned red without a trace the view can see before the next build
 select
     backlog.reason_bucket,
     backlog.age_days,
     backlog.attempt_count,
     backlog.last_attempt_at,
     backlog.next_attempt_at,
-    backlog.is_eligible
+    backlog.is_eligible,
+    coalesce(due.is_due, false) as is_due
 from {backlog} as backlog
+left join lateral (
+    select true as is_due
+    from {due} as due
+    where due.lead_source_pk = backlog.lead_source_pk
+    limit 1
+) as due on true
 where backlog.lead_source_pk = %(lead)s
 
 -- name: queue_row
