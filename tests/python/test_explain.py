@@ -123,8 +123,7 @@ def test_why_an_identifier_is_not_usable(copy: Database) -> None:
 
 def test_a_lead_whose_link_was_removed_is_taken_after_the_next_build(copy: Database) -> None:
     lead = copy.scalar(
-        "select source_pk from canon.identity_links where linked_by = 'kpi-red'"
-        " order by 1 limit 1"
+        "select source_pk from canon.identity_links where linked_by = 'kpi-red' order by 1 limit 1"
     )
     copy.execute("delete from canon.identity_links where source_pk = %s", (lead,))
     state = explain(copy, lead)["state"]
