@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,54 +59,65 @@ def denied(conninfo: str, statement: str) -> bool:
     return False
 
 
+@contextmanager
+def login_roles(database: Database, names: Sequence[str]) -> Iterator[None]:
+    """New login roles (password ``PASSWORD``) for the duration, then whatever they own in
+    the database dropped and the roles with it."""
+    with database.connect(autocommit=True) as conn:
+        for name in names:
+            conn.execute(
+                sql.SQL("create role {} login password {}").format(
+                    sql.Identifier(name), sql.Literal(PASSWORD)
+                )
+            )
+    try:
+        yield
+    finally:
+        with database.connect(autocommit=True) as conn:
+            for name in names:
+                conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(name)))
+        with psycopg.connect(
+            database.conninfo.replace(f"dbname={database.name}", "dbname=postgres"),
+            autocommit=True,
+        ) as conn:
+            for name in names:
+                conn.execute(sql.SQL("drop role {}").format(sql.Identifier(name)))
+
+
 @pytest.fixture
 def roles(make_database: Callable[..., Database]) -> Iterator[tuple[Database, str, str]]:
     """A clone of the demo database and two new roles with the printed grants applied."""
     suffix = uuid.uuid4().hex[:8]
     matcher_role, reader_role = f"kpi_red_matcher_{suffix}", f"kpi_red_reader_{suffix}"
-    with support.cloned(support.golden(make_database)) as database:
+    with (
+        support.cloned(support.golden(make_database)) as database,
+        login_roles(database, (matcher_role, reader_role)),
+    ):
+        # a locked-down database: temporary tables only where granted (the matcher
+        # stages its batches in one)
         with database.connect(autocommit=True) as conn:
-            for role in (matcher_role, reader_role):
-                conn.execute(
-                    sql.SQL("create role {} login password {}").format(
-                        sql.Identifier(role), sql.Literal(PASSWORD)
-                    )
-                )
-            # a locked-down database: temporary tables only where granted (the matcher
-            # stages its batches in one)
             conn.execute(
                 sql.SQL("revoke temporary on database {} from public").format(
                     sql.Identifier(database.name)
                 )
             )
-        try:
-            # one superuser built everything here: it is the dbt role and runs every part
-            code, grants = kpi_red(
-                database.conninfo,
-                "grants",
-                "--for",
-                "all",
-                "--dbt-role",
-                "postgres",
-                "--matcher-role",
-                matcher_role,
-                "--reader-role",
-                reader_role,
-            )
-            assert code == 0, grants
-            with database.connect(autocommit=True) as conn:
-                conn.execute(grants)  # type: ignore[arg-type]
-            yield database, matcher_role, reader_role
-        finally:
-            with database.connect(autocommit=True) as conn:
-                for role in (matcher_role, reader_role):
-                    conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(role)))
-            with psycopg.connect(
-                database.conninfo.replace(f"dbname={database.name}", "dbname=postgres"),
-                autocommit=True,
-            ) as conn:
-                for role in (matcher_role, reader_role):
-                    conn.execute(sql.SQL("drop role {}").format(sql.Identifier(role)))
+        # one superuser built everything here: it is the dbt role and runs every part
+        code, grants = kpi_red(
+            database.conninfo,
+            "grants",
+            "--for",
+            "all",
+            "--dbt-role",
+            "postgres",
+            "--matcher-role",
+            matcher_role,
+            "--reader-role",
+            reader_role,
+        )
+        assert code == 0, grants
+        with database.connect(autocommit=True) as conn:
+            conn.execute(grants)  # type: ignore[arg-type]
+        yield database, matcher_role, reader_role
 
 
 def test_the_matcher_role_matches_and_writes_nothing_else(

@@ -9,12 +9,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 import reliability_support as support
 from conftest import Database
-from psycopg import sql
-from test_privilege import PASSWORD, as_role, denied, kpi_red
+from test_privilege import as_role, denied, kpi_red, login_roles
 
 pytestmark = pytest.mark.reliability
 
@@ -30,14 +28,7 @@ def reviewer(make_database: Callable[..., Database]) -> Iterator[tuple[Database,
         code, output = kpi_red(database.conninfo, "match", "--limit", "0", "--json")
         assert code == 0, output
         database.dbt("run")
-        with database.connect(autocommit=True) as conn:
-            for name in (role, *others):
-                conn.execute(
-                    sql.SQL("create role {} login password {}").format(
-                        sql.Identifier(name), sql.Literal(PASSWORD)
-                    )
-                )
-        try:
+        with login_roles(database, (role, *others)):
             code, grants = kpi_red(
                 database.conninfo,
                 "grants",
@@ -57,16 +48,6 @@ def reviewer(make_database: Callable[..., Database]) -> Iterator[tuple[Database,
             with database.connect(autocommit=True) as conn:
                 conn.execute(grants)  # type: ignore[arg-type]
             yield database, role
-        finally:
-            with database.connect(autocommit=True) as conn:
-                for name in (role, *others):
-                    conn.execute(sql.SQL("drop owned by {}").format(sql.Identifier(name)))
-            with psycopg.connect(
-                database.conninfo.replace(f"dbname={database.name}", "dbname=postgres"),
-                autocommit=True,
-            ) as conn:
-                for name in (role, *others):
-                    conn.execute(sql.SQL("drop role {}").format(sql.Identifier(name)))
 
 
 def test_the_reviewer_reviews_and_unlinks_and_does_nothing_else(
