@@ -148,3 +148,20 @@ def demo_db(make_database: Callable[..., Database]) -> Database:
     database = make_database()
     demo.load(database.conninfo, database.settings, size="demo", seed=42, reset=False)
     return database
+
+
+@pytest.fixture(scope="module")
+def cycled(make_database: Callable[..., Database]) -> Database:
+    """The demo after one cycle: built, matched, built (clone it to change it)."""
+    import reliability_support as support  # it imports this module
+
+    return support.cycled(make_database)
+
+
+@pytest.fixture
+def copy(cycled: Database, tmp_path: Path) -> Iterator[Database]:
+    """A clone of ``cycled`` for one test to change."""
+    import reliability_support as support
+
+    with support.cloned(cycled, tmp_path / "db") as database:
+        yield database

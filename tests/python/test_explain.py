@@ -5,27 +5,13 @@ link and origin, reviews), and an unknown lead is one line."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import reliability_support as support
 from click.testing import CliRunner
 from conftest import Database
 
 from matcher.cli import main
-
-
-@pytest.fixture(scope="module")
-def cycled(make_database: Callable[..., Database]) -> Database:
-    return support.cycled(make_database)
-
-
-@pytest.fixture
-def copy(cycled: Database, tmp_path: Path) -> Iterator[Database]:
-    with support.cloned(cycled, tmp_path / "db") as database:
-        yield database
 
 
 def explain(database: Database, lead: str) -> dict[str, Any]:

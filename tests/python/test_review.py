@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,18 +29,6 @@ REVIEW_STATUSES = {"linked", "rejected"}
 def built(make_database: Callable[..., Database]) -> Database:
     """The demo data, built, never matched (clone it)."""
     return support.golden(make_database)
-
-
-@pytest.fixture(scope="module")
-def cycled(make_database: Callable[..., Database]) -> Database:
-    """The demo after one cycle: built, matched, built (clone it)."""
-    return support.cycled(make_database)
-
-
-@pytest.fixture
-def copy(cycled: Database, tmp_path: Path) -> Iterator[Database]:
-    with support.cloned(cycled, tmp_path / "db") as database:
-        yield database
 
 
 def cli(database: Database, *args: str, input: str | None = None) -> Any:

@@ -5,28 +5,14 @@ return at the logged removal time, the same after a rebuild from scratch."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 import reliability_support as support
 from click.testing import CliRunner
 from conftest import Database
 
 from matcher.cli import main
 from matcher.run import MatchOptions, run_match
-
-
-@pytest.fixture(scope="module")
-def cycled(make_database: Callable[..., Database]) -> Database:
-    return support.cycled(make_database)
-
-
-@pytest.fixture
-def copy(cycled: Database, tmp_path: Path) -> Iterator[Database]:
-    with support.cloned(cycled, tmp_path / "db") as database:
-        yield database
 
 
 def cli(database: Database, *args: str) -> Any:
