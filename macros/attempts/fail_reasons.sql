@@ -7,3 +7,14 @@
         'name_mismatch', 'person_changed',
     ]) }}
 {%- endmacro %}
+
+{#- True when a failed attempt's `fail_reason` (a SQL expression) is one a registry change
+    can undo: the backlog view retries such a lead at the change, and `backlog_due` takes
+    it as a candidate then. -#}
+{%- macro retries_on_registry_change(fail_reason) -%}
+    {{ fail_reason }} in (
+        {%- for reason in ['no_match', 'low_confidence', 'conflict', 'ambiguous', 'name_mismatch', 'person_changed'] -%}
+            {{ sql_literal(reason) }}{{ ', ' if not loop.last }}
+        {%- endfor -%}
+    )
+{%- endmacro %}

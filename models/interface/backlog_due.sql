@@ -26,10 +26,7 @@ failed_at_build as (
     select * from {{ ref('cabinet_kpi_red_recovery_queue') }}
     where
         status = 'failed'
-        and fail_reason in (
-            'no_match', 'low_confidence', 'conflict', 'ambiguous', 'name_mismatch',
-            'person_changed'
-        )
+        and {{ retries_on_registry_change('fail_reason') }}
 ),
 
 leads as (

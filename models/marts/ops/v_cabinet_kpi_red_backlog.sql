@@ -117,10 +117,7 @@ scheduled as (
             when is_pending then last_attempt_at
             when last_rejected_at > last_attempt_at then last_rejected_at
             when
-                last_fail_reason in (
-                    'no_match', 'low_confidence', 'conflict', 'ambiguous', 'name_mismatch',
-                    'person_changed'
-                )
+                {{ retries_on_registry_change('last_fail_reason') }}
                 and registry_changed_at > last_attempt_at
                 then least(retry_at, registry_changed_at)
             else retry_at
