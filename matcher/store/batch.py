@@ -212,15 +212,13 @@ def record_outcomes(
 
 def analyze_written(
     conn: psycopg.Connection, *, tables: Tables, attempts: int, links: int
-) -> list[str]:
+) -> None:
     """Fresh statistics on the attempts log and the links when a run added a tenth of
     their rows or more (a drain), so the next run's plans (the backlog view's attempt
     folds and anti-joins, the writers' re-check probes) see the rows just added instead
     of an empty table. Below that the plans do not move and autovacuum's own analyze
     follows (an hourly run's analyze of both cost 0.4 s at `medium`, a third of the run).
-    A role that may not analyze them gets a warning from PostgreSQL, not an error.
-    Returns the tables analyzed."""
-    analyzed = []
+    A role that may not analyze them gets a warning from PostgreSQL, not an error."""
     for table, written in ((tables.attempts, attempts), (tables.links, links)):
         if not written:
             continue
@@ -228,8 +226,6 @@ def analyze_written(
         known = row[0] if row else -1
         if known < 0 or written * 10 >= known:
             conn.execute(sql.SQL("analyze {}").format(qualified(table)))
-            analyzed.append(".".join(table))
-    return analyzed
 
 
 RELTUPLES = "select reltuples from pg_class where oid = to_regclass(%s)"
