@@ -246,8 +246,10 @@ NO_SCORE = NameScore(0.0, 0.0, False)
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _similarity(left: str, right: str) -> float:
-    """How two leftover words agree (0: not at all): fuzzy, shortened or initial."""
+def _similarity(left: str, right: str, both_common: bool = False) -> float:
+    """How two leftover words agree (0: not at all): fuzzy, shortened or initial. Two
+    names many persons have (``both_common``) that are only alike are two names: no
+    agreement at all, however alike (``TokenWeights.is_common``)."""
     if len(left) == 1 or len(right) == 1:
         return 1.0 if left[0] == right[0] else 0.0
     short, long = (left, right) if len(left) <= len(right) else (right, left)
@@ -256,9 +258,10 @@ def _similarity(left: str, right: str) -> float:
     if len(short) >= FUZZY_MIN_LENGTH:
         similarity = JaroWinkler.normalized_similarity(left, right)
         if similarity >= FUZZY_SIMILARITY:
-            return similarity
+            return 0.0 if both_common else similarity
         if len(short) >= TYPO_MIN_LENGTH and OSA.distance(left, right) == 1:
-            return TYPO_QUALITY  # one letter wrong early on: Jaro-Winkler misses it
+            # one letter wrong early on: Jaro-Winkler misses it
+            return 0.0 if both_common else TYPO_QUALITY
     if len(short) >= PREFIX_MIN_LENGTH and len(long) > len(short) and long.startswith(short):
         return PREFIX_QUALITY
     return 0.0
@@ -276,11 +279,6 @@ def _gendered(short: str, long: str) -> bool:
         and long[-1] == "a"
         and short[-1] not in "aeiou"
     )
-
-
-def _is_fuzzy(similarity: float, word: str, other: str) -> bool:
-    """The pair agrees only fuzzily or one letter off (not as a prefix or an initial)."""
-    return len(word) > 1 and len(other) > 1 and similarity >= min(FUZZY_SIMILARITY, TYPO_QUALITY)
 
 
 def compare(
@@ -341,11 +339,12 @@ def _aligned(
                 (similarity, word, other)
                 for word in rest_left
                 for other in rest_right
-                if (similarity := _similarity(word, other)) > 0.0
-                # two names many persons have are two names, however alike
-                and not (
-                    _is_fuzzy(similarity, word, other) and is_common(word) and is_common(other)
+                if (
+                    similarity := _similarity(
+                        word, other, both_common=is_common(word) and is_common(other)
+                    )
                 )
+                > 0.0
             ),
             reverse=True,
         )
