@@ -210,9 +210,7 @@ def record_outcomes(
     return added
 
 
-def analyze_written(
-    conn: psycopg.Connection, *, tables: Tables, attempts: int, links: int
-) -> None:
+def analyze_written(conn: psycopg.Connection, *, tables: Tables, attempts: int, links: int) -> None:
     """Fresh statistics on the attempts log and the links when a run added a tenth of
     their rows or more (a drain), so the next run's plans (the backlog view's attempt
     folds and anti-joins, the writers' re-check probes) see the rows just added instead
