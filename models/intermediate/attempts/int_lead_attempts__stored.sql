@@ -24,24 +24,29 @@ with
 
 {% if is_incremental() -%}
 
--- each import is read once, so PostgreSQL inlines it and uses the log's indexes
+-- the leads with an attempt not folded yet: the two cases are a `union`, so each is
+-- planned on its own (the log's primary key; a hash anti-join for the look-back, where
+-- one `or` made it an index probe per attempt in the window)
 new_attempts as (
-    select * from {{ ref('stg_kpi_red__match_attempts') }} as attempts
+    select attempts.lead_source_pk
+    from {{ ref('stg_kpi_red__match_attempts') }} as attempts
     where
         attempts.attempt_id > (
             select coalesce(max(stored.max_attempt_id), 0) from {{ this }} as stored
         )
-        or (
-            attempts.attempted_at >= {{ stored_watermark(this, 'last_attempt_at') }}
-            - {{ queue_lookback() }}
-            -- a late commit, not folded yet (one matcher at a time holds a lead, so a
-            -- lead's attempts commit in attempt_id order)
-            and not exists (
-                select 1 from {{ this }} as stored
-                where
-                    stored.lead_source_pk = attempts.lead_source_pk
-                    and stored.max_attempt_id >= attempts.attempt_id
-            )
+    union
+    select attempts.lead_source_pk
+    from {{ ref('stg_kpi_red__match_attempts') }} as attempts
+    where
+        attempts.attempted_at >= {{ stored_watermark(this, 'last_attempt_at') }}
+        - {{ queue_lookback() }}
+        -- a late commit, not folded yet (one matcher at a time holds a lead, so a
+        -- lead's attempts commit in attempt_id order)
+        and not exists (
+            select 1 from {{ this }} as stored
+            where
+                stored.lead_source_pk = attempts.lead_source_pk
+                and stored.max_attempt_id >= attempts.attempt_id
         )
 ),
 

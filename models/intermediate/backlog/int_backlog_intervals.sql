@@ -4,7 +4,8 @@
     unique_key='lead_source_pk',
     on_schema_change='append_new_columns',
     indexes=[
-        {'columns': ['lead_source_pk']},
+        {'columns': ['lead_source_pk', 'interval_number'], 'unique': true},
+        {'columns': ['lead_source_pk', 'entered_at'], 'unique': true},
         {'columns': ['entered_at']},
         {'columns': ['left_at']},
         {'columns': ['loaded_at']},
@@ -15,27 +16,36 @@
     ],
 ) }}
 
+-- depends_on: {{ ref('int_lead_attempts__stored') }}
+
 {#- Incremental (delete+insert on `lead_source_pk`), exact by construction: a lead's
-    intervals are a function of its inputs (`backlog_lead_inputs`: creation, current link,
-    first claim, matched attempts, review links, logged link removals), stored with their md5 `inputs_hash`. A run recomputes
-    every interval of the leads whose hash changed, whatever their timestamps say (a late
-    row of any age, a removed or backdated link or claim), and of the leads with no stored
-    row that have an interval now; a lead that was never red (linked or claimed at its
-    creation) and stays so is not read again. A recomputed lead with no interval left
-    emits a marker row (`interval_number = 0`) so its old rows are deleted; the post-hook
-    removes the markers and the rows of leads deleted upstream, in the same
-    transaction. -#}
+    intervals are a function of its inputs (`backlog_lead_inputs`: creation, current
+    link, first claim, matched attempts, review links, logged link removals), and each
+    row stores them (the link's person, time and author, the first claim, the newest
+    review link and logged removal, and `inputs_hash`, their md5 with the matched
+    attempts). A run finds the leads whose inputs can differ without evaluating every
+    lead: each source compared whole with what is stored (no timestamp trusted, so a
+    late row of any age, a backdated or removed link or claim is seen), and the leads
+    whose attempts `int_lead_attempts__stored` re-folded since this table's last write.
+    A run recomputes those whose hash changed, and the leads with no stored row that
+    have an interval now; a lead that was never red (linked or claimed at its creation)
+    and stays so is compared again each run, and not stored. A recomputed lead with no
+    interval left, or deleted upstream, emits a marker row (`interval_number = 0`) so
+    its old rows are deleted; the post-hook removes the markers, in the same
+    transaction. #}
 
 with
 
-all_leads as (
+-- read in several places: `not materialized` keeps each read a plan of its own (a CTE
+-- read twice is otherwise computed whole first, half a million leads at `large`)
+all_leads as not materialized (
     select
         lead_id,
         created_at
     from {{ ref('stg_cabinet__leads') }}
 ),
 
-links as (
+links as not materialized (
     select * from {{ ref('stg_canon__identity_links') }}
     where is_lead_link
 ),
@@ -55,47 +65,167 @@ all_removals as (
     where source_table = {{ sql_literal(var("lead_source_table")) }}
 ),
 
--- each lead's inputs now (read more than once: PostgreSQL materializes it)
-inputs as (
-    {{ backlog_lead_inputs('all_leads') }}
+{% if is_incremental() and relation_has_column(this, 'has_link') -%}
+
+stored as not materialized (
+    select * from {{ this }}
+    where interval_number = 1
 ),
 
-{% if is_incremental() -%}
+watermark as (
+    select coalesce(max(loaded_at), '-infinity') as loaded_since
+    from {{ this }}
+),
 
-stored_inputs as (
-    {%- if relation_has_column(this, 'inputs_hash') %}
+claims as (
+    select
+        lead_id,
+        min(claimed_at) as first_claimed_at
+    from {{ ref('stg_claims__lead_claims') }}
+    where lead_id is not null
+    group by lead_id
+),
+
+review_links as (
     select
         lead_source_pk,
-        inputs_hash
-    from {{ this }}
-    where interval_number = 1
-    {%- else %}
-    -- stored before the hash existed: every lead is recomputed once
+        max(decision_id) as last_review_id
+    from {{ ref('stg_kpi_red__review_decisions') }}
+    where is_link
+    group by lead_source_pk
+),
+
+removals_by_lead as (
     select
-        null::text as lead_source_pk,
-        null::text as inputs_hash
-    where false
-    {%- endif %}
+        lead_source_pk,
+        max(removal_id) as last_removal_id
+    from {{ ref('stg_kpi_red__link_removals') }}
+    group by lead_source_pk
+),
+
+-- the leads whose inputs can differ from the stored ones, each source compared whole
+-- with what the rows store (a lead deleted upstream among them)
+candidates as (
+    select coalesce(all_leads.lead_id, stored.lead_source_pk) as lead_id
+    from all_leads
+    full outer join stored
+        on stored.lead_source_pk = all_leads.lead_id
+    where
+        all_leads.lead_id is null
+        or stored.lead_source_pk is null
+        or all_leads.created_at is distinct from stored.lead_created_at
+    union
+    select coalesce(links.source_pk, stored.lead_source_pk)
+    from links
+    full outer join (select * from stored where has_link) as stored  -- noqa: ST05
+        on stored.lead_source_pk = links.source_pk
+    where
+        links.source_pk is null
+        or stored.lead_source_pk is null
+        or (links.person_key, links.linked_at, links.linked_by)
+        is distinct from (stored.link_person_key, stored.linked_at, stored.linked_by)
+    union
+    select coalesce(claims.lead_id, stored.lead_source_pk)
+    from claims
+    full outer join (select * from stored where has_claim) as stored  -- noqa: ST05
+        on stored.lead_source_pk = claims.lead_id
+    where
+        claims.lead_id is null
+        or stored.lead_source_pk is null
+        or claims.first_claimed_at is distinct from stored.first_claimed_at
+    union
+    select coalesce(review_links.lead_source_pk, stored.lead_source_pk)
+    from review_links
+    full outer join (  -- noqa: ST05
+        select * from stored where last_review_id is not null
+    ) as stored
+        on stored.lead_source_pk = review_links.lead_source_pk
+    where review_links.last_review_id is distinct from stored.last_review_id
+    union
+    select coalesce(removals_by_lead.lead_source_pk, stored.lead_source_pk)
+    from removals_by_lead
+    full outer join (  -- noqa: ST05
+        select * from stored where last_removal_id is not null
+    ) as stored
+        on stored.lead_source_pk = removals_by_lead.lead_source_pk
+    where removals_by_lead.last_removal_id is distinct from stored.last_removal_id
+    union
+    select folds.lead_source_pk
+    from {{ ref('int_lead_attempts__stored') }} as folds
+    where folds.loaded_at > (select watermark.loaded_since from watermark)
+),
+
+candidate_leads as (
+    select all_leads.*
+    from all_leads
+    where all_leads.lead_id in (select candidates.lead_id from candidates)
+),
+
+-- each candidate's inputs now (read more than once: PostgreSQL materializes it)
+inputs as (
+    {{ backlog_lead_inputs('candidate_leads') }}
 ),
 
 changed_inputs as (
     select inputs.*
     from inputs
-    left join stored_inputs
-        on stored_inputs.lead_source_pk = inputs.lead_id
+    left join stored
+        on stored.lead_source_pk = inputs.lead_id
     where
-        stored_inputs.inputs_hash is distinct from inputs.inputs_hash
+        stored.inputs_hash is distinct from inputs.inputs_hash
         and (
-            stored_inputs.lead_source_pk is not null
+            stored.lead_source_pk is not null
             or inputs.final_left_at is null
             or inputs.final_left_at > inputs.created_at
+        )
+),
+
+-- stored leads no longer in the leads table: a marker each, so that their rows go
+deleted_leads as (
+    select stored.*
+    from stored
+    where
+        stored.lead_source_pk in (select candidates.lead_id from candidates)
+        and not exists (
+            select 1 from candidate_leads
+            where candidate_leads.lead_id = stored.lead_source_pk
+        )
+),
+
+{%- elif is_incremental() %}
+
+-- stored before the rows carried their inputs: every lead is recomputed once
+changed_inputs as (
+    {{ backlog_lead_inputs('all_leads') }}
+),
+
+deleted_leads as (
+    select
+        stored.lead_source_pk,
+        stored.lead_created_at,
+        stored.changed_at,
+        null::boolean as has_link,
+        null::text as link_person_key,
+        null::timestamptz as linked_at,
+        null::text as linked_by,
+        null::boolean as has_claim,
+        null::timestamptz as first_claimed_at,
+        null::bigint as last_review_id,
+        null::bigint as last_removal_id,
+        null::text as inputs_hash
+    from {{ this }} as stored
+    where
+        stored.interval_number = 1
+        and not exists (
+            select 1 from all_leads
+            where all_leads.lead_id = stored.lead_source_pk
         )
 ),
 
 {%- else %}
 
 changed_inputs as (
-    select * from inputs
+    {{ backlog_lead_inputs('all_leads') }}
 ),
 
 {%- endif %}
@@ -186,6 +316,15 @@ final_exits as (
             leads.first_claimed_at,
             last_matches.last_matched_at
         ) as changed_at,
+        -- the inputs each row stores, compared source by source on the next run
+        leads.has_link,
+        leads.link_person_key,
+        leads.linked_at,
+        leads.linked_by,
+        leads.has_claim,
+        leads.first_claimed_at,
+        leads.last_review_id,
+        leads.last_removal_id,
         leads.inputs_hash
     from leads
     left join live_link_attempts
@@ -278,6 +417,14 @@ intervals as (
         final_exits.final_exit_kind,
         final_exits.created_at,
         final_exits.changed_at,
+        final_exits.has_link,
+        final_exits.link_person_key,
+        final_exits.linked_at,
+        final_exits.linked_by,
+        final_exits.has_claim,
+        final_exits.first_claimed_at,
+        final_exits.last_review_id,
+        final_exits.last_removal_id,
         final_exits.inputs_hash
     from entries
     inner join final_exits
@@ -297,6 +444,14 @@ bounded as (
         end as exit_kind,
         created_at as lead_created_at,
         changed_at,
+        has_link,
+        link_person_key,
+        linked_at,
+        linked_by,
+        has_claim,
+        first_claimed_at,
+        last_review_id,
+        last_removal_id,
         inputs_hash
     from intervals
 ),
@@ -312,6 +467,14 @@ kept as (
         left_at is null as is_open,
         lead_created_at,
         changed_at,
+        has_link,
+        link_person_key,
+        linked_at,
+        linked_by,
+        has_claim,
+        first_claimed_at,
+        last_review_id,
+        last_removal_id,
         inputs_hash,
         now() as loaded_at
     from bounded
@@ -333,6 +496,14 @@ emptied as (
         false as is_open,
         final_exits.created_at as lead_created_at,
         final_exits.changed_at,
+        final_exits.has_link,
+        final_exits.link_person_key,
+        final_exits.linked_at,
+        final_exits.linked_by,
+        final_exits.has_claim,
+        final_exits.first_claimed_at,
+        final_exits.last_review_id,
+        final_exits.last_removal_id,
         final_exits.inputs_hash,
         now() as loaded_at
     from final_exits
@@ -342,10 +513,37 @@ emptied as (
     )
 ),
 
+-- a lead deleted upstream: a marker, so that its stored rows go (the post-hook too)
+vanished as (
+    select
+        lead_source_pk,
+        0 as interval_number,
+        lead_created_at as entered_at,
+        lead_created_at as left_at,
+        'other' as exit_kind,
+        'created' as entry_kind,
+        false as is_open,
+        lead_created_at,
+        changed_at,
+        has_link,
+        link_person_key,
+        linked_at,
+        linked_by,
+        has_claim,
+        first_claimed_at,
+        last_review_id,
+        last_removal_id,
+        inputs_hash,
+        now() as loaded_at
+    from deleted_leads
+),
+
 final as (
     select * from kept
     union all
     select * from emptied
+    union all
+    select * from vanished
 )
 
 {%- else %}

@@ -1,6 +1,6 @@
 -- the queue has exactly one row per lead that has ever been red and agrees with the
 -- intervals on who is red. That it holds every lead of the live backlog view as red
--- follows with `assert_metrics_today_matches_backlog_view` (an unchanged lead is open in
+-- follows with `assert_backlog_view_rows` (an unchanged lead is open in
 -- the intervals exactly when it is in the view), so the view is not read here again.
 with
 
