@@ -421,8 +421,8 @@ def hourly_cycle(
     outcome: Outcome,
 ) -> None:
     """The hour users schedule: another share of new leads, then ``kpi-red cycle`` (dbt
-    build -> match -> repair origin -> dbt build, unit tests included, as cron runs it) as
-    a child process: ``hourly_cycle_s``, and each of its steps."""
+    build -> match -> repair origin -> dbt build of what the match changed, as cron runs
+    it) as a child process: ``hourly_cycle_s``, and each of its steps."""
     record = outcome.record
     log(f"adding {options.new_share:.0%} new leads again, then kpi-red cycle (the hourly job)")
     added = workload.add_new_leads(

@@ -2,11 +2,16 @@
 
 Guarded by a session advisory lock held on a dedicated connection, so two cycles never
 overlap: the second fails at once with CycleBusyError (exit code 75 at the CLI). dbt runs
-in-process, with the profile ``connection.dbt_target`` gives it.
+in-process, with the profile ``connection.dbt_target`` gives it. The second build
+rebuilds what the match changed: the models and tests downstream of the tables the
+cycle writes (``MATCH_WRITES``). Neither runs dbt's unit tests, which test the models'
+code on fixed rows (CI's work, not the schedule's), unless ``DBT_EXCLUDE_RESOURCE_TYPES``
+says otherwise.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +23,23 @@ from matcher.report import RunSummary
 from matcher.run import MatchOptions, run_match
 from matcher.settings import Settings
 from matcher.store import admin
+
+MATCH_WRITES = ("source:kpi_red+", "source:canon_links+", "source:canon_origin+")
+"""What the match and the origin repair write (the attempts, the links, the origin rows)
+and everything built on them: the second build's selection. The registry's keys and the
+leads' stored keys are the next cycle's first build's (the matcher reads their changes
+live meanwhile)."""
+
+
+def build_selections(select: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The ``--select`` of the first and of the second build: ``select`` (every node when
+    empty), then the part of it downstream of ``MATCH_WRITES`` (dbt's ``a,b`` is an
+    intersection, a space a union)."""
+    first = list(select)
+    second = [f"{given},{written}" for given in first for written in MATCH_WRITES] or list(
+        MATCH_WRITES
+    )
+    return first, second
 
 
 class CycleBusyError(Exception):
@@ -65,7 +87,8 @@ def run_cycle(
     advisory lock.
 
     ``select`` (dbt node selection) narrows both builds; in a host project it defaults to
-    this package alone. A failed build does not stop the cycle when the relations the
+    this package alone. The second build takes the part of it that the match changed
+    (``build_selections``). A failed build does not stop the cycle when the relations the
     matcher reads are there (built by the last good build; the views are replaced in
     place, so they survive a failure elsewhere): it matches on them, runs the second
     build, then raises CycleBuildError naming the failed nodes.
@@ -76,7 +99,15 @@ def run_cycle(
     from matcher import dbt
 
     report = CycleReport(steps=[])
-    selection = list(select) or ([f"package:{PACKAGE_NAME}"] if settings.is_package else [])
+    first_selection, second_selection = build_selections(
+        list(select) or ([f"package:{PACKAGE_NAME}"] if settings.is_package else [])
+    )
+    # the schedule runs no unit tests (a user's DBT_EXCLUDE_RESOURCE_TYPES wins)
+    no_unit_tests = (
+        []
+        if "DBT_EXCLUDE_RESOURCE_TYPES" in os.environ
+        else ["--exclude-resource-type", "unit_test"]
+    )
     errors: list[str] = []
 
     def step(name: str, work: Callable[[], object]) -> object:
@@ -87,10 +118,10 @@ def run_cycle(
         report.steps.append((name, time.perf_counter() - clock))
         return result
 
-    def build(*extra: str) -> None:
+    def build(selection: Sequence[str], *extra: str) -> None:
         try:
             dbt.run(
-                ["build", *(["--select", *selection] if selection else []), *extra],
+                ["build", *(["--select", *selection] if selection else []), *no_unit_tests, *extra],
                 settings=settings,
                 profiles_dir=dbt_target.profiles_dir,
                 target=dbt_target.target,
@@ -111,7 +142,10 @@ def run_cycle(
                 guard, settings.tables, dbt_role=roles.dbt if roles.dbt_is_set else None
             ),
         )
-        step("dbt build", lambda: build(*(["--full-refresh"] if full_refresh else [])))
+        step(
+            "dbt build",
+            lambda: build(first_selection, *(["--full-refresh"] if full_refresh else [])),
+        )
         missing = admin.missing_relations(guard) + admin.missing_sources(
             guard, tables=settings.tables
         )
@@ -130,7 +164,7 @@ def run_cycle(
         report.origins_repaired = step(  # type: ignore[assignment]
             "repair origin", lambda: admin.repair_origin(guard, tables=settings.tables)
         )
-        step("dbt build", build)
+        step("dbt build", lambda: build(second_selection))
     if errors:
         failed = "; ".join(dict.fromkeys(errors))  # the second build often fails the same
         raise CycleBuildError(f"{failed}; the match step ran on the last good build", report=report)

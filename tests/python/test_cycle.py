@@ -56,6 +56,14 @@ def test_cycle_runs_green_and_drains_the_eligible_backlog(
         "select count(*) from ops.cabinet_kpi_red_recovery_queue where attempt_count > 0"
     )
     assert attempted == report["match"]["claimed"]
+    # the second build (its run_results.json is the last) rebuilt what the match changed,
+    # not the registry's keys nor the leads' stored keys; neither build ran unit tests
+    results = json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
+    second = {result["unique_id"].split(".")[-1] for result in results}
+    assert {"cabinet_kpi_red_recovery_queue", "int_backlog_intervals"} <= second
+    assert {"v_cabinet_kpi_red_recovery_metrics_daily", "assert_backlog_view_rows"} <= second
+    assert not {"person_keys", "junk_keys", "int_lead_identifiers__stored"} & second
+    assert not [result for result in results if result["unique_id"].startswith("unit_test.")]
     # no password ever reached a file: the temporary profile is gone with the run
     assert not list(tmp_path.glob("**/profiles.yml"))
 
@@ -68,3 +76,12 @@ def test_a_second_cycle_exits_at_once_with_75(demo_copy: Database, tmp_path: Pat
     assert result.exit_code == CYCLE_BUSY_EXIT == 75
     assert "another kpi-red cycle is running" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_the_second_build_selects_what_the_match_wrote_within_the_given_selection() -> None:
+    from matcher.cycle import MATCH_WRITES, build_selections
+
+    assert build_selections([]) == ([], list(MATCH_WRITES))
+    first, second = build_selections(["package:kpi_red_recovery"])
+    assert first == ["package:kpi_red_recovery"]
+    assert second == [f"package:kpi_red_recovery,{written}" for written in MATCH_WRITES]
