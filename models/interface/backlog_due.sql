@@ -9,22 +9,13 @@
     PostgreSQL probes its indexes per lead instead of joining every lead), and kept when the
     view says it is eligible: the rules live in the view only. A lead that became red
     without such a trace (a link removed, a claim withdrawn, a lead inserted or edited with
-    timestamps older than the look-back) is due at the next build.
-
-    When many leads were due at the build (a first build, a drain: more than the var
-    `backlog_due_whole_view_from`), probing each costs more than one pass over the view:
-    the view's eligible leads are then read whole instead (exact, with no gap). Both
-    branches are planned, and a one-time filter on that count runs only one of them. -#}
-
-{%- set whole_view_from = sql_integer(
-    'backlog_due_whole_view_from', var('backlog_due_whole_view_from')
-) %}
+    timestamps older than the look-back) is due at the next build. -#}
 
 with
 
--- the queue as the last build left it: its leads due then (read twice, `not
--- materialized`: each read uses the queue's index), and those failed for want of a person
-due_at_build as not materialized (
+-- the queue as the last build left it: its leads due then, and those failed for want of
+-- a person (each read once, so PostgreSQL inlines it and uses the queue's index)
+due_at_build as (
     select * from {{ ref('cabinet_kpi_red_recovery_queue') }}
     where
         status in ('pending', 'failed')
@@ -89,14 +80,9 @@ candidates as (
 ),
 -- noqa: enable=ST06
 
-due_count as (
-    select count(*) as leads
-    from due_at_build
-),
-
 -- one lead at a time: `offset 0` keeps the view a subquery (sorted by its one row, for
 -- the linter), so PostgreSQL probes its indexes per lead instead of joining every lead
-probed as (
+due as (
     select backlog.*
     from candidates
     inner join lateral (
@@ -106,22 +92,6 @@ probed as (
         order by backlog.lead_source_pk
         offset 0
     ) as backlog on backlog.is_eligible
-    where (select due_count.leads from due_count) <= {{ whole_view_from }}
-),
-
--- many due: the view whole, in one pass
-read_whole as (
-    select backlog.*
-    from {{ ref('v_cabinet_kpi_red_backlog') }} as backlog
-    where
-        backlog.is_eligible
-        and (select due_count.leads from due_count) > {{ whole_view_from }}
-),
-
-due as (
-    select * from probed
-    union all
-    select * from read_whole
 ),
 
 final as (

@@ -295,19 +295,6 @@ def test_backlog_view_is_live_between_builds_and_equals_the_built_state(
     due = "select lead_source_pk from kpi_red_interface.backlog_due"
     before = {row[0] for row in scenario.database.query(due)}
     assert before == {row[0] for row in scenario.database.query(eligible)} - {"L20"}
-    # with more leads due than `backlog_due_whole_view_from` (a drain), backlog_due reads
-    # the view whole: every eligible lead, L20 too
-    scenario.database.dbt(
-        "run",
-        "--select",
-        "backlog_due",
-        dbt_vars={"as_of": DAY.isoformat(), "backlog_due_whole_view_from": 0},
-    )
-    assert {row[0] for row in scenario.database.query(due)} == {
-        row[0] for row in scenario.database.query(eligible)
-    }
-    scenario.database.dbt("run", "--select", "backlog_due", dbt_vars={"as_of": DAY.isoformat()})
-    assert {row[0] for row in scenario.database.query(due)} == before
     # a build stores what the view computed live: the same rows either way
     scenario.build(as_of=DAY)
     assert {row[0]: row for row in scenario.database.query(backlog)} == live
