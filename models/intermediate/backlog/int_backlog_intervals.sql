@@ -180,9 +180,9 @@ changed_inputs as (
         )
 ),
 
--- stored leads no longer in the leads table: a marker each, so that their rows go
+-- stored leads no longer in the leads table (a marker each, below)
 deleted_leads as (
-    select stored.*
+    select stored.lead_source_pk
     from stored
     where
         stored.lead_source_pk in (select candidates.lead_id from candidates)
@@ -200,19 +200,7 @@ changed_inputs as (
 ),
 
 deleted_leads as (
-    select
-        stored.lead_source_pk,
-        stored.lead_created_at,
-        stored.changed_at,
-        null::boolean as has_link,
-        null::text as link_person_key,
-        null::timestamptz as linked_at,
-        null::text as linked_by,
-        null::boolean as has_claim,
-        null::timestamptz as first_claimed_at,
-        null::bigint as last_review_id,
-        null::bigint as last_removal_id,
-        null::text as inputs_hash
+    select stored.lead_source_pk
     from {{ this }} as stored
     where
         stored.interval_number = 1
@@ -483,67 +471,47 @@ kept as (
 
 {% if is_incremental() -%}
 
--- a recomputed lead with no interval any more: a marker so that its stored rows go
--- (removed by the post-hook)
-emptied as (
+-- the leads whose stored rows go with no replacement (recomputed with no interval left,
+-- or deleted upstream): a marker row each, so that the run's delete removes their rows;
+-- the post-hook removes the markers
+markers as (
     select
-        final_exits.lead_id as lead_source_pk,
+        unreplaced.lead_source_pk,
         0 as interval_number,
-        final_exits.created_at as entered_at,
-        final_exits.created_at as left_at,
-        'other' as exit_kind,
-        'created' as entry_kind,
-        false as is_open,
-        final_exits.created_at as lead_created_at,
-        final_exits.changed_at,
-        final_exits.has_link,
-        final_exits.link_person_key,
-        final_exits.linked_at,
-        final_exits.linked_by,
-        final_exits.has_claim,
-        final_exits.first_claimed_at,
-        final_exits.last_review_id,
-        final_exits.last_removal_id,
-        final_exits.inputs_hash,
+        null::timestamptz as entered_at,
+        null::timestamptz as left_at,
+        null::text as exit_kind,
+        null::text as entry_kind,
+        null::boolean as is_open,
+        null::timestamptz as lead_created_at,
+        null::timestamptz as changed_at,
+        null::boolean as has_link,
+        null::text as link_person_key,
+        null::timestamptz as linked_at,
+        null::text as linked_by,
+        null::boolean as has_claim,
+        null::timestamptz as first_claimed_at,
+        null::bigint as last_review_id,
+        null::bigint as last_removal_id,
+        null::text as inputs_hash,
         now() as loaded_at
-    from final_exits
-    where not exists (
-        select 1 from kept
-        where kept.lead_source_pk = final_exits.lead_id
-    )
-),
-
--- a lead deleted upstream: a marker, so that its stored rows go (the post-hook too)
-vanished as (
-    select
-        lead_source_pk,
-        0 as interval_number,
-        lead_created_at as entered_at,
-        lead_created_at as left_at,
-        'other' as exit_kind,
-        'created' as entry_kind,
-        false as is_open,
-        lead_created_at,
-        changed_at,
-        has_link,
-        link_person_key,
-        linked_at,
-        linked_by,
-        has_claim,
-        first_claimed_at,
-        last_review_id,
-        last_removal_id,
-        inputs_hash,
-        now() as loaded_at
-    from deleted_leads
+    from (
+        select final_exits.lead_id as lead_source_pk
+        from final_exits
+        where not exists (
+            select 1 from kept
+            where kept.lead_source_pk = final_exits.lead_id
+        )
+        union all
+        select deleted_leads.lead_source_pk
+        from deleted_leads
+    ) as unreplaced
 ),
 
 final as (
     select * from kept
     union all
-    select * from emptied
-    union all
-    select * from vanished
+    select * from markers
 )
 
 {%- else %}
