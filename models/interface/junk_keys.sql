@@ -82,13 +82,14 @@ recounted as (
         recounted_values.key_value,
         'shared'::text as junk_reason
     from recounted_values
-    cross join lateral (
-        select count(*) as persons
-        from person_keys as holders
-        where
-            holders.key_type = recounted_values.key_type
-            and holders.key_value = recounted_values.key_value
-    ) as holders
+    cross join
+        lateral (
+            select count(*) as persons
+            from person_keys as holders
+            where
+                holders.key_type = recounted_values.key_type
+                and holders.key_value = recounted_values.key_value
+        ) as holders
     where holders.persons > {{ threshold }}
 ),
 

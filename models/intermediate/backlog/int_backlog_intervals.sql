@@ -117,7 +117,10 @@ candidates as (
     union
     select coalesce(links.source_pk, stored.lead_source_pk)
     from links
-    full outer join (select * from stored where has_link) as stored  -- noqa: ST05
+    full outer join (  -- noqa: ST05
+        select * from stored
+        where has_link
+    ) as stored
         on stored.lead_source_pk = links.source_pk
     where
         links.source_pk is null
@@ -127,7 +130,10 @@ candidates as (
     union
     select coalesce(claims.lead_id, stored.lead_source_pk)
     from claims
-    full outer join (select * from stored where has_claim) as stored  -- noqa: ST05
+    full outer join (  -- noqa: ST05
+        select * from stored
+        where has_claim
+    ) as stored
         on stored.lead_source_pk = claims.lead_id
     where
         claims.lead_id is null
@@ -137,7 +143,8 @@ candidates as (
     select coalesce(review_links.lead_source_pk, stored.lead_source_pk)
     from review_links
     full outer join (  -- noqa: ST05
-        select * from stored where last_review_id is not null
+        select * from stored
+        where last_review_id is not null
     ) as stored
         on stored.lead_source_pk = review_links.lead_source_pk
     where review_links.last_review_id is distinct from stored.last_review_id
@@ -145,7 +152,8 @@ candidates as (
     select coalesce(removals_by_lead.lead_source_pk, stored.lead_source_pk)
     from removals_by_lead
     full outer join (  -- noqa: ST05
-        select * from stored where last_removal_id is not null
+        select * from stored
+        where last_removal_id is not null
     ) as stored
         on stored.lead_source_pk = removals_by_lead.lead_source_pk
     where removals_by_lead.last_removal_id is distinct from stored.last_removal_id
@@ -498,10 +506,11 @@ markers as (
     from (
         select final_exits.lead_id as lead_source_pk
         from final_exits
-        where not exists (
-            select 1 from kept
-            where kept.lead_source_pk = final_exits.lead_id
-        )
+        where
+            not exists (
+                select 1 from kept
+                where kept.lead_source_pk = final_exits.lead_id
+            )
         union all
         select deleted_leads.lead_source_pk
         from deleted_leads
