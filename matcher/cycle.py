@@ -103,11 +103,7 @@ def run_cycle(
         list(select) or ([f"package:{PACKAGE_NAME}"] if settings.is_package else [])
     )
     # the schedule runs no unit tests (a user's DBT_EXCLUDE_RESOURCE_TYPES wins)
-    no_unit_tests = (
-        []
-        if "DBT_EXCLUDE_RESOURCE_TYPES" in os.environ
-        else ["--exclude-resource-type", "unit_test"]
-    )
+    no_unit_tests = () if "DBT_EXCLUDE_RESOURCE_TYPES" in os.environ else ("unit_test",)
     errors: list[str] = []
 
     def step(name: str, work: Callable[[], object]) -> object:
@@ -121,10 +117,11 @@ def run_cycle(
     def build(selection: Sequence[str], *extra: str) -> None:
         try:
             dbt.run(
-                ["build", *(["--select", *selection] if selection else []), *no_unit_tests, *extra],
+                ["build", *(["--select", *selection] if selection else []), *extra],
                 settings=settings,
                 profiles_dir=dbt_target.profiles_dir,
                 target=dbt_target.target,
+                exclude_resource_types=no_unit_tests,
             )
         except dbt.DbtError as exc:
             errors.append(str(exc))
