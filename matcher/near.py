@@ -7,7 +7,8 @@ the national phone number. Identifiers are dense (a third of all 8-digit numbers
 somebody's DNI), so the lookup must return exactly the persons one edit away, not a
 wide net to filter: every value one edit from the lead's is spelled out here
 (``one_edit_values``: a character substituted, two swapped or one left out;
-``insertion_values``: one character more, any character a normalized value can hold)
+``insertion_values``: one character more, any character a normalized value can hold,
+digits only for a document type the registry's sample shows without letters)
 and looked up as it is, exact index probes of ``person_keys``. A value has several
 persons one edit away: names come first, and only a single person whose name agrees
 strongly links.
@@ -77,19 +78,53 @@ def one_edit_values(
     return tuple(found)
 
 
+LETTERLESS_MIN_SAMPLED = 50
+"""Sampled documents a type needs before ``letterless_kinds`` calls it digits-only."""
+
+
+def letterless_kinds(
+    documents: Iterable[str], *, min_sampled: int = LETTERLESS_MIN_SAMPLED
+) -> frozenset[str]:
+    """The document types (``DNI`` of ``DNI:45678912``) whose sampled numbers are all
+    digits, each seen at least ``min_sampled`` times: a lead of such a type that left a
+    character out left a digit, so ``insertion_values`` puts back digits only (90 values
+    for an 8-digit DNI instead of 324: 57% fewer to look up). A type sampled less, or
+    holding a letter anywhere, keeps every character."""
+    seen: dict[str, int] = {}
+    lettered: set[str] = set()
+    for value in documents:
+        kind, _, number = value.partition(":")
+        seen[kind] = seen.get(kind, 0) + 1
+        if not number.isdigit():
+            lettered.add(kind)
+    return frozenset(
+        kind for kind, count in seen.items() if count >= min_sampled and kind not in lettered
+    )
+
+
 def insertion_values(
-    key_type: str, value: str, *, country_code: str, min_length: int = NEAR_MIN_LENGTH
+    key_type: str,
+    value: str,
+    *,
+    country_code: str,
+    min_length: int = NEAR_MIN_LENGTH,
+    letterless: frozenset[str] = frozenset(),
 ) -> tuple[str, ...]:
     """The values a person may hold when the lead left one of their characters out:
     ``value``'s editable part with one character of ``NEAR_ALPHABETS`` inserted at each
     position (never a 0 in front: normalized values never start with one), each value
     once (a character inserted next to the same character is the same value), parts
-    shorter than ``min_length`` left out. Empty when the key cannot be near-matched."""
+    shorter than ``min_length`` left out; digits only for a document of a type in
+    ``letterless`` (``letterless_kinds``). Empty when the key cannot be near-matched."""
     split = editable_split(key_type, value, country_code=country_code)
     if split is None or key_type not in NEAR_KEY_TYPES or len(split[1]) + 1 < min_length:
         return ()
     prefix, part = split
-    alphabet = NEAR_ALPHABETS[key_type]
+    alphabet = (
+        _DIGITS
+        if key_type == "document" and prefix[:-1] in letterless
+        else NEAR_ALPHABETS[key_type]
+    )
     found: list[str] = []
     for at in range(len(part) + 1):
         head, tail = prefix + part[:at], part[at:]
@@ -206,7 +241,9 @@ class NearLookup:
         *,
         country_code: str,
         min_length: int = NEAR_MIN_LENGTH,
+        letterless: frozenset[str] = frozenset(),
     ) -> NearLookup:
+        """``letterless``: the document types that hold digits only (``letterless_kinds``)."""
         values: dict[tuple[str, str], None] = {}
         origins: dict[str, dict[str, str]] = {}
         also: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -219,7 +256,11 @@ class NearLookup:
                 edited = one_edit_values(
                     key_type, value, country_code=country_code, min_length=min_length
                 ) + insertion_values(
-                    key_type, value, country_code=country_code, min_length=min_length
+                    key_type,
+                    value,
+                    country_code=country_code,
+                    min_length=min_length,
+                    letterless=letterless,
                 )
                 came_from = origins.setdefault(key_type, {})
                 for other in edited:

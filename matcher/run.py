@@ -241,6 +241,7 @@ def decided_batches(
     live: LiveRegistry,
     names: match.NameRules,
     options: MatchOptions,
+    letterless: frozenset[str] = frozenset(),
 ) -> Iterator[DecidedBatch]:
     """Decide each batch in pure Python (the near pass: one more query per batch).
 
@@ -262,6 +263,7 @@ def decided_batches(
                     live=live,
                     names=names,
                     near_min_length=options.near_min_length,
+                    letterless=letterless,
                 )
                 if near_hashes:
                     hashes = {**hashes, **near_hashes}
@@ -277,11 +279,16 @@ def near_pass(
     names: match.NameRules,
     near_min_length: int,
     rejected: Mapping[str, frozenset[str]] | None = None,
+    letterless: frozenset[str] = frozenset(),
 ) -> tuple[list[Decision], dict[str, str]]:
     """The batch's unsettled documents and phones one edit away (one query), and the
-    identifiers hash of each person found."""
+    identifiers hash of each person found; ``letterless``: the document types whose
+    numbers hold digits only (``near.letterless_kinds``)."""
     lookup = near.NearLookup.of(
-        decisions, country_code=rules.country_code, min_length=near_min_length
+        decisions,
+        country_code=rules.country_code,
+        min_length=near_min_length,
+        letterless=letterless,
     )
     if not lookup:
         return decisions, {}
@@ -388,9 +395,16 @@ def run_match(
                 raise
             registry.set_result(live)
             summary.persons_read_live = len(live.changed)
-            names = options.name_rules(TokenWeights.from_names(stream.sample_person_names(conn)))
+            sample = stream.sample_registry(conn)
+            names = options.name_rules(TokenWeights.from_names(sample.names))
             decided = decided_batches(
-                found_ahead, conninfo, rules=rules, live=live, names=names, options=options
+                found_ahead,
+                conninfo,
+                rules=rules,
+                live=live,
+                names=names,
+                options=options,
+                letterless=near.letterless_kinds(sample.documents),
             )
             with pipeline.ahead(decided, name="kpi-red-decide") as batches:
                 # a failed writer (or an interrupt) closes the ledger: the stream stops

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -135,20 +136,33 @@ class TooManyChangesError(DatabaseError):
 
 
 NAME_SAMPLE_PAGES = 800
-"""Blocks of ``person_keys`` the name sample reads: some 25,000 persons, whatever the
+"""Blocks of ``person_keys`` the registry sample reads: some 25,000 persons, whatever the
 size of the registry (a few milliseconds)."""
 
 
-def sample_person_names(conn: psycopg.Connection) -> list[str | None]:
-    """Registry names, one per person, from a repeatable block sample of
-    ``person_keys`` (all of it when small): what ``TokenWeights`` counts words in."""
+class RegistrySample(NamedTuple):
+    """A repeatable sample of the registry's persons (``sample_registry``)."""
+
+    names: list[str | None]
+    """Their names: what ``TokenWeights`` counts words in."""
+    documents: list[str]
+    """Their normalized documents: which document types hold letters
+    (``near.letterless_kinds``)."""
+
+
+def sample_registry(conn: psycopg.Connection) -> RegistrySample:
+    """Names and documents, one per person, from a repeatable block sample of
+    ``person_keys`` (all of it when small)."""
     template = sql_text("name_sample.sql")
     statement = sql.SQL(template).format(
         person_keys=qualified(relations.PERSON_KEYS),
         person_keys_name=sql.Literal(relations.name(relations.PERSON_KEYS)),
         target_pages=sql.Literal(NAME_SAMPLE_PAGES),
     )
-    return [row[0] for row in conn.execute(statement)]
+    rows = conn.execute(statement).fetchall()
+    return RegistrySample(
+        names=[row[0] for row in rows], documents=[row[1] for row in rows if row[1]]
+    )
 
 
 def tune_lookups(conn: psycopg.Connection) -> None:

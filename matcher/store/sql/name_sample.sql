@@ -1,11 +1,14 @@
--- Registry names for the matcher's word frequencies (matcher.names.TokenWeights): a
--- sample of person_keys' blocks, about {target_pages} of them, the same sample every
--- run on an unchanged table (repeatable). One row per person.
+-- A sample of the registry for the matcher: the names its word frequencies count
+-- (matcher.names.TokenWeights) and the documents that tell which document types hold
+-- letters (matcher.near.letterless_kinds). About {target_pages} of person_keys' blocks,
+-- the same sample every run on an unchanged table (repeatable). One row per person.
 with
 
 sampled as (
     select
         person_keys.person_key,
+        person_keys.key_type,
+        person_keys.key_value,
         person_keys.full_name
     from {person_keys} as person_keys
     tablesample system (
@@ -19,10 +22,13 @@ sampled as (
     ) repeatable (0)
 ),
 
+-- a person's name is the same on each of its rows
 final as (
-    select distinct on (person_key) full_name
+    select
+        min(full_name) as full_name,
+        min(key_value) filter (where key_type = 'document') as document_key
     from sampled
-    order by person_key
+    group by person_key
 )
 
 select * from final
