@@ -24,9 +24,8 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from matcher import match, near, pipeline
+from matcher import edits, match, near, pipeline
 from matcher.names import TokenWeights
-from matcher.near import NEAR_MIN_LENGTH
 from matcher.normalize import NormalizationRules
 from matcher.records import BacklogLead, Decision, Lead
 from matcher.registry import Holder, LiveRegistry
@@ -60,7 +59,7 @@ class MatchOptions:
     """Try documents and phones one edit away for leads the exact keys did not settle."""
     near_name_threshold: float = match.DEFAULT_NEAR_NAME_THRESHOLD
     near_name_min_bits: float = match.DEFAULT_NEAR_NAME_MIN_BITS
-    near_min_length: int = NEAR_MIN_LENGTH
+    near_min_length: int = edits.NEAR_MIN_LENGTH
     """dbt's ``near_match_min_length`` (``run_match`` reads the var)."""
     writers: int = DEFAULT_WRITERS
     """Batches written at once, each on its own connection (PostgreSQL works on one
@@ -243,11 +242,9 @@ def decided_batches(
     options: MatchOptions,
     letterless: frozenset[str] = frozenset(),
 ) -> Iterator[DecidedBatch]:
-    """Decide each batch in pure Python (the near pass: one more query per batch).
-
-    Deciding before claiming is safe: the writer checks every lead against the live
-    sources under its lock, and writes only what is still as decided.
-    """
+    """Decide each batch in pure Python (the near pass: one more query per batch); safe
+    before claiming: the writer checks every lead against the live sources under its
+    lock, and writes only what is still as decided."""
     with stream.session(conninfo) as lookup:
         for batch in found:
             decisions = match.decide_batch(
@@ -282,8 +279,7 @@ def near_pass(
     letterless: frozenset[str] = frozenset(),
 ) -> tuple[list[Decision], dict[str, str]]:
     """The batch's unsettled documents and phones one edit away (one query), and the
-    identifiers hash of each person found; ``letterless``: the document types whose
-    numbers hold digits only (``near.letterless_kinds``)."""
+    identifiers hash of each person found (``letterless``: ``edits.letterless_kinds``)."""
     lookup = near.NearLookup.of(
         decisions,
         country_code=rules.country_code,
@@ -404,7 +400,7 @@ def run_match(
                 live=live,
                 names=names,
                 options=options,
-                letterless=near.letterless_kinds(sample.documents),
+                letterless=edits.letterless_kinds(sample.documents),
             )
             with pipeline.ahead(decided, name="kpi-red-decide") as batches:
                 # a failed writer (or an interrupt) closes the ledger: the stream stops

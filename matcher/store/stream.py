@@ -147,7 +147,7 @@ class RegistrySample(NamedTuple):
     """Their names: what ``TokenWeights`` counts words in."""
     documents: list[str]
     """Their normalized documents: which document types hold letters
-    (``near.letterless_kinds``)."""
+    (``edits.letterless_kinds``)."""
 
 
 def sample_registry(conn: psycopg.Connection) -> RegistrySample:

@@ -21,7 +21,7 @@ from conftest import Database
 from rapidfuzz.distance import OSA
 from scenario_support import SOURCE_DDL
 
-from matcher import match, records
+from matcher import edits, match, records
 from matcher import near as one_edit
 from matcher.normalize import NormalizationRules
 from matcher.registry import LiveRegistry
@@ -29,7 +29,7 @@ from matcher.store import stream as store_stream
 
 RULES = NormalizationRules()
 CC = RULES.country_code
-MIN_LENGTH = one_edit.NEAR_MIN_LENGTH
+MIN_LENGTH = edits.NEAR_MIN_LENGTH
 SHARED_THRESHOLD = 3  # dbt_project.yml's junk_shared_threshold
 BATCH = 400
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -197,7 +197,7 @@ def candidate_values(
     no junk, held by one person alone."""
     by_part: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
     for (key_type, value), persons in holders.items():
-        split = one_edit.editable_split(key_type, value, country_code=CC)
+        split = edits.editable_split(key_type, value, country_code=CC)
         if split is None or len(split[1]) < MIN_LENGTH or (key_type, value) in junk:
             continue
         if len(persons) == 1:
@@ -217,7 +217,7 @@ def brute_force(
     by_part = candidate_values(holders_of(registry), junk)
     found: dict[tuple[str, str], set[tuple[str, str]]] = {}
     for key_type, value in values:
-        split = one_edit.editable_split(key_type, value, country_code=CC)
+        split = edits.editable_split(key_type, value, country_code=CC)
         if split is None or len(split[1]) + 1 < MIN_LENGTH:
             continue
         prefix, part = split
@@ -247,7 +247,7 @@ def neighbourhood(
     alphabet = sorted({char for rows in by_part.values() for part, _v, _p in rows for char in part})
     found: dict[tuple[str, str], set[tuple[str, str]]] = {}
     for key_type, value in values:
-        split = one_edit.editable_split(key_type, value, country_code=CC)
+        split = edits.editable_split(key_type, value, country_code=CC)
         if split is None or len(split[1]) + 1 < MIN_LENGTH:
             continue
         prefix, part = split
@@ -362,7 +362,7 @@ def test_the_lookup_finds_exactly_the_persons_one_edit_away(dense_db: Database) 
     # hostile indeed: dense neighbourhoods, letters and lengths crossing
     assert len(expected) > 1500 and max(neighbours) >= 30 and sum(neighbours) > 20_000
     kinds = {
-        one_edit.edit_kind(value, person_value)
+        edits.edit_kind(value, person_value)
         for (_key_type, value), persons in expected.items()
         for _person_key, person_value in persons
     }
@@ -439,20 +439,20 @@ def test_persons_changed_since_the_build_are_found_as_they_are_now(dense_db: Dat
 def test_a_document_type_sampled_without_letters_gets_digits_put_back_only() -> None:
     documents = [f"DNI:{number}" for number in range(10_000_000, 10_000_060)]
     documents += ["CE:A1234567"] + [f"CE:{number}" for number in range(1_000_000, 1_000_060)]
-    documents += ["PAS:1234567"] * (one_edit.LETTERLESS_MIN_SAMPLED - 1)
+    documents += ["PAS:1234567"] * (edits.LETTERLESS_MIN_SAMPLED - 1)
     # CE holds a letter once; PAS was sampled too few times to tell
-    letterless = one_edit.letterless_kinds(documents)
+    letterless = edits.letterless_kinds(documents)
     assert letterless == {"DNI"}
-    every = set(one_edit.insertion_values("document", "DNI:4567891", country_code=CC))
+    every = set(edits.insertion_values("document", "DNI:4567891", country_code=CC))
     digits = set(
-        one_edit.insertion_values("document", "DNI:4567891", country_code=CC, letterless=letterless)
+        edits.insertion_values("document", "DNI:4567891", country_code=CC, letterless=letterless)
     )
     assert digits == {value for value in every if value[4:].isdigit()}
     assert len(digits) < len(every) / 3
     for kind in ("CE", "PAS"):
-        assert one_edit.insertion_values(
+        assert edits.insertion_values(
             "document", f"{kind}:4567891", country_code=CC, letterless=letterless
-        ) == one_edit.insertion_values("document", f"{kind}:4567891", country_code=CC)
+        ) == edits.insertion_values("document", f"{kind}:4567891", country_code=CC)
 
 
 def test_the_registry_sample_keeps_letters_where_the_registry_has_them(
@@ -463,4 +463,4 @@ def test_the_registry_sample_keeps_letters_where_the_registry_has_them(
     with dense_db.connect(autocommit=True) as conn:
         sample = store_stream.sample_registry(conn)
     assert sample.names and sample.documents
-    assert "DNI" not in one_edit.letterless_kinds(sample.documents)
+    assert "DNI" not in edits.letterless_kinds(sample.documents)

@@ -18,7 +18,7 @@ from conftest import Database
 from match_support import near_lookups, usable_keys
 from rapidfuzz.distance import OSA
 
-from matcher import match, records
+from matcher import edits, match, records
 from matcher import near as one_edit
 from matcher.cli import main
 from matcher.normalize import NormalizationRules
@@ -227,23 +227,23 @@ def test_two_edits_are_not_near() -> None:
 
 
 def test_insertions_and_edit_kinds() -> None:
-    longer = one_edit.insertion_values("document", "CE:1123", country_code=CC, min_length=5)
+    longer = edits.insertion_values("document", "CE:1123", country_code=CC, min_length=5)
     # (4 + 1) x 36 insertions, less one per position (a character next to the same one
     # is one value; no 0 in front)
     assert len(longer) == len(set(longer)) == 5 * 35
     assert {"CE:11123", "CE:A1123", "CE:1123Z", "CE:11293"} <= set(longer)
     assert "CE:01123" not in longer and all(len(value) == 8 for value in longer)
-    assert one_edit.insertion_values("document", "CE:1123", country_code=CC) == ()  # too short
-    assert set(one_edit.insertion_values("phone", "51987654321", country_code=CC)) >= {
+    assert edits.insertion_values("document", "CE:1123", country_code=CC) == ()  # too short
+    assert set(edits.insertion_values("phone", "51987654321", country_code=CC)) >= {
         "519876543210",
         "511987654321",
     }
-    assert one_edit.insertion_values("phone", "4915112345678", country_code=CC) == ()
-    assert one_edit.insertion_values("email", "a@b.pe", country_code=CC) == ()
-    assert one_edit.edit_kind("12345", "1234") == "insertion"
-    assert one_edit.edit_kind("1234", "12345") == "deletion"
-    assert one_edit.edit_kind("1243", "1234") == "transposition"
-    assert one_edit.edit_kind("1235", "1234") == "substitution"
+    assert edits.insertion_values("phone", "4915112345678", country_code=CC) == ()
+    assert edits.insertion_values("email", "a@b.pe", country_code=CC) == ()
+    assert edits.edit_kind("12345", "1234") == "insertion"
+    assert edits.edit_kind("1234", "12345") == "deletion"
+    assert edits.edit_kind("1243", "1234") == "transposition"
+    assert edits.edit_kind("1235", "1234") == "substitution"
 
 
 def test_near_lookups_only_for_unsettled_documents_and_phones() -> None:
@@ -271,7 +271,7 @@ def test_the_values_looked_up_are_exactly_those_one_edit_away(key_type: str, val
     """Checked against brute force: every string over the value's alphabet, one edit
     (optimal string alignment) off, the same length or one shorter, never starting with
     0 (normalized values never do): the lookup asks for exactly those."""
-    prefix, part = one_edit.editable_split(key_type, value, country_code=CC) or ("", "")
+    prefix, part = edits.editable_split(key_type, value, country_code=CC) or ("", "")
     alphabet = "0123456789"
     same = {part[:at] + char + part[at + 1 :] for at in range(len(part)) for char in alphabet} | {
         part[:at] + part[at + 1] + part[at] + part[at + 2 :] for at in range(len(part) - 1)
@@ -282,7 +282,7 @@ def test_the_values_looked_up_are_exactly_those_one_edit_away(key_type: str, val
         for other in same | shorter
         if OSA.distance(part, other) == 1 and not other.startswith("0")
     }
-    found = one_edit.one_edit_values(key_type, value, country_code=CC)
+    found = edits.one_edit_values(key_type, value, country_code=CC)
     assert len(found) == len(set(found))
     assert {edited for edited in found if not edited.split(":")[-1].startswith("0")} == expected
     assert all(OSA.distance(value, edited) == 1 for edited in found)
@@ -298,7 +298,7 @@ def test_the_values_one_longer_are_exactly_those_one_insertion_away(
     """Checked against brute force: every string one character longer over every character
     a normalized value can hold (documents: A-Z and 0-9, phones: digits), one edit off,
     never starting with 0."""
-    prefix, part = one_edit.editable_split(key_type, value, country_code=CC) or ("", "")
+    prefix, part = edits.editable_split(key_type, value, country_code=CC) or ("", "")
     alphabet = "0123456789" + ("ABCDEFGHIJKLMNOPQRSTUVWXYZ" if key_type == "document" else "")
     longer = {part[:at] + char + part[at:] for at in range(len(part) + 1) for char in alphabet}
     expected = {
@@ -306,7 +306,7 @@ def test_the_values_one_longer_are_exactly_those_one_insertion_away(
         for other in longer
         if OSA.distance(part, other) == 1 and not other.startswith("0")
     }
-    found = one_edit.insertion_values(key_type, value, country_code=CC)
+    found = edits.insertion_values(key_type, value, country_code=CC)
     assert len(found) == len(set(found))
     assert set(found) == expected
 

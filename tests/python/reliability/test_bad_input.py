@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from match_support import usable_keys
 from test_normalize import long_text, nasty_corpus, nasty_text, numbers_as_text
 
-from matcher import match, records, run, write
+from matcher import edits, match, records, run, write
 from matcher import near as one_edit
 from matcher.cli import main
 from matcher.normalize import NormalizationRules, identifiers_hash
@@ -101,7 +101,7 @@ def near_registry() -> list[tuple[str, str, str, str | None]]:
     return [
         (key_type, value, person_key, name)
         for key_type, value, person_key, name in registry_rows()
-        if key_type in one_edit.NEAR_KEY_TYPES and not is_junk(key_type, value)
+        if key_type in edits.NEAR_KEY_TYPES and not is_junk(key_type, value)
     ]
 
 
@@ -341,7 +341,7 @@ def database_leads(database: Database) -> dict[str, dict[str, str | None]]:
         else:
             raw["email"] = key_value.upper()
         leads[f"JUNK-SHARED-{number:03d}"] = raw
-        if key_type in one_edit.NEAR_KEY_TYPES:  # one edit off it, the holder's name again
+        if key_type in edits.NEAR_KEY_TYPES:  # one edit off it, the holder's name again
             near = dict(raw)
             if key_type == "phone":
                 near["phone"] = "+" + key_value[:-1] + str((int(key_value[-1]) + 1) % 10)
