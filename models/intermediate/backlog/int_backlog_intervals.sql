@@ -86,20 +86,25 @@ claims as (
     group by lead_id
 ),
 
-review_links as (
+-- each lead's newest review link and logged removal (the two logs kpi-red appends to)
+logged as (
     select
         lead_source_pk,
-        max(decision_id) as last_review_id
-    from {{ ref('stg_kpi_red__review_decisions') }}
-    where is_link
-    group by lead_source_pk
-),
-
-removals_by_lead as (
-    select
-        lead_source_pk,
-        max(removal_id) as last_removal_id
-    from {{ ref('stg_kpi_red__link_removals') }}
+        max(last_review_id) as last_review_id,
+        max(last_removal_id) as last_removal_id
+    from (
+        select
+            lead_source_pk,
+            decision_id as last_review_id,
+            null::bigint as last_removal_id
+        from all_review_links
+        union all
+        select
+            lead_source_pk,
+            null::bigint as last_review_id,
+            removal_id as last_removal_id
+        from {{ ref('stg_kpi_red__link_removals') }}
+    ) as entries
     group by lead_source_pk
 ),
 
@@ -140,23 +145,16 @@ candidates as (
         or stored.lead_source_pk is null
         or claims.first_claimed_at is distinct from stored.first_claimed_at
     union
-    select coalesce(review_links.lead_source_pk, stored.lead_source_pk)
-    from review_links
+    select coalesce(logged.lead_source_pk, stored.lead_source_pk)
+    from logged
     full outer join (  -- noqa: ST05
         select * from stored
-        where last_review_id is not null
+        where last_review_id is not null or last_removal_id is not null
     ) as stored
-        on stored.lead_source_pk = review_links.lead_source_pk
-    where review_links.last_review_id is distinct from stored.last_review_id
-    union
-    select coalesce(removals_by_lead.lead_source_pk, stored.lead_source_pk)
-    from removals_by_lead
-    full outer join (  -- noqa: ST05
-        select * from stored
-        where last_removal_id is not null
-    ) as stored
-        on stored.lead_source_pk = removals_by_lead.lead_source_pk
-    where removals_by_lead.last_removal_id is distinct from stored.last_removal_id
+        on stored.lead_source_pk = logged.lead_source_pk
+    where
+        (logged.last_review_id, logged.last_removal_id)
+        is distinct from (stored.last_review_id, stored.last_removal_id)
     union
     select folds.lead_source_pk
     from {{ ref('int_lead_attempts__stored') }} as folds
