@@ -1,5 +1,6 @@
 {#- Every `fail_reason` the matcher records, in the order the metrics list their
-    `failed_<reason>` columns. The one list for the SQL that counts them; the YAML tests
+    `failed_<reason>` columns. The one list for the SQL that counts them, retries them at
+    a registry change and checks the backlog's reason buckets; the YAML tests
     (`accepted_values`) repeat it. -#}
 {%- macro fail_reasons() -%}
     {{ return([
@@ -12,8 +13,9 @@
     can undo: the backlog view retries such a lead at the change, and `backlog_due` takes
     it as a candidate then. -#}
 {%- macro retries_on_registry_change(fail_reason) -%}
+    {#- every fail reason but a lead's own missing identifiers, which no registry fixes -#}
     {{ fail_reason }} in (
-        {%- for reason in ['no_match', 'low_confidence', 'conflict', 'ambiguous', 'name_mismatch', 'person_changed'] -%}
+        {%- for reason in fail_reasons() | reject('equalto', 'missing_identifiers') -%}
             {{ sql_literal(reason) }}{{ ', ' if not loop.last }}
         {%- endfor -%}
     )

@@ -5,10 +5,10 @@
     append-only), its newest review link and logged link removal, the time it left the
     backlog for good (the earlier of link and first claim, never before its creation; null
     while red), and `inputs_hash`, an md5 of all of them. Each log is aggregated over the
-    leads of `leads` only (a semi-join first), so a few leads cost a few index probes. Two computations with the same hash give the same intervals: an incremental
-    `int_backlog_intervals` recomputes exactly the leads whose hash changed, and the
-    singular tests compare the live view with the built intervals on the leads whose hash
-    did not.
+    leads of `leads` only (a semi-join before the aggregate). Two computations with the
+    same hash give the same intervals: an incremental `int_backlog_intervals` recomputes
+    exactly the leads whose hash changed, and the singular tests compare the live view
+    with the built intervals on the leads whose hash did not.
 -#}
 {%- macro backlog_lead_inputs(leads) -%}
 select

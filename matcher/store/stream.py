@@ -135,7 +135,7 @@ class TooManyChangesError(DatabaseError):
     """Too many registry persons changed since the last build to read them live."""
 
 
-NAME_SAMPLE_PAGES = 800
+REGISTRY_SAMPLE_PAGES = 800
 """Blocks of ``person_keys`` the registry sample reads: some 25,000 persons, whatever the
 size of the registry (a few milliseconds)."""
 
@@ -153,11 +153,11 @@ class RegistrySample(NamedTuple):
 def sample_registry(conn: psycopg.Connection) -> RegistrySample:
     """Names and documents, one per person, from a repeatable block sample of
     ``person_keys`` (all of it when small)."""
-    template = sql_text("name_sample.sql")
+    template = sql_text("registry_sample.sql")
     statement = sql.SQL(template).format(
         person_keys=qualified(relations.PERSON_KEYS),
         person_keys_name=sql.Literal(relations.name(relations.PERSON_KEYS)),
-        target_pages=sql.Literal(NAME_SAMPLE_PAGES),
+        target_pages=sql.Literal(REGISTRY_SAMPLE_PAGES),
     )
     rows = conn.execute(statement).fetchall()
     return RegistrySample(

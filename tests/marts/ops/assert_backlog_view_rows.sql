@@ -14,7 +14,9 @@ backlog as (
     select * from {{ ref('v_cabinet_kpi_red_backlog') }}
 ),
 
-intervals as (
+-- read twice: `not materialized` keeps the whole table from being copied first (each
+-- read takes its own rows, the stored inputs by the table's unique index)
+intervals as not materialized (
     select * from {{ ref('int_backlog_intervals') }}
 ),
 
@@ -66,10 +68,13 @@ backlog_problems as (
             when row_count > 1 then 'backlog: lead_source_pk is not unique'
             when not is_lead then 'backlog: not a lead of stg_cabinet__leads'
             when reason_bucket is null then 'backlog: reason_bucket is null'
+            -- a bucket is a fail reason, or pending_match (not attempted since a change)
             when
                 reason_bucket not in (
-                    'missing_identifiers', 'pending_match', 'no_match', 'conflict',
-                    'low_confidence', 'ambiguous', 'name_mismatch', 'person_changed'
+                    'pending_match'
+                    {%- for reason in fail_reasons() %},
+                    {{ sql_literal(reason) }}
+                    {%- endfor %}
                 )
                 then 'backlog: unknown reason_bucket ' || reason_bucket
             when is_linked then 'backlog: the lead has a cabinet link'
