@@ -4,9 +4,10 @@ Guarded by a session advisory lock held on a dedicated connection, so two cycles
 overlap: the second fails at once with CycleBusyError (exit code 75 at the CLI). dbt runs
 in-process, with the profile ``connection.dbt_target`` gives it. The second build
 rebuilds what the match changed: the models and tests downstream of the tables the
-cycle writes (``MATCH_WRITES``). Neither runs dbt's unit tests, which test the models'
-code on fixed rows (CI's work, not the schedule's), unless ``DBT_EXCLUDE_RESOURCE_TYPES``
-says otherwise.
+cycle writes (``MATCH_WRITES``); their tests run there only, after the last rebuild of
+what they test, so every data test runs once a cycle. Neither runs dbt's unit tests,
+which test the models' code on fixed rows (CI's work, not the schedule's), unless
+``DBT_EXCLUDE_RESOURCE_TYPES`` says otherwise.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from matcher import agreement
 from matcher.connection import DbtTarget
@@ -31,15 +33,27 @@ leads' stored keys are the next cycle's first build's (the matcher reads their c
 live meanwhile)."""
 
 
-def build_selections(select: Sequence[str]) -> tuple[list[str], list[str]]:
-    """The ``--select`` of the first and of the second build: ``select`` (every node when
-    empty), then the part of it downstream of ``MATCH_WRITES`` (dbt's ``a,b`` is an
-    intersection, a space a union)."""
+class BuildSelections(NamedTuple):
+    first: list[str]
+    """The first build's ``--select``: the given selection (every node when empty)."""
+    first_exclude: list[str]
+    """Its ``--exclude``: the tests the second build runs again on rebuilt models."""
+    second: list[str]
+    """The second build's ``--select``: the part of the selection downstream of
+    ``MATCH_WRITES``, tests included."""
+
+
+def build_selections(select: Sequence[str]) -> BuildSelections:
+    """The two builds' node selections (dbt's ``a,b`` is an intersection, a space a
+    union). A test downstream of ``MATCH_WRITES`` would judge in the first build a model
+    the second build replaces; it runs in the second only (the first build's verdicts
+    never stop the match: see ``run_cycle``)."""
     first = list(select)
     second = [f"{given},{written}" for given in first for written in MATCH_WRITES] or list(
         MATCH_WRITES
     )
-    return first, second
+    first_exclude = [f"{written},resource_type:test" for written in MATCH_WRITES]
+    return BuildSelections(first, first_exclude, second)
 
 
 class CycleBusyError(Exception):
@@ -99,7 +113,7 @@ def run_cycle(
     from matcher import dbt
 
     report = CycleReport(steps=[])
-    first_selection, second_selection = build_selections(
+    selections = build_selections(
         list(select) or ([f"package:{PACKAGE_NAME}"] if settings.is_package else [])
     )
     # the schedule runs no unit tests (a user's DBT_EXCLUDE_RESOURCE_TYPES wins)
@@ -114,13 +128,14 @@ def run_cycle(
         report.steps.append((name, time.perf_counter() - clock))
         return result
 
-    def build(selection: Sequence[str], *extra: str) -> None:
+    def build(selection: Sequence[str], *extra: str, exclude: Sequence[str] = ()) -> None:
         try:
             dbt.run(
                 ["build", *(["--select", *selection] if selection else []), *extra],
                 settings=settings,
                 profiles_dir=dbt_target.profiles_dir,
                 target=dbt_target.target,
+                exclude=exclude,
                 exclude_resource_types=no_unit_tests,
             )
         except dbt.DbtError as exc:
@@ -141,7 +156,11 @@ def run_cycle(
         )
         step(
             "dbt build",
-            lambda: build(first_selection, *(["--full-refresh"] if full_refresh else [])),
+            lambda: build(
+                selections.first,
+                *(["--full-refresh"] if full_refresh else []),
+                exclude=selections.first_exclude,
+            ),
         )
         missing = admin.missing_relations(guard) + admin.missing_sources(
             guard, tables=settings.tables
@@ -161,7 +180,7 @@ def run_cycle(
         report.origins_repaired = step(  # type: ignore[assignment]
             "repair origin", lambda: admin.repair_origin(guard, tables=settings.tables)
         )
-        step("dbt build", lambda: build(second_selection))
+        step("dbt build", lambda: build(selections.second))
     if errors:
         failed = "; ".join(dict.fromkeys(errors))  # the second build often fails the same
         raise CycleBuildError(f"{failed}; the match step ran on the last good build", report=report)

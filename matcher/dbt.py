@@ -39,14 +39,18 @@ def run(
     dbt_vars: dict[str, object] | None = None,
     target_path: Path | None = None,
     quiet: bool = True,
+    exclude: Sequence[str] = (),
     exclude_resource_types: Sequence[str] = (),
 ) -> DbtResult:
     """``dbt <args>`` for the project, with ``settings.cli_vars`` (``--vars``) and
-    ``dbt_vars`` on top, and ``--exclude-resource-type`` for ``exclude_resource_types``
-    (left out of the messages); raises DbtError naming each node that failed and why."""
+    ``dbt_vars`` on top, ``--exclude`` for ``exclude`` and ``--exclude-resource-type`` for
+    ``exclude_resource_types`` (both left out of the messages); raises DbtError naming
+    each node that failed and why."""
     from dbt.cli.main import dbtRunner
 
     argv = [*args, "--project-dir", str(settings.project_dir)]
+    if exclude:
+        argv += ["--exclude", *exclude]
     if exclude_resource_types:
         argv += ["--exclude-resource-type", *exclude_resource_types]
     if profiles_dir is not None:

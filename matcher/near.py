@@ -21,6 +21,7 @@ from matcher import names
 from matcher.edits import (
     NEAR_KEY_TYPES,
     NEAR_MIN_LENGTH,
+    KeyShapes,
     edit_kind,
     editable_split,
     insertion_values,
@@ -132,9 +133,10 @@ class NearLookup:
         *,
         country_code: str,
         min_length: int = NEAR_MIN_LENGTH,
-        letterless: frozenset[str] = frozenset(),
+        shapes: KeyShapes | None = None,
     ) -> NearLookup:
-        """``letterless``: the document types that hold digits only (``letterless_kinds``)."""
+        """``shapes``: the registry's (``KeyShapes``); only values of those are looked up
+        (every value without them)."""
         values: dict[tuple[str, str], None] = {}
         origins: dict[str, dict[str, str]] = {}
         also: dict[tuple[str, str], tuple[str, ...]] = {}
@@ -145,13 +147,9 @@ class NearLookup:
                     continue
                 values[(key_type, value)] = None
                 edited = one_edit_values(
-                    key_type, value, country_code=country_code, min_length=min_length
+                    key_type, value, country_code=country_code, min_length=min_length, shapes=shapes
                 ) + insertion_values(
-                    key_type,
-                    value,
-                    country_code=country_code,
-                    min_length=min_length,
-                    letterless=letterless,
+                    key_type, value, country_code=country_code, min_length=min_length, shapes=shapes
                 )
                 came_from = origins.setdefault(key_type, {})
                 for other in edited:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from matcher import edits, match, near, pipeline
+from matcher.edits import KeyShapes
 from matcher.names import TokenWeights
 from matcher.normalize import NormalizationRules
 from matcher.records import BacklogLead, Decision, Lead
@@ -240,7 +241,7 @@ def decided_batches(
     live: LiveRegistry,
     names: match.NameRules,
     options: MatchOptions,
-    letterless: frozenset[str] = frozenset(),
+    shapes: KeyShapes | None = None,
 ) -> Iterator[DecidedBatch]:
     """Decide each batch in pure Python (the near pass: one more query per batch); safe
     before claiming: the writer checks every lead against the live sources under its
@@ -260,7 +261,7 @@ def decided_batches(
                     live=live,
                     names=names,
                     near_min_length=options.near_min_length,
-                    letterless=letterless,
+                    shapes=shapes,
                 )
                 if near_hashes:
                     hashes = {**hashes, **near_hashes}
@@ -276,15 +277,15 @@ def near_pass(
     names: match.NameRules,
     near_min_length: int,
     rejected: Mapping[str, frozenset[str]] | None = None,
-    letterless: frozenset[str] = frozenset(),
+    shapes: KeyShapes | None = None,
 ) -> tuple[list[Decision], dict[str, str]]:
     """The batch's unsettled documents and phones one edit away (one query), and the
-    identifiers hash of each person found (``letterless``: ``edits.letterless_kinds``)."""
+    identifiers hash of each person found (only values of the registry's ``shapes``)."""
     lookup = near.NearLookup.of(
         decisions,
         country_code=rules.country_code,
         min_length=near_min_length,
-        letterless=letterless,
+        shapes=shapes,
     )
     if not lookup:
         return decisions, {}
@@ -391,8 +392,7 @@ def run_match(
                 raise
             registry.set_result(live)
             summary.persons_read_live = len(live.changed)
-            sample = stream.sample_registry(conn)
-            names = options.name_rules(TokenWeights.from_names(sample.names))
+            names = options.name_rules(TokenWeights.from_names(stream.sample_names(conn)))
             decided = decided_batches(
                 found_ahead,
                 conninfo,
@@ -400,7 +400,7 @@ def run_match(
                 live=live,
                 names=names,
                 options=options,
-                letterless=edits.letterless_kinds(sample.documents),
+                shapes=KeyShapes.from_rows(stream.load_key_shapes(conn)).with_values(live.holders),
             )
             with pipeline.ahead(decided, name="kpi-red-decide") as batches:
                 # a failed writer (or an interrupt) closes the ledger: the stream stops

@@ -62,7 +62,7 @@ def explain(ctx: Context, lead_id: str, as_json: bool) -> None:
         ]
         wanted += [row["person_key"] for row in story["link"]]
         persons = store_review.persons(conn, tables=tables, person_keys=wanted)
-        weights = names.TokenWeights.from_names(stream.sample_registry(conn).names)
+        weights = names.TokenWeights.from_names(stream.sample_names(conn))
 
     def name_score(lead_name: str | None, person_name: str | None) -> float | None:
         left, right = names.tokens(lead_name), names.tokens(person_name)

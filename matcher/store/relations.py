@@ -33,6 +33,8 @@ DUE = (INTERFACE_SCHEMA, "backlog_due")
 PERSON_KEYS = (INTERFACE_SCHEMA, "person_keys")
 PERSON_KEYS_CHANGED = (INTERFACE_SCHEMA, "person_keys_changed")
 JUNK = (INTERFACE_SCHEMA, "junk_keys")
+KEY_SHAPES = (INTERFACE_SCHEMA, "person_key_shapes")
+"""The shapes the registry's documents and phones come in (the one-edit lookup's)."""
 BUILT_MARKER = PERSON_KEYS
 """A table of the project: it exists from the first ``dbt build`` on, and a build never
 drops it (it is replaced in place)."""
@@ -42,6 +44,7 @@ RUN_NEEDS: tuple[Relation, ...] = (
     PERSON_KEYS,
     PERSON_KEYS_CHANGED,
     JUNK,
+    KEY_SHAPES,
     SETTINGS,
 )
 """What must exist before a run (``kpi-red cycle`` checks them after its build)."""
@@ -52,6 +55,7 @@ MATCHER_READS: tuple[Relation, ...] = (
     PERSON_KEYS,
     PERSON_KEYS_CHANGED,
     JUNK,
+    KEY_SHAPES,
 )
 """What the matcher role must be able to read (``doctor``)."""
 REVIEWER_READS: tuple[Relation, ...] = (*MATCHER_READS, QUEUE)

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Collection, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import NamedTuple
 
 import psycopg
 from psycopg import sql
@@ -140,29 +139,25 @@ REGISTRY_SAMPLE_PAGES = 800
 size of the registry (a few milliseconds)."""
 
 
-class RegistrySample(NamedTuple):
-    """A repeatable sample of the registry's persons (``sample_registry``)."""
-
-    names: list[str | None]
-    """Their names: what ``TokenWeights`` counts words in."""
-    documents: list[str]
-    """Their normalized documents: which document types hold letters
-    (``edits.letterless_kinds``)."""
-
-
-def sample_registry(conn: psycopg.Connection) -> RegistrySample:
-    """Names and documents, one per person, from a repeatable block sample of
-    ``person_keys`` (all of it when small)."""
+def sample_names(conn: psycopg.Connection) -> list[str | None]:
+    """The names of a repeatable block sample of ``person_keys``' persons (all of them
+    when the table is small), one per person: what ``TokenWeights`` counts words in."""
     template = sql_text("registry_sample.sql")
     statement = sql.SQL(template).format(
         person_keys=qualified(relations.PERSON_KEYS),
         person_keys_name=sql.Literal(relations.name(relations.PERSON_KEYS)),
         target_pages=sql.Literal(REGISTRY_SAMPLE_PAGES),
     )
-    rows = conn.execute(statement).fetchall()
-    return RegistrySample(
-        names=[row[0] for row in rows], documents=[row[1] for row in rows if row[1]]
+    return [row[0] for row in conn.execute(statement).fetchall()]
+
+
+def load_key_shapes(conn: psycopg.Connection) -> list[tuple[str, str, int, bool]]:
+    """``(key_type, kind, value_length, has_letters)``: the shapes of the registry's
+    documents and phones as the last build stored them (``edits.KeyShapes``)."""
+    statement = sql.SQL("select key_type, kind, value_length, has_letters from {}").format(
+        qualified(relations.KEY_SHAPES)
     )
+    return through_rebuilds(conn, lambda: conn.execute(statement).fetchall())
 
 
 def tune_lookups(conn: psycopg.Connection) -> None:

@@ -34,8 +34,21 @@ def cycle_env(database: Database, tmp_path: Path) -> dict[str, str]:
 
 
 def test_cycle_runs_green_and_drains_the_eligible_backlog(
-    demo_copy: Database, tmp_path: Path
+    demo_copy: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from matcher import dbt
+
+    # each build's run_results.json, kept as it is written (the second overwrites it)
+    builds: list[list[dict[str, object]]] = []
+    real_run = dbt.run
+
+    def run_and_keep_results(*args: object, **kwargs: object) -> object:
+        outcome = real_run(*args, **kwargs)  # type: ignore[arg-type]
+        results = json.loads((tmp_path / "target" / "run_results.json").read_text())
+        builds.append(results["results"])
+        return outcome
+
+    monkeypatch.setattr(dbt, "run", run_and_keep_results)
     result = CliRunner().invoke(main, ["cycle", "--json"], env=cycle_env(demo_copy, tmp_path))
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -56,14 +69,31 @@ def test_cycle_runs_green_and_drains_the_eligible_backlog(
         "select count(*) from ops.cabinet_kpi_red_recovery_queue where attempt_count > 0"
     )
     assert attempted == report["match"]["claimed"]
-    # the second build (its run_results.json is the last) rebuilt what the match changed,
-    # not the registry's keys nor the leads' stored keys; neither build ran unit tests
-    results = json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
-    second = {result["unique_id"].split(".")[-1] for result in results}
-    assert {"cabinet_kpi_red_recovery_queue", "int_backlog_intervals"} <= second
-    assert {"v_cabinet_kpi_red_recovery_metrics_daily", "assert_backlog_view_rows"} <= second
-    assert not {"person_keys", "junk_keys", "int_lead_identifiers__stored"} & second
-    assert not [result for result in results if result["unique_id"].startswith("unit_test.")]
+    # the second build rebuilt what the match changed, not the registry's keys nor the
+    # leads' stored keys; neither build ran unit tests
+    first_results, second_results = builds
+    first, second = (
+        {str(result["unique_id"]) for result in results}
+        for results in (first_results, second_results)
+    )
+    names = {unique_id.split(".")[-1] for unique_id in second}
+    assert {"cabinet_kpi_red_recovery_queue", "int_backlog_intervals"} <= names
+    assert {"v_cabinet_kpi_red_recovery_metrics_daily", "assert_backlog_view_rows"} <= names
+    assert not {"person_keys", "junk_keys", "int_lead_identifiers__stored"} & names
+    assert not [unique_id for unique_id in first | second if unique_id.startswith("unit_test.")]
+    # every data test ran once: a test of what the second build rebuilds ran there only
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    data_tests = {
+        unique_id
+        for unique_id, node in manifest["nodes"].items()
+        if node["resource_type"] == "test" and node["package_name"] == "kpi_red_recovery"
+    }
+    ran_tests = [unique_id for unique_id in [*first, *second] if unique_id.startswith("test.")]
+    assert sorted(ran_tests) == sorted(data_tests)
+    assert "test.kpi_red_recovery.assert_backlog_view_rows" in second - first
+    assert {"person_keys", "cabinet_kpi_red_recovery_queue"} <= {
+        unique_id.split(".")[-1] for unique_id in first
+    }
     # no password ever reached a file: the temporary profile is gone with the run
     assert not list(tmp_path.glob("**/profiles.yml"))
 
@@ -78,10 +108,12 @@ def test_a_second_cycle_exits_at_once_with_75(demo_copy: Database, tmp_path: Pat
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_the_second_build_selects_what_the_match_wrote_within_the_given_selection() -> None:
+def test_the_second_build_selects_what_the_match_wrote_and_its_tests_run_there_only() -> None:
     from matcher.cycle import MATCH_WRITES, build_selections
 
-    assert build_selections([]) == ([], list(MATCH_WRITES))
-    first, second = build_selections(["package:kpi_red_recovery"])
+    tests_of_what_the_match_writes = [f"{written},resource_type:test" for written in MATCH_WRITES]
+    assert build_selections([]) == ([], tests_of_what_the_match_writes, list(MATCH_WRITES))
+    first, first_exclude, second = build_selections(["package:kpi_red_recovery"])
     assert first == ["package:kpi_red_recovery"]
+    assert first_exclude == tests_of_what_the_match_writes
     assert second == [f"package:kpi_red_recovery,{written}" for written in MATCH_WRITES]

@@ -109,3 +109,18 @@ def test_no_multi_line_sql_in_python(name: str) -> None:
             text = node.value.lower()
             if "\n" in text.strip() and sum(word in text for word in SQL_WORDS) >= 2:
                 pytest.fail(f"{name}:{node.lineno}: SQL in a Python string")
+
+
+def test_the_matcher_exposure_lists_what_the_matcher_reads() -> None:
+    """dbt's lineage of the matcher (``exposure:kpi_red_matcher``: ``dbt ls --select
+    +exposure:kpi_red_matcher``) is every dbt relation the Python's runs read."""
+    import yaml
+
+    from matcher.store import relations
+
+    exposures = yaml.safe_load(
+        (PACKAGE.parent / "models" / "interface" / "_interface__exposures.yml").read_text()
+    )["exposures"]
+    (matcher,) = [exposure for exposure in exposures if exposure["name"] == "kpi_red_matcher"]
+    listed = {ref.removeprefix("ref('").removesuffix("')") for ref in matcher["depends_on"]}
+    assert listed == {name for _schema, name in relations.MATCHER_READS}

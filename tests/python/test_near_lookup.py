@@ -272,7 +272,11 @@ def lookup_found(
     *,
     live: LiveRegistry | None = None,
 ) -> dict[tuple[str, str], set[tuple[str, str]]]:
-    """What the matcher's lookup finds for each value, a batch at a time, as a run does."""
+    """What the matcher's lookup finds for each value, a batch at a time, as a run does:
+    only values of the shapes the build stored and the changed persons hold now."""
+    shapes = edits.KeyShapes.from_rows(store_stream.load_key_shapes(conn))
+    if live is not None:
+        shapes = shapes.with_values(live.holders)
     found: dict[tuple[str, str], set[tuple[str, str]]] = {}
     for start in range(0, len(values), BATCH):
         chunk = values[start : start + BATCH]
@@ -284,7 +288,9 @@ def lookup_found(
             )
             for n, (key_type, value) in enumerate(chunk)
         ]
-        lookup = one_edit.NearLookup.of(decisions, country_code=CC, min_length=MIN_LENGTH)
+        lookup = one_edit.NearLookup.of(
+            decisions, country_code=CC, min_length=MIN_LENGTH, shapes=shapes
+        )
         rows = store_stream.fetch_near_candidates(conn, lookup.origins, live=live)
         index = one_edit.NearIndex.from_rows((row[:4] for row in rows), lookup)
         for key_type, value in chunk:
@@ -320,7 +326,7 @@ def dense_db(make_database: Callable[..., Database]) -> Iterator[Database]:
         "+person_keys",
         "+junk_keys",
         "+person_keys_changed",
-        "+person_key_deletions",
+        "+person_key_shapes",
     )
     yield database
 
@@ -436,31 +442,63 @@ def test_persons_changed_since_the_build_are_found_as_they_are_now(dense_db: Dat
     assert len(new_found) > 50
 
 
-def test_a_document_type_sampled_without_letters_gets_digits_put_back_only() -> None:
-    documents = [f"DNI:{number}" for number in range(10_000_000, 10_000_060)]
-    documents += ["CE:A1234567"] + [f"CE:{number}" for number in range(1_000_000, 1_000_060)]
-    documents += ["PAS:1234567"] * (edits.LETTERLESS_MIN_SAMPLED - 1)
-    # CE holds a letter once; PAS was sampled too few times to tell
-    letterless = edits.letterless_kinds(documents)
-    assert letterless == {"DNI"}
-    every = set(edits.insertion_values("document", "DNI:4567891", country_code=CC))
-    digits = set(
-        edits.insertion_values("document", "DNI:4567891", country_code=CC, letterless=letterless)
+def test_only_values_of_a_shape_somebody_holds_are_looked_up() -> None:
+    # DNIs of 8 digits only, CE numbers of 7 to 9 characters, letters only in 9
+    shapes = edits.KeyShapes.from_rows(
+        [
+            ("document", "DNI", 12, False),
+            ("document", "CE", 10, False),
+            ("document", "CE", 11, False),
+            ("document", "CE", 12, True),
+            ("phone", "", 11, False),
+        ]
     )
-    assert digits == {value for value in every if value[4:].isdigit()}
-    assert len(digits) < len(every) / 3
-    for kind in ("CE", "PAS"):
-        assert edits.insertion_values(
-            "document", f"{kind}:4567891", country_code=CC, letterless=letterless
-        ) == edits.insertion_values("document", f"{kind}:4567891", country_code=CC)
+
+    def looked_up(key_type: str, value: str, given: edits.KeyShapes | None) -> set[str]:
+        return set(
+            edits.one_edit_values(key_type, value, country_code=CC, shapes=given)
+            + edits.insertion_values(key_type, value, country_code=CC, shapes=given)
+        )
+
+    for key_type, value in [
+        ("document", "DNI:45678912"),
+        ("document", "DNI:4567891"),
+        ("document", "DNI:456789123"),
+        ("document", "CE:1234567"),
+        ("document", "CE:12345678"),
+        ("document", "PAS:1234567"),
+        ("phone", f"{CC}987654321"),
+    ]:
+        every = looked_up(key_type, value, None)
+
+        def of_a_held_shape(other: str, value: str = value, key_type: str = key_type) -> bool:
+            if not shapes.holds(key_type, other, len(other)):
+                return False
+            # a letter put back only where a number of that shape holds one
+            inserted_letter = len(other) > len(value) and edits.has_letters(key_type, other)
+            return not inserted_letter or shapes.holds_letters(key_type, other, len(other))
+
+        assert looked_up(key_type, value, shapes) == set(filter(of_a_held_shape, every)), value
+    # an 8-digit DNI: one digit changed or two swapped, never one left out or added
+    assert len(looked_up("document", "DNI:45678912", shapes)) == 78
+    assert looked_up("document", "PAS:1234567", shapes) == set()
+    # a CE of 8 characters gains a letter or a digit (letters held at 9), loses one too
+    ce = looked_up("document", "CE:12345678", shapes)
+    assert {"CE:1234A5678", "CE:1234567", "CE:12345679"} <= ce
+    # the changed persons' keys add their shapes
+    wider = shapes.with_values([("document", "PAS:12345678A")])
+    assert wider.holds("document", "PAS:1", 13) and wider.holds_letters("document", "PAS:", 13)
+    assert looked_up("document", "PAS:12345678", wider)
 
 
-def test_the_registry_sample_keeps_letters_where_the_registry_has_them(
-    dense_db: Database,
-) -> None:
-    # the dense registry puts letters inside DNI numbers: the sample must see them, so the
-    # lookup above (run with what a run samples) keeps putting letters back
+def test_the_stored_shapes_are_the_registrys(dense_db: Database) -> None:
+    # the dense registry puts letters inside DNI numbers, of several lengths
+    registry = dense_db.query(
+        "select key_type, key_value from kpi_red_interface.person_keys"
+        " where key_type in ('document', 'phone') and key_value is not null"
+    )
     with dense_db.connect(autocommit=True) as conn:
-        sample = store_stream.sample_registry(conn)
-    assert sample.names and sample.documents
-    assert "DNI" not in edits.letterless_kinds(sample.documents)
+        stored = edits.KeyShapes.from_rows(store_stream.load_key_shapes(conn))
+    assert stored == edits.KeyShapes.from_rows([]).with_values(registry)
+    assert [shape for shape in stored.lettered if shape[1] == "DNI"]
+    assert len({length for _type, kind, length in stored.held if kind == "DNI"}) >= 3

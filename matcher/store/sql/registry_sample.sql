@@ -1,14 +1,11 @@
 -- A sample of the registry for the matcher: the names its word frequencies count
--- (matcher.names.TokenWeights) and the documents that tell which document types hold
--- letters (matcher.near.letterless_kinds). About {target_pages} of person_keys' blocks,
+-- (matcher.names.TokenWeights). About {target_pages} of person_keys' blocks,
 -- the same sample every run on an unchanged table (repeatable). One row per person.
 with
 
 sampled as (
     select
         person_keys.person_key,
-        person_keys.key_type,
-        person_keys.key_value,
         person_keys.full_name
     from {person_keys} as person_keys
     tablesample system (
@@ -24,9 +21,7 @@ sampled as (
 
 -- a person's name is the same on each of its rows
 final as (
-    select
-        min(full_name) as full_name,
-        min(key_value) filter (where key_type = 'document') as document_key
+    select min(full_name) as full_name
     from sampled
     group by person_key
 )

@@ -8,7 +8,7 @@
         {'columns': ['max_attempt_id']},
         {'columns': ['last_attempt_at']},
     ],
-    post_hook=['analyze {{ this }}'],
+    post_hook=['{{ analyze_when_changed(this) }}'],
 ) }}
 
 {#- The attempts log folded per lead as of the build (`fold_lead_attempts`). An

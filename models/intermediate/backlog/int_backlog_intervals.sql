@@ -12,7 +12,7 @@
     ],
     post_hook=[
         "{{ delete_stale_backlog_intervals(this) }}",
-        'analyze {{ this }}',
+        '{{ analyze_when_changed(this) }}',
     ],
 ) }}
 

@@ -7,7 +7,7 @@
         {'columns': ['lead_id'], 'unique': true},
         {'columns': ['loaded_at']},
     ],
-    post_hook=['analyze {{ this }}'],
+    post_hook=['{{ analyze_when_changed(this) }}'],
 ) }}
 
 {#- The normalized keys of every lead, computed once per change of its identifiers, so

@@ -9,13 +9,17 @@
     ],
     post_hook=[
         "{{ delete_stale_queue_rows(this) }}",
-        'analyze {{ this }}',
+        '{{ analyze_when_changed(this) }}',
     ],
 ) }}
 
 -- depends_on: {{ ref('int_lead_identifiers__stored') }}
--- depends_on: {{ ref('int_lead_attempts__stored') }}
--- depends_on: {{ ref('int_lead_attempts__recent') }}
+-- depends_on: {{ ref('stg_kpi_red__match_attempts') }}
+
+{%- set folded_columns = [
+    'attempt_count', 'last_attempt_at', 'last_outcome', 'last_fail_reason',
+    'last_match_rule', 'last_person_key', 'retry_at', 'last_identifiers_hash',
+] %}
 
 {#- Incremental (delete+insert on `lead_source_pk`), exact by construction: a queue row
     is a function of the lead's intervals, its identifiers hash and its attempts fold, and
@@ -32,8 +36,6 @@ intervals as (
     select * from {{ ref('int_backlog_intervals') }}
 ),
 
--- only the columns used: the CTE is read twice, so PostgreSQL materializes it, and the
--- lead's normalized keys are never needed here
 leads as (
     select
         lead_id,
@@ -41,38 +43,44 @@ leads as (
     from {{ ref('stg_cabinet__leads') }}
 ),
 
-attempts_folded as (
-    select * from {{ ref('int_lead_attempts') }}
+-- the attempts fold (`int_lead_attempts`) as its two parts, each joined on its key: the
+-- view's union cannot be probed per lead, so it was folded whole for a few changed leads
+stored_attempts as (
+    select * from {{ ref('int_lead_attempts__stored') }}
+),
+
+recent_attempts as (
+    select * from {{ ref('int_lead_attempts__recent') }}
 ),
 
 {% if is_incremental() and relation_has_column(this, 'loaded_at') %}
 
--- what dbt rewrote after this table's last write
-watermark as (
-    select coalesce(max(loaded_at), '-infinity') as loaded_since
-    from {{ this }}
-),
+{%- set loaded_since = stored_watermark_literal(this, 'loaded_at') %}
+{%- set folded_through = query_literal(
+    "select coalesce(max(max_attempt_id), 0) from " ~ ref('int_lead_attempts__stored'),
+    'bigint'
+) %}
 
--- each read straight from its table, through its `loaded_at` index (read through the
--- `intervals` CTE, all of int_backlog_intervals was materialized and scanned)
+-- what dbt rewrote after this table's last write, and the leads attempted since the
+-- stored fold (those of `int_lead_attempts__recent`), each read straight from its table
+-- through an index. Both bounds are literals: PostgreSQL counts these few leads right,
+-- instead of a third of each table, and joins the rest to them alone.
 changed_leads as (
     select changed_intervals.lead_source_pk
     from {{ ref('int_backlog_intervals') }} as changed_intervals
-    cross join watermark
-    where changed_intervals.loaded_at > watermark.loaded_since
+    where changed_intervals.loaded_at > {{ loaded_since }}
     union
     select lead_keys.lead_id
     from {{ ref('int_lead_identifiers__stored') }} as lead_keys
-    cross join watermark
-    where lead_keys.loaded_at > watermark.loaded_since
+    where lead_keys.loaded_at > {{ loaded_since }}
     union
     select folds.lead_source_pk
     from {{ ref('int_lead_attempts__stored') }} as folds
-    cross join watermark
-    where folds.loaded_at > watermark.loaded_since
+    where folds.loaded_at > {{ loaded_since }}
     union
-    select recent.lead_source_pk
-    from {{ ref('int_lead_attempts__recent') }} as recent
+    select attempts.lead_source_pk
+    from {{ ref('stg_kpi_red__match_attempts') }} as attempts
+    where attempts.attempt_id > {{ folded_through }}
 ),
 
 scoped_intervals as (
@@ -111,6 +119,7 @@ current_intervals as (
     order by lead_source_pk asc, entered_at desc
 ),
 
+-- noqa: disable=LT02
 joined as (
     select
         per_lead.lead_source_pk,
@@ -121,26 +130,34 @@ joined as (
         current_intervals.left_at,
         current_intervals.exit_kind,
         leads.identifiers_hash,
-        attempts_folded.attempt_count,
-        attempts_folded.last_attempt_at,
-        attempts_folded.last_outcome,
-        attempts_folded.last_fail_reason,
-        attempts_folded.last_match_rule,
-        attempts_folded.last_person_key,
-        attempts_folded.retry_at,
-        {{ is_pending_match(
-            'attempts_folded.lead_source_pk is not null',
-            'attempts_folded.last_identifiers_hash',
-            'leads.identifiers_hash',
-            'attempts_folded.last_outcome'
-        ) }} as is_pending
+        recent_attempts.lead_source_pk is not null
+        or stored_attempts.lead_source_pk is not null as has_attempts,
+        -- one side at most: the stored fold only for a lead not attempted since
+        {%- for column in folded_columns %}
+        coalesce(recent_attempts.{{ column }}, stored_attempts.{{ column }}) as {{ column }}
+        {{- "," if not loop.last }}
+        {%- endfor %}
     from per_lead
     inner join current_intervals
         on current_intervals.lead_source_pk = per_lead.lead_source_pk
     inner join leads
         on leads.lead_id = per_lead.lead_source_pk
-    left join attempts_folded
-        on attempts_folded.lead_source_pk = per_lead.lead_source_pk
+    left join recent_attempts
+        on recent_attempts.lead_source_pk = per_lead.lead_source_pk
+    left join stored_attempts
+        on
+            stored_attempts.lead_source_pk = per_lead.lead_source_pk
+            and recent_attempts.lead_source_pk is null
+),
+-- noqa: enable=LT02
+
+pending as (
+    select
+        joined.*,
+        {{ is_pending_match(
+            'has_attempts', 'last_identifiers_hash', 'identifiers_hash', 'last_outcome'
+        ) }} as is_pending
+    from joined
 ),
 
 final as (
@@ -187,7 +204,7 @@ final as (
             case when not is_in_backlog then left_at end
         ) as changed_at,
         now() as loaded_at
-    from joined
+    from pending
 )
 
 select * from final
