@@ -7,6 +7,12 @@
 {%- if not execute -%}
     {{ return("null::" ~ type) }}
 {%- endif -%}
+{#- as the role the build writes as (the model's pre-hook has not run yet on a fresh
+    connection; a member that does not inherit its privileges could not read them) -#}
+{%- set as_dbt_role = become_dbt_role() | trim -%}
+{%- if as_dbt_role -%}
+    {%- do run_query(as_dbt_role) -%}
+{%- endif -%}
 {%- set found = run_query(query).columns[0].values()[0] -%}
 {{ return("null::" ~ type if found is none else "'" ~ found ~ "'::" ~ type) }}
 {%- endmacro %}
