@@ -4,7 +4,8 @@
     changed since: it was attempted (`int_lead_attempts__recent`), a reviewer rejected a
     person for it, the registry changed after its failed attempt, or it was created or
     edited since the build (its own timestamps, from the newest build that stored any
-    lead's keys minus `queue_lookback_minutes`). Each of those leads is then read through
+    lead's keys minus `queue_lookback_minutes`, unless the queue holds it with the same
+    identifiers: then the other cases say all). Each of those leads is then read through
     the backlog view itself, one lead at a time (`offset 0` keeps the view a subquery, so
     PostgreSQL probes its indexes per lead instead of joining every lead), and kept when the
     view says it is eligible: the rules live in the view only. A lead that became red
@@ -27,6 +28,14 @@ failed_at_build as (
     where
         status = 'failed'
         and {{ retries_on_registry_change('fail_reason') }}
+),
+
+-- what the queue knows of each lead: the identifiers it was built from
+queued as (
+    select
+        lead_source_pk,
+        identifiers_hash
+    from {{ ref('cabinet_kpi_red_recovery_queue') }}
 ),
 
 leads as (
@@ -72,11 +81,21 @@ candidates as (
     select rejections.lead_source_pk
     from rejections
     union
+    -- created or edited since the build: those the queue already holds with the same
+    -- identifiers are the arms above (a lead's own timestamp only says it may be new)
     select leads.lead_id
     from leads
     where
-        leads.changed_at is null
-        or leads.changed_at >= (select stored_since.changed_since from stored_since)
+        (
+            leads.changed_at is null
+            or leads.changed_at >= (select stored_since.changed_since from stored_since)
+        )
+        and not exists (
+            select 1 from queued
+            where
+                queued.lead_source_pk = leads.lead_id
+                and queued.identifiers_hash = leads.identifiers_hash
+        )
 ),
 -- noqa: enable=ST06
 
