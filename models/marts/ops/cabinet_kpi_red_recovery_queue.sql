@@ -43,8 +43,9 @@ leads as (
     from {{ ref('stg_cabinet__leads') }}
 ),
 
--- the attempts fold (`int_lead_attempts`) as its two parts, each joined on its key: the
--- view's union cannot be probed per lead, so it was folded whole for a few changed leads
+-- the attempts fold (`int_lead_attempts`) as its two parts, each joined on its key
+-- (`current_attempts_fold`): the view's union cannot be probed per lead, so it was folded
+-- whole for a few changed leads
 stored_attempts as (
     select * from {{ ref('int_lead_attempts__stored') }}
 ),
@@ -132,10 +133,8 @@ joined as (
         leads.identifiers_hash,
         recent_attempts.lead_source_pk is not null
         or stored_attempts.lead_source_pk is not null as has_attempts,
-        -- one side at most: the stored fold only for a lead not attempted since
         {%- for column in folded_columns %}
-        coalesce(recent_attempts.{{ column }}, stored_attempts.{{ column }}) as {{ column }}
-        {{- "," if not loop.last }}
+        {{ current_attempts_fold(column) }} as {{ column }}{{ "," if not loop.last }}
         {%- endfor %}
     from per_lead
     inner join current_intervals
@@ -145,9 +144,7 @@ joined as (
     left join recent_attempts
         on recent_attempts.lead_source_pk = per_lead.lead_source_pk
     left join stored_attempts
-        on
-            stored_attempts.lead_source_pk = per_lead.lead_source_pk
-            and recent_attempts.lead_source_pk is null
+        on stored_attempts.lead_source_pk = per_lead.lead_source_pk
 ),
 -- noqa: enable=LT02
 

@@ -65,10 +65,7 @@ attempted as (
         recent_attempts.lead_source_pk is not null or stored_attempts.lead_source_pk is not null
             as has_attempts,
         {%- for column in folded_columns %}
-        case
-            when recent_attempts.lead_source_pk is not null then recent_attempts.{{ column }}
-            else stored_attempts.{{ column }}
-        end as {{ column }}{{ "," if not loop.last }}
+        {{ current_attempts_fold(column) }} as {{ column }}{{ "," if not loop.last }}
         {%- endfor %}
     from red_leads  -- noqa: enable=LT02
     left join stored_attempts
