@@ -11,7 +11,8 @@
     ],
     post_hook=[
         "{{ delete_removed_persons(this) }}",
-        {'sql': 'vacuum (analyze) {{ this }}', 'transaction': false},
+        '{{ analyze_when_changed(this) }}',
+        {'sql': 'vacuum {{ this }}', 'transaction': false},
     ],
 ) }}
 
@@ -31,8 +32,10 @@
     `max(changed_at)` is the registry watermark of the backlog view (an index read), and
     `max(loaded_at)` (the writing run's transaction time) the build
     `person_keys_changed` reads changes after. The
-    post-hook vacuums the table after the transaction, so the index-only scans of
-    `junk_keys` and the matcher's lookups need no heap visits. -#}
+    post-hooks analyze the table when the run wrote a tenth of it (`analyze_when_changed`:
+    sampling 30,000 rows took 0.5 s at `large`, on every build), and vacuum it after the
+    transaction, so the index-only scans of `junk_keys` and the matcher's lookups need no
+    heap visits (10 ms when nothing changed). -#}
 
 with
 

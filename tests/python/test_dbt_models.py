@@ -18,6 +18,8 @@ from conftest import Database
 from psycopg import sql
 from scenario_support import SOURCE_DDL
 
+from matcher import dbt
+
 LIMA = ZoneInfo("America/Lima")
 DAY = date(2024, 5, 10)
 MARTS = {
@@ -306,22 +308,89 @@ def test_backlog_view_is_live_between_builds_and_equals_the_built_state(
     assert stored == [("L15", None), ("L20", "51987654320")]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("matcher.demo") is None, reason="matcher/demo.py not there yet"
-)
-def test_demo_data_builds_with_every_dbt_test_passing(
-    make_database: Callable[..., Database],
-) -> None:
-    # its own database: demo_db is shared read-only, and dbt build writes
+@pytest.fixture(scope="module")
+def demo_built(make_database: Callable[..., Database]) -> Database:
+    """Its own database with the demo data, built once: `demo_db` is shared read-only,
+    and dbt build writes."""
     from matcher import demo
 
     database = make_database()
     demo.load(database.conninfo, database.settings, size="demo", seed=42, reset=False)
     result = database.dbt("build")
     assert result.succeeded and not result.failures
-    backlog = database.scalar("select count(*) from ops.v_cabinet_kpi_red_backlog")
-    today = database.scalar(
+    return database
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("matcher.demo") is None, reason="matcher/demo.py not there yet"
+)
+def test_demo_data_builds_with_every_dbt_test_passing(demo_built: Database) -> None:
+    backlog = demo_built.scalar("select count(*) from ops.v_cabinet_kpi_red_backlog")
+    today = demo_built.scalar(
         "select backlog_end from ops.v_cabinet_kpi_red_recovery_metrics_daily"
         " order by metric_date desc limit 1"
     )
     assert backlog == today > 0
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("matcher.demo") is None, reason="matcher/demo.py not there yet"
+)
+def test_queue_test_fails_on_each_way_the_queue_can_leave_the_intervals(
+    demo_built: Database,
+) -> None:
+    # each corruption alone, undone after: a red lead's row gone, a red lead marked out of
+    # the backlog, a lead out of it marked red, and a row for a lead the intervals lack
+    queue = sql.Identifier("ops", "cabinet_kpi_red_recovery_queue")
+    red, out = demo_built.query(
+        "select min(lead_source_pk) filter (where is_in_backlog),"
+        " min(lead_source_pk) filter (where not is_in_backlog)"
+        " from ops.cabinet_kpi_red_recovery_queue"
+    )[0]
+    columns = [
+        name
+        for (name,) in demo_built.query(
+            "select column_name from information_schema.columns where table_schema = 'ops'"
+            " and table_name = 'cabinet_kpi_red_recovery_queue' order by ordinal_position"
+        )
+    ]
+    copied = sql.SQL(", ").join(
+        sql.Literal("NOT-A-LEAD") if name == "lead_source_pk" else sql.Identifier(name)
+        for name in columns
+    )
+    corruptions = [
+        (sql.SQL("delete from {} where lead_source_pk = %s").format(queue), red),
+        (
+            sql.SQL("update {} set is_in_backlog = false where lead_source_pk = %s").format(queue),
+            red,
+        ),
+        (
+            sql.SQL("update {} set is_in_backlog = true where lead_source_pk = %s").format(queue),
+            out,
+        ),
+        (
+            sql.SQL("insert into {} ({}) select {} from {} where lead_source_pk = %s").format(
+                queue, sql.SQL(", ").join(map(sql.Identifier, columns)), copied, queue
+            ),
+            red,
+        ),
+    ]
+    with demo_built.connect() as conn:
+        conn.execute(sql.SQL("create table public.queue_before as select * from {}").format(queue))
+    try:
+        for corruption, lead in corruptions:
+            with demo_built.connect() as conn:
+                conn.execute(corruption, (lead,))
+            with pytest.raises(dbt.DbtError) as failed:
+                demo_built.dbt("test", "--select", "assert_queue_one_row_per_red_lead")
+            assert any(
+                "assert_queue_one_row_per_red_lead" in line for line in failed.value.failures
+            )
+            with demo_built.connect() as conn:
+                conn.execute(sql.SQL("delete from {}").format(queue))
+                conn.execute(
+                    sql.SQL("insert into {} select * from public.queue_before").format(queue)
+                )
+        assert demo_built.dbt("test", "--select", "assert_queue_one_row_per_red_lead").succeeded
+    finally:
+        demo_built.execute("drop table public.queue_before")
