@@ -5,9 +5,10 @@ overlap: the second fails at once with CycleBusyError (exit code 75 at the CLI).
 in-process, with the profile ``connection.dbt_target`` gives it. The second build
 rebuilds what the match changed: the models and tests downstream of the tables the
 cycle writes (``MATCH_WRITES``); their tests run there only, after the last rebuild of
-what they test, so every data test runs once a cycle. Neither runs dbt's unit tests,
-which test the models' code on fixed rows (CI's work, not the schedule's), unless
-``DBT_EXCLUDE_RESOURCE_TYPES`` says otherwise.
+what they test, so every data test runs once a cycle; so do the models there that the
+match does not read (``REBUILT_AFTER_MATCH``: the daily metrics among them). Neither
+runs dbt's unit tests, which test the models' code on fixed rows (CI's work, not the
+schedule's), unless ``DBT_EXCLUDE_RESOURCE_TYPES`` says otherwise.
 """
 
 from __future__ import annotations
@@ -33,26 +34,36 @@ leads' stored keys are the next cycle's first build's (the matcher reads their c
 live meanwhile)."""
 
 
+REBUILT_AFTER_MATCH = "tag:rebuilt_after_match"
+"""The models downstream of ``MATCH_WRITES`` that neither the match nor the origin repair
+reads (the daily metrics, the causes view, ORIGIN_MISSING, ...): the first build skips
+them, since the second rebuilds them (``dbt_project.yml`` tags them)."""
+
+
 class BuildSelections(NamedTuple):
     first: list[str]
     """The first build's ``--select``: the given selection (every node when empty)."""
     first_exclude: list[str]
-    """Its ``--exclude``: the tests the second build runs again on rebuilt models."""
+    """Its ``--exclude``: the tests the second build runs again on rebuilt models, and
+    (unless a full refresh) the models it rebuilds that the match does not read."""
     second: list[str]
     """The second build's ``--select``: the part of the selection downstream of
     ``MATCH_WRITES``, tests included."""
 
 
-def build_selections(select: Sequence[str]) -> BuildSelections:
+def build_selections(select: Sequence[str], *, full_refresh: bool = False) -> BuildSelections:
     """The two builds' node selections (dbt's ``a,b`` is an intersection, a space a
     union). A test downstream of ``MATCH_WRITES`` would judge in the first build a model
     the second build replaces; it runs in the second only (the first build's verdicts
-    never stop the match: see ``run_cycle``)."""
+    never stop the match: see ``run_cycle``). So do the models ``REBUILT_AFTER_MATCH``,
+    except in a full refresh, which only the first build does."""
     first = list(select)
     second = [f"{given},{written}" for given in first for written in MATCH_WRITES] or list(
         MATCH_WRITES
     )
     first_exclude = [f"{written},resource_type:test" for written in MATCH_WRITES]
+    if not full_refresh:
+        first_exclude.append(REBUILT_AFTER_MATCH)
     return BuildSelections(first, first_exclude, second)
 
 
@@ -114,7 +125,8 @@ def run_cycle(
 
     report = CycleReport(steps=[])
     selections = build_selections(
-        list(select) or ([f"package:{PACKAGE_NAME}"] if settings.is_package else [])
+        list(select) or ([f"package:{PACKAGE_NAME}"] if settings.is_package else []),
+        full_refresh=full_refresh,
     )
     # the schedule runs no unit tests (a user's DBT_EXCLUDE_RESOURCE_TYPES wins)
     no_unit_tests = () if "DBT_EXCLUDE_RESOURCE_TYPES" in os.environ else ("unit_test",)

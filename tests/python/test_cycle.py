@@ -91,6 +91,28 @@ def test_cycle_runs_green_and_drains_the_eligible_backlog(
     ran_tests = [unique_id for unique_id in [*first, *second] if unique_id.startswith("test.")]
     assert sorted(ran_tests) == sorted(data_tests)
     assert "test.kpi_red_recovery.assert_backlog_view_rows" in second - first
+    # the models the first build skips: each is downstream of what the match writes (the
+    # second build rebuilt it) and upstream of nothing the matcher reads
+    skipped = {
+        unique_id
+        for unique_id, node in manifest["nodes"].items()
+        if "rebuilt_after_match" in node["config"].get("tags", [])
+    }
+    assert "model.kpi_red_recovery.v_cabinet_kpi_red_recovery_metrics_daily" in skipped
+    assert skipped <= second - first
+    (matcher,) = [
+        unique_id
+        for unique_id, exposure in manifest["exposures"].items()
+        if exposure["name"] == "kpi_red_matcher"
+    ]
+    read, unvisited = set(), [matcher]
+    while unvisited:
+        for parent in manifest["parent_map"][unvisited.pop()]:
+            if parent not in read:
+                read.add(parent)
+                unvisited.append(parent)
+    assert "model.kpi_red_recovery.cabinet_kpi_red_recovery_queue" in read
+    assert not skipped & read
     assert {"person_keys", "cabinet_kpi_red_recovery_queue"} <= {
         unique_id.split(".")[-1] for unique_id in first
     }
@@ -109,11 +131,14 @@ def test_a_second_cycle_exits_at_once_with_75(demo_copy: Database, tmp_path: Pat
 
 
 def test_the_second_build_selects_what_the_match_wrote_and_its_tests_run_there_only() -> None:
-    from matcher.cycle import MATCH_WRITES, build_selections
+    from matcher.cycle import MATCH_WRITES, REBUILT_AFTER_MATCH, build_selections
 
     tests_of_what_the_match_writes = [f"{written},resource_type:test" for written in MATCH_WRITES]
-    assert build_selections([]) == ([], tests_of_what_the_match_writes, list(MATCH_WRITES))
-    first, first_exclude, second = build_selections(["package:kpi_red_recovery"])
+    first_exclude = [*tests_of_what_the_match_writes, REBUILT_AFTER_MATCH]
+    assert build_selections([]) == ([], first_exclude, list(MATCH_WRITES))
+    first, exclude, second = build_selections(["package:kpi_red_recovery"])
     assert first == ["package:kpi_red_recovery"]
-    assert first_exclude == tests_of_what_the_match_writes
+    assert exclude == first_exclude
     assert second == [f"package:kpi_red_recovery,{written}" for written in MATCH_WRITES]
+    # a full refresh is the first build's alone: it rebuilds every model
+    assert build_selections([], full_refresh=True).first_exclude == tests_of_what_the_match_writes
