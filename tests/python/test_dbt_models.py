@@ -394,3 +394,42 @@ def test_queue_test_fails_on_each_way_the_queue_can_leave_the_intervals(
         assert demo_built.dbt("test", "--select", "assert_queue_one_row_per_red_lead").succeeded
     finally:
         demo_built.execute("drop table public.queue_before")
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("matcher.demo") is None, reason="matcher/demo.py not there yet"
+)
+def test_an_attempt_committed_after_a_build_began_is_folded_by_the_next(
+    demo_built: Database,
+) -> None:
+    # a matcher transaction takes its attempt_id, another commits a higher one, a build
+    # folds that one; the first commits after: the build after that folds it (the
+    # attempts look-back), though its attempt_id is below every id the fold stored
+    late_lead, other_lead = (
+        lead
+        for (lead,) in demo_built.query(
+            "select lead_source_pk from ops.v_cabinet_kpi_red_backlog"
+            " where has_usable_identifier order by lead_source_pk limit 2"
+        )
+    )
+    insert = (
+        "insert into kpi_red.match_attempts (run_id, lead_source_pk, outcome, fail_reason,"
+        " identifiers_hash, started_at) select 'late-commit', lead_source_pk, 'failed',"
+        " 'no_match', identifiers_hash, now() from ops.v_cabinet_kpi_red_backlog"
+        " where lead_source_pk = %s returning attempt_id"
+    )
+    folded = (
+        "select max_attempt_id from kpi_red_intermediate.int_lead_attempts__stored"
+        " where lead_source_pk = %s"
+    )
+    with demo_built.connect() as late:
+        late_id = late.execute(insert, (late_lead,)).fetchone()[0]  # type: ignore[index]
+        with demo_built.connect() as other:
+            other_id = other.execute(insert, (other_lead,)).fetchone()[0]  # type: ignore[index]
+        assert other_id > late_id
+        demo_built.dbt("run", "--select", "int_lead_attempts__stored")
+        assert demo_built.scalar(folded, (other_lead,)) == other_id
+        assert (demo_built.scalar(folded, (late_lead,)) or 0) < late_id
+    # the late transaction commits as its connection closes
+    demo_built.dbt("run", "--select", "int_lead_attempts__stored")
+    assert demo_built.scalar(folded, (late_lead,)) == late_id
