@@ -17,8 +17,29 @@ create table if not exists {attempts} (
     identifiers_hash text not null,
     started_at timestamptz not null,
     attempted_at timestamptz not null default now(),
+    -- the transaction that wrote the attempt: dbt's stored fold re-reads exactly the
+    -- attempts of transactions still running at its last build (int_lead_attempts__stored)
+    written_xact_id xid8 default pg_current_xact_id(),
     check ((outcome = 'matched') = (fail_reason is null))
 );
+-- a log created before that column gets it once (catalog only; existing rows stay null:
+-- the alter waits for every transaction writing the log, so all of them are committed)
+do $written_xact$
+begin
+    if not exists (
+        select 1 from pg_catalog.pg_attribute
+        where
+            attrelid = '{attempts}'::regclass
+            and attname = 'written_xact_id'
+            and not attisdropped
+    ) then
+        alter table {attempts} add column written_xact_id xid8;
+        alter table {attempts} alter column written_xact_id set default pg_current_xact_id();
+    end if;
+end
+$written_xact$;
+create index if not exists match_attempts_written_xact_idx
+on {attempts} (written_xact_id);
 create index if not exists match_attempts_attempted_at_idx
 on {attempts} (attempted_at);
 -- a lead's attempts: the matcher's "attempted since" re-check, dbt's folds per lead

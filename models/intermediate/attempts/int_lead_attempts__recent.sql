@@ -37,7 +37,8 @@ folded as (
 final as (
     select
         folded.*,
-        null::timestamptz as loaded_at
+        null::timestamptz as loaded_at,
+        null::xid8 as loaded_xmin
     from folded
 )
 
