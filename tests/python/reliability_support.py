@@ -241,8 +241,9 @@ def integrity_problems(database: Database) -> dict[str, int]:
 
 def checksums(database: Database, schemas: list[str] | None = None) -> dict[str, tuple[int, str]]:
     """Row count and md5 of the rows (as text, sorted) of every table and view in
-    ``schemas`` (default: every schema that is not PostgreSQL's own). ``loaded_at`` (when
-    a dbt run wrote a row: run metadata, not data) is left out."""
+    ``schemas`` (default: every schema that is not PostgreSQL's own). ``loaded_at`` and
+    ``loaded_xmin`` (when a dbt run wrote a row, and its snapshot's xmin: run metadata,
+    not data) are left out."""
     relations = database.query(
         """
         select table_schema, table_name
@@ -260,7 +261,8 @@ def checksums(database: Database, schemas: list[str] | None = None) -> dict[str,
             statement = sql.SQL(
                 "select count(*),"
                 " coalesce(md5(string_agg(row_text, chr(10) order by row_text)), '')"
-                " from (select (to_jsonb(rows_) - 'loaded_at')::text as row_text from {} as rows_)"
+                " from (select (to_jsonb(rows_) - 'loaded_at' - 'loaded_xmin')::text"
+                " as row_text from {} as rows_)"
                 " as rows_text"
             ).format(sql.Identifier(schema, table))
             count, digest = conn.execute(statement).fetchone()  # type: ignore[misc]

@@ -433,3 +433,45 @@ def test_an_attempt_committed_after_a_build_began_is_folded_by_the_next(
     # the late transaction commits as its connection closes
     demo_built.dbt("run", "--select", "int_lead_attempts__stored")
     assert demo_built.scalar(folded, (late_lead,)) == late_id
+
+
+def test_a_log_created_before_written_xact_id_gets_it_once_and_dbt_reads_both(
+    make_database: Callable[..., Database],
+) -> None:
+    from matcher.store import admin as store_admin
+    from matcher.store import base as store_base
+
+    database = make_database(init=False)
+    # the attempts log as an earlier version created it, with one attempt
+    database.execute(
+        "create schema kpi_red; create table kpi_red.match_attempts ("
+        " attempt_id bigint generated always as identity primary key,"
+        " run_id text not null, lead_source_pk text not null, outcome text not null,"
+        " fail_reason text, match_rule text, match_score real, person_key text,"
+        " evidence jsonb not null default '{}'::jsonb, identifiers_hash text not null,"
+        " started_at timestamptz not null, attempted_at timestamptz not null default now());"
+        " insert into kpi_red.match_attempts (run_id, lead_source_pk, outcome, fail_reason,"
+        " identifiers_hash, started_at) values ('old', 'L1', 'failed', 'no_match', 'h', now())"
+    )
+    staged = "select written_xact_id::text from kpi_red_staging.stg_kpi_red__match_attempts"
+    # dbt before any kpi-red init: the column reads as null
+    database.dbt("run", "--select", "stg_kpi_red__match_attempts")
+    assert database.query(staged) == [(None,)]
+    for _ in range(2):  # idempotent
+        with store_base.connect(database.conninfo) as conn:
+            store_admin.init_schema(conn, database.settings.tables)
+    with database.connect() as conn:
+        xact = conn.execute(
+            "insert into kpi_red.match_attempts (run_id, lead_source_pk, outcome, fail_reason,"
+            " identifiers_hash, started_at) values ('new', 'L2', 'failed', 'no_match', 'h',"
+            " now()) returning written_xact_id::text, pg_current_xact_id()::text"
+        ).fetchone()
+    assert xact is not None and xact[0] == xact[1]
+    assert (
+        database.scalar(
+            "select count(*) from pg_indexes where indexname = 'match_attempts_written_xact_idx'"
+        )
+        == 1
+    )
+    database.dbt("run", "--select", "stg_kpi_red__match_attempts")
+    assert sorted(database.query(staged), key=str) == sorted([(None,), (xact[0],)], key=str)
