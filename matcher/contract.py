@@ -104,6 +104,7 @@ ATTEMPTS_COLUMNS: tuple[Column, ...] = (
     Column("identifiers_hash", TEXT),
     Column("started_at", TIMESTAMPTZ),
     Column("attempted_at", TIMESTAMPTZ),
+    Column("written_xact_id", "xid8"),
 )
 """The project's attempts log (``matcher/store/sql/init.sql``)."""
 

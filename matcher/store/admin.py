@@ -71,6 +71,7 @@ def init_schema(
             sql.SQL(template).format(
                 attempts_schema=sql.Identifier(tables.attempts[0]),
                 attempts=qualified(tables.attempts),
+                attempts_name=sql.Literal(qualified(tables.attempts).as_string(conn)),
             )
         )
         # the reviewers' logs (``kpi-red review``, ``kpi-red unlink``)

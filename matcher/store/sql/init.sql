@@ -29,7 +29,7 @@ begin
     if not exists (
         select 1 from pg_catalog.pg_attribute
         where
-            attrelid = '{attempts}'::regclass
+            attrelid = {attempts_name}::regclass
             and attname = 'written_xact_id'
             and not attisdropped
     ) then

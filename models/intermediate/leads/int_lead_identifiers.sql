@@ -7,11 +7,10 @@
     junk joins are on the unique `(key_type, key_value)` index, so a query that reads no
     key (a count) skips them.
 
-    No WITH clause, only subqueries in FROM: PostgreSQL then inlines this view into the
-    query that reads it (a view with a WITH clause is planned apart, as a whole). The
-    backlog view keeps the leads with no link and no claim first, and computes the keys of
-    those only: a third of the leads at `large`, where a WITH clause computed every
-    lead's keys before that filter. -#}
+    No WITH clause, only subqueries in FROM, for the same reason: PostgreSQL then inlines
+    this view into the query that reads it. The backlog view keeps the leads with no link
+    and no claim first, and computes the keys of those only: a third of the leads at
+    `large`, where a WITH clause computed every lead's keys before that filter. -#}
 
 select
     without_junk.lead_id,
