@@ -1,4 +1,4 @@
-{{ config(materialized='table') }}
+{{ config(materialized='table_in_place') }}
 
 {#- Recomputed whole on every build, from `int_backlog_intervals` (one row per lead and
     interval) and `int_attempts_daily` (the attempts log per day): every day is a function
