@@ -140,8 +140,19 @@ def run_cycle(
         report.steps.append((name, time.perf_counter() - clock))
         return result
 
+    # parsed once, by the first build: the second skips dbt's parse (~0.3 s)
+    parsed: list[object] = []
+
     def build(selection: Sequence[str], *extra: str, exclude: Sequence[str] = ()) -> None:
         try:
+            if not parsed:
+                parsed.append(
+                    dbt.parse(
+                        settings=settings,
+                        profiles_dir=dbt_target.profiles_dir,
+                        target=dbt_target.target,
+                    )
+                )
             dbt.run(
                 ["build", *(["--select", *selection] if selection else []), *extra],
                 settings=settings,
@@ -149,6 +160,7 @@ def run_cycle(
                 target=dbt_target.target,
                 exclude=exclude,
                 exclude_resource_types=no_unit_tests,
+                manifest=parsed[0],
             )
         except dbt.DbtError as exc:
             errors.append(str(exc))

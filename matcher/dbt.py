@@ -41,39 +41,28 @@ def run(
     quiet: bool = True,
     exclude: Sequence[str] = (),
     exclude_resource_types: Sequence[str] = (),
+    manifest: Any = None,
 ) -> DbtResult:
     """``dbt <args>`` for the project, with ``settings.cli_vars`` (``--vars``) and
     ``dbt_vars`` on top, ``--exclude`` for ``exclude`` and ``--exclude-resource-type`` for
     ``exclude_resource_types`` (both left out of the messages); raises DbtError naming
-    each node that failed and why."""
-    from dbt.cli.main import dbtRunner
-
-    argv = [*args, "--project-dir", str(settings.project_dir)]
+    each node that failed and why. ``manifest`` (from ``parse``, same profile and target)
+    skips parsing: the SQL is still compiled with these vars."""
+    argv = _argv(
+        args,
+        settings=settings,
+        profiles_dir=profiles_dir,
+        target=target,
+        dbt_vars=dbt_vars,
+        target_path=target_path,
+        quiet=quiet,
+    )
     if exclude:
         argv += ["--exclude", *exclude]
     if exclude_resource_types:
         argv += ["--exclude-resource-type", *exclude_resource_types]
-    if profiles_dir is not None:
-        argv += ["--profiles-dir", str(profiles_dir)]
-    if target:
-        argv += ["--target", target]
-    given = {**settings.cli_vars, **(dbt_vars or {})}
-    if given:
-        argv += ["--vars", json.dumps(given, default=str)]
-    if target_path is not None:
-        argv += ["--target-path", str(target_path), "--log-path", str(target_path / "logs")]
-    if quiet:
-        argv = ["--quiet", "--no-use-colors", *argv]
-    previous = os.getcwd()
-    try:
-        os.chdir(settings.project_dir)
-        # dbt's console lines (its errors, even with --quiet) go to stderr: stdout is
-        # kpi-red's own (`--json` output stays JSON)
-        with contextlib.redirect_stdout(sys.stderr):
-            outcome = dbtRunner().invoke(argv)
-    finally:
-        os.chdir(previous)
     command = "dbt " + " ".join(args)
+    outcome = _invoke(argv, settings=settings, manifest=manifest)
     if outcome.exception is not None:
         raise DbtError(f"{command} could not run: {_first_line(outcome.exception)}")
     failures = tuple(
@@ -86,6 +75,71 @@ def run(
         more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
         raise DbtError(f"{command} failed: {detail}{more}", failures=failures)
     return DbtResult(command=command, succeeded=True, failures=failures)
+
+
+def parse(
+    *,
+    settings: Settings,
+    profiles_dir: Path | None = None,
+    target: str | None = None,
+    dbt_vars: dict[str, object] | None = None,
+    target_path: Path | None = None,
+) -> Any:
+    """``dbt parse`` (partial, when dbt's saved state allows): the project's manifest, for
+    several ``run`` calls in a row on one target (each skips its own parse)."""
+    argv = _argv(
+        ["parse"],
+        settings=settings,
+        profiles_dir=profiles_dir,
+        target=target,
+        dbt_vars=dbt_vars,
+        target_path=target_path,
+        quiet=True,
+    )
+    outcome = _invoke(argv, settings=settings, manifest=None)
+    if outcome.exception is not None or not outcome.success:
+        why = _first_line(outcome.exception) if outcome.exception else "see dbt's log"
+        raise DbtError(f"dbt parse could not run: {why}")
+    return outcome.result
+
+
+def _argv(
+    args: Sequence[str],
+    *,
+    settings: Settings,
+    profiles_dir: Path | None,
+    target: str | None,
+    dbt_vars: dict[str, object] | None,
+    target_path: Path | None,
+    quiet: bool,
+) -> list[str]:
+    argv = [*args, "--project-dir", str(settings.project_dir)]
+    if profiles_dir is not None:
+        argv += ["--profiles-dir", str(profiles_dir)]
+    if target:
+        argv += ["--target", target]
+    given = {**settings.cli_vars, **(dbt_vars or {})}
+    if given:
+        argv += ["--vars", json.dumps(given, default=str)]
+    if target_path is not None:
+        argv += ["--target-path", str(target_path), "--log-path", str(target_path / "logs")]
+    if quiet:
+        argv = ["--quiet", "--no-use-colors", *argv]
+    return argv
+
+
+def _invoke(argv: list[str], *, settings: Settings, manifest: Any) -> Any:
+    from dbt.cli.main import dbtRunner
+
+    previous = os.getcwd()
+    try:
+        os.chdir(settings.project_dir)
+        # dbt's console lines (its errors, even with --quiet) go to stderr: stdout is
+        # kpi-red's own (`--json` output stays JSON)
+        with contextlib.redirect_stdout(sys.stderr):
+            return dbtRunner(manifest=manifest).invoke(argv)
+    finally:
+        os.chdir(previous)
 
 
 def describe_failure(result: Any) -> str:

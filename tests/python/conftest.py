@@ -64,13 +64,26 @@ class Database:
             """
         )
 
-    def dbt(self, *args: str, dbt_vars: dict[str, object] | None = None) -> dbt.DbtResult:
+    def dbt(
+        self, *args: str, dbt_vars: dict[str, object] | None = None, manifest: Any = None
+    ) -> dbt.DbtResult:
         return dbt.run(
             args,
             settings=self.settings,
             profiles_dir=self.profiles_dir,
             target="test",
             dbt_vars=dbt_vars,
+            target_path=self.target_path,
+            manifest=manifest,
+        )
+
+    def dbt_parse(self) -> Any:
+        """The project parsed for this database (``dbt.parse``): ``dbt(manifest=...)``
+        then skips parsing, whatever vars it is given."""
+        return dbt.parse(
+            settings=self.settings,
+            profiles_dir=self.profiles_dir,
+            target="test",
             target_path=self.target_path,
         )
 
