@@ -33,7 +33,18 @@ def test_an_import_waits_for_the_batch_holding_its_leads(
                 "select lead_source_pk, identifiers_hash from ops.v_cabinet_kpi_red_backlog"
             )
         )
-        matcher = support.start_match(database, pause=PAUSE)
+        # a few batches: the import needs one held batch; the rest of a whole drain would
+        # only pause (2 s a batch)
+        matcher = support.start_kpi_red(
+            database,
+            "match",
+            "--limit",
+            str(6 * support.BATCH_SIZE),
+            "--batch-size",
+            str(support.BATCH_SIZE),
+            "--json",
+            pause=PAUSE,
+        )
         try:
             held = sorted(support.wait_mid_batch(database, matcher, fresh=True)[0])
             chosen = [lead for lead in held if truth.get(lead)][:20]
