@@ -152,6 +152,15 @@ def _cycle_growth(outcomes: Sequence[tuple[str, Sequence[Step], dict[str, Any]]]
     line = "hourly kpi-red cycle (s): " + ", ".join(f"{size} {value:.1f}" for size, value in cycles)
     if len(cycles) > 1:
         line += f"; growth {cycles[-1][1] / cycles[0][1]:.2f}x (target <= 1.5x medium -> large)"
+    changed = [
+        (size, record["hourly_cycle_registry_change_s"])
+        for size, _, record in outcomes
+        if record.get("hourly_cycle_registry_change_s")
+    ]
+    if changed:
+        line += "\nthe same hour after one new registry person (s): " + ", ".join(
+            f"{size} {value:.1f}" for size, value in changed
+        )
     return line
 
 

@@ -64,6 +64,23 @@ def add_new_leads(database: BenchDatabase, settings: Settings, *, share: float, 
     return inserted
 
 
+def add_registry_person(database: BenchDatabase, settings: Settings, *, seed: int) -> str:
+    """One new registry person, as another system adds people every hour: an email no lead
+    and no person has (so it links nobody), every column set. Returns its key."""
+    registry = sql.Identifier(*settings.tables.registry)
+    person_key = f"bench-new-person-{seed}"
+    with database.connect() as conn:
+        conn.execute(
+            sql.SQL(
+                "insert into {} (person_key, full_name, phone, document_type, document_number,"
+                " email, created_at, updated_at)"
+                " values (%s, 'Nueva Persona Bench', null, null, null, %s, now(), now())"
+            ).format(registry),
+            (person_key, f"{person_key}@bench.invalid"),
+        )
+    return person_key
+
+
 def read_panel(database: BenchDatabase, settings: Settings, *, live: bool = False) -> Any:
     """What ``kpi-red metrics --json`` (``--live``) reads, with the same function."""
     from matcher.store import panel as store_panel
