@@ -437,49 +437,61 @@ def hourly_cycle(
     added = workload.add_new_leads(
         main_db, settings, share=options.new_share, seed=options.seed + 1
     )
-    child = run_child(argv, env=main_db.cli_env(), cwd=database.PROJECT_DIR, timeout_s=3600).check()
-    summary = match_child.parse_summary(child.stdout)
-    record["hourly_cycle_s"] = round(child.seconds, 2)
+    timed_cycle(
+        main_db,
+        argv,
+        outcome,
+        key="hourly_cycle",
+        label=f"hourly, {options.new_share:.0%} new",
+        rows=added,
+    )
     record["hourly_cycle_new_leads"] = added
-    record["hourly_cycle_steps"] = summary.get("steps")
-    steps = ", ".join(
-        f"{step['step']} {step['seconds']:.1f}" for step in summary.get("steps") or []
-    )
-    outcome.steps.append(
-        Step(
-            f"kpi-red cycle (hourly, {options.new_share:.0%} new)",
-            child.seconds,
-            rows=added,
-            peak_rss_mb=child.peak_rss_mb,
-            note=steps,
-        )
-    )
 
     # the same hour when the registry changed: every failed lead whose reason a registry
     # change may cure is due again at once (docs/operations.md, retries), whichever
     # person changed
     log("one new registry person, then kpi-red cycle (the hour another system wrote)")
     workload.add_registry_person(main_db, settings, seed=options.seed)
-    changed = run_child(
-        argv, env=main_db.cli_env(), cwd=database.PROJECT_DIR, timeout_s=3600
-    ).check()
-    summary = match_child.parse_summary(changed.stdout)
-    attempted = (summary.get("match") or {}).get("claimed")
-    record["hourly_cycle_registry_change_s"] = round(changed.seconds, 2)
-    record["hourly_cycle_registry_change_attempted"] = attempted
-    record["hourly_cycle_registry_change_steps"] = summary.get("steps")
+    summary = timed_cycle(
+        main_db,
+        argv,
+        outcome,
+        key="hourly_cycle_registry_change",
+        label="hourly, 1 registry person new",
+    )
+    record["hourly_cycle_registry_change_attempted"] = (summary.get("match") or {}).get("claimed")
+
+
+def timed_cycle(
+    main_db: database.BenchDatabase,
+    argv: list[str],
+    outcome: Outcome,
+    *,
+    key: str,
+    label: str,
+    rows: int | None = None,
+) -> dict[str, Any]:
+    """``kpi-red cycle`` as a child process: ``<key>_s`` and ``<key>_steps`` in the record,
+    a step (its rows: ``rows``, else the leads the match attempted), and the cycle's JSON
+    summary."""
+    child = run_child(argv, env=main_db.cli_env(), cwd=database.PROJECT_DIR, timeout_s=3600)
+    child = child.check()
+    summary = match_child.parse_summary(child.stdout)
+    outcome.record[f"{key}_s"] = round(child.seconds, 2)
+    outcome.record[f"{key}_steps"] = summary.get("steps")
     steps = ", ".join(
         f"{step['step']} {step['seconds']:.1f}" for step in summary.get("steps") or []
     )
     outcome.steps.append(
         Step(
-            "kpi-red cycle (hourly, 1 registry person new)",
-            changed.seconds,
-            rows=attempted,
-            peak_rss_mb=changed.peak_rss_mb,
+            f"kpi-red cycle ({label})",
+            child.seconds,
+            rows=rows if rows is not None else (summary.get("match") or {}).get("claimed"),
+            peak_rss_mb=child.peak_rss_mb,
             note=steps,
         )
     )
+    return summary
 
 
 def panel(main_db: database.BenchDatabase, settings: Settings, outcome: Outcome) -> None:
