@@ -82,7 +82,6 @@ def parse(
     settings: Settings,
     profiles_dir: Path | None = None,
     target: str | None = None,
-    dbt_vars: dict[str, object] | None = None,
     target_path: Path | None = None,
 ) -> Any:
     """``dbt parse`` (partial, when dbt's saved state allows): the project's manifest, for
@@ -92,7 +91,7 @@ def parse(
         settings=settings,
         profiles_dir=profiles_dir,
         target=target,
-        dbt_vars=dbt_vars,
+        dbt_vars=None,
         target_path=target_path,
         quiet=True,
     )

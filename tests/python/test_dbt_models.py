@@ -454,8 +454,9 @@ def test_a_log_created_before_written_xact_id_gets_it_once_and_dbt_reads_both(
         " identifiers_hash, started_at) values ('old', 'L1', 'failed', 'no_match', 'h', now())"
     )
     staged = "select written_xact_id::text from kpi_red_staging.stg_kpi_red__match_attempts"
+    folded = "select count(loaded_xmin) from kpi_red_intermediate.int_lead_attempts__stored"
     # dbt before any kpi-red init: the column reads as null
-    database.dbt("run", "--select", "stg_kpi_red__match_attempts")
+    database.dbt("run", "--select", "stg_kpi_red__match_attempts", "int_lead_attempts__stored")
     assert database.query(staged) == [(None,)]
     for _ in range(2):  # idempotent
         with store_base.connect(database.conninfo) as conn:
@@ -473,5 +474,17 @@ def test_a_log_created_before_written_xact_id_gets_it_once_and_dbt_reads_both(
         )
         == 1
     )
+    # the stored fold run alone, its staging view still the one built before the column:
+    # the view reads null, so the fold claims no snapshot (late commits by time)
+    database.dbt("run", "--select", "int_lead_attempts__stored")
+    assert database.scalar(folded) == 0
     database.dbt("run", "--select", "stg_kpi_red__match_attempts")
     assert sorted(database.query(staged), key=str) == sorted([(None,), (xact[0],)], key=str)
+    # rebuilt, the view reads the column: the fold of the next attempt stores its
+    # snapshot's xmin
+    database.execute(
+        "insert into kpi_red.match_attempts (run_id, lead_source_pk, outcome, fail_reason,"
+        " identifiers_hash, started_at) values ('newer', 'L3', 'failed', 'no_match', 'h', now())"
+    )
+    database.dbt("run", "--select", "int_lead_attempts__stored")
+    assert database.scalar(folded) == 1

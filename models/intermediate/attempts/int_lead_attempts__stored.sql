@@ -11,7 +11,11 @@
     post_hook=['{{ analyze_when_changed(this) }}'],
 ) }}
 
-{%- set logs_xact = relation_has_column(source('kpi_red', 'match_attempts'), 'written_xact_id') %}
+{#- the staging view it reads, not the log: a view built before the log gained the column
+    reads it as null until rebuilt (a selective run right after `kpi-red init`) -#}
+{%- set logs_xact = view_reads_column(
+    ref('stg_kpi_red__match_attempts'), source('kpi_red', 'match_attempts'), 'written_xact_id'
+) %}
 {%- set stored_xmin = query_literal('select max(loaded_xmin)::text from ' ~ this, 'xid8')
     if is_incremental() and logs_xact and relation_has_column(this, 'loaded_xmin')
     else 'null::xid8' %}
