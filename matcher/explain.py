@@ -193,8 +193,8 @@ def _next_rule(backlog: Mapping[str, Any] | None, last: Mapping[str, Any] | None
     if backlog["reason_bucket"] == "pending_match":
         return "identifiers changed since the last attempt: the next run"
     return (
-        f"retry back-off after {backlog['attempt_count']} attempts, or sooner when the"
-        " registry changes"
+        f"retry back-off after {backlog['attempt_count']} attempts, or sooner when a"
+        " registry person holding one of its keys (or one edit from one) changes"
     )
 
 

@@ -2,7 +2,8 @@
     A lead can be due only if it was due at the last build (the queue's `next_attempt_at`,
     never later than the view's but for the two cases below), or something about it
     changed since: it was attempted (`int_lead_attempts__recent`), a reviewer rejected a
-    person for it, the registry changed after its failed attempt, or it was created or
+    person for it, a registry change touched it after its failed attempt
+    (`int_lead_registry_touches`), or it was created or
     edited since the build (its own timestamps, from the newest build that stored any
     lead's keys minus `queue_lookback_minutes`, unless the queue holds it with the same
     identifiers: then the other cases say all). Each of those leads is then read through
@@ -51,9 +52,16 @@ rejections as (
     where not is_link
 ),
 
-registry_changes as (
-    select max(changed_at) as registry_changed_at
-    from {{ ref('person_keys') }}
+-- the leads a registry change loaded by the last build can cure, and the row '*' that
+-- stands for every lead
+registry_touches as (
+    select * from {{ ref('int_lead_registry_touches') }}
+    where lead_source_pk <> '*'
+),
+
+every_lead_touched as (
+    select touched_at from {{ ref('int_lead_registry_touches') }}
+    where lead_source_pk = '*'
 ),
 
 stored_since as (
@@ -67,12 +75,18 @@ candidates as (
     select due_at_build.lead_source_pk
     from due_at_build
     union
-    -- the view retries these at once when the registry changed after the attempt
+    -- the view retries these at once when a registry change touched them after the attempt
+    select failed_at_build.lead_source_pk
+    from failed_at_build
+    inner join registry_touches
+        on registry_touches.lead_source_pk = failed_at_build.lead_source_pk
+    where failed_at_build.last_attempt_at < registry_touches.touched_at
+    union
     select failed_at_build.lead_source_pk
     from failed_at_build
     where
         failed_at_build.last_attempt_at < (
-            select registry_changes.registry_changed_at from registry_changes
+            select every_lead_touched.touched_at from every_lead_touched
         )
     union
     select recent_attempts.lead_source_pk

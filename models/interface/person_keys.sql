@@ -31,7 +31,9 @@
     the matcher's candidate lookups (exact, and every value one edit from a lead's),
     `max(changed_at)` is the registry watermark of the backlog view (an index read), and
     `max(loaded_at)` (the writing run's transaction time) the build
-    `person_keys_changed` reads changes after. The
+    `person_keys_changed` reads changes after. `previous_key_value` and
+    `previous_identifiers_hash` keep what each rewritten row replaced, so
+    `int_lead_registry_touches` sees the keys a person dropped too. The
     post-hooks analyze the table when the run wrote a tenth of it (`analyze_when_changed`:
     sampling 30,000 rows took 0.5 s at `large`, on every build), and vacuum it after the
     transaction, so the index-only scans of `junk_keys` and the matcher's lookups need no
@@ -76,17 +78,40 @@ unpivoted as (
     {{ unpivot_person_keys('persons') }}
 ),
 
+-- what each rewritten row replaces (read before the delete+insert): the keys a person
+-- held before this run
+{% if is_incremental() -%}
+replaced as (
+    select * from {{ this }}
+),
+{%- else %}
+replaced as (
+    select
+        null::text as person_key,
+        null::text as key_type,
+        null::text as key_value,
+        null::text as identifiers_hash
+    where false
+),
+{%- endif %}
+
 -- a null key is kept, so a person who loses a key drops it on the next run
 final as (
     select
-        person_key,
-        key_type,
-        key_value,
-        full_name,
-        changed_at,
-        identifiers_hash,
-        now() as loaded_at
+        unpivoted.person_key,
+        unpivoted.key_type,
+        unpivoted.key_value,
+        unpivoted.full_name,
+        unpivoted.changed_at,
+        unpivoted.identifiers_hash,
+        now() as loaded_at,
+        replaced.key_value as previous_key_value,
+        replaced.identifiers_hash as previous_identifiers_hash
     from unpivoted
+    left join replaced
+        on
+            replaced.person_key = unpivoted.person_key
+            and replaced.key_type = unpivoted.key_type
 )
 
 select * from final

@@ -38,10 +38,16 @@ rejections as (
     group by lead_source_pk
 ),
 
--- the registry as the last build saw it: the matcher finds candidates only there
-registry_changes as (
-    select max(changed_at) as registry_changed_at
-    from {{ ref('person_keys') }}
+-- when the last build loaded a registry change that can cure each lead (its keys, or
+-- one edit from them, held by a changed person before or after), and the row '*' that
+-- stands for every lead (a left join on the unique key, which a count(*) skips)
+registry_touches as (
+    select * from {{ ref('int_lead_registry_touches') }}
+),
+
+every_lead_touched as (
+    select touched_at from {{ ref('int_lead_registry_touches') }}
+    where lead_source_pk = '*'
 ),
 
 red_leads as (
@@ -64,6 +70,10 @@ attempted as (
         red_leads.*,
         recent_attempts.lead_source_pk is not null or stored_attempts.lead_source_pk is not null
             as has_attempts,
+        greatest(
+            registry_touches.touched_at,
+            (select every_lead_touched.touched_at from every_lead_touched)
+        ) as registry_touched_at,
         {%- for column in folded_columns %}
         {{ current_attempts_fold(column) }} as {{ column }}{{ "," if not loop.last }}
         {%- endfor %}
@@ -72,6 +82,8 @@ attempted as (
         on stored_attempts.lead_source_pk = red_leads.lead_id
     left join recent_attempts
         on recent_attempts.lead_source_pk = red_leads.lead_id
+    left join registry_touches
+        on registry_touches.lead_source_pk = red_leads.lead_id
 ),
 
 classified as (
@@ -93,7 +105,7 @@ classified as (
         coalesce(attempts_since_change, 0) as attempts_since_change,
         {{ is_pending_match('has_attempts', 'last_identifiers_hash', 'identifiers_hash', 'last_outcome') }}
             as is_pending,
-        (select registry_changes.registry_changed_at from registry_changes) as registry_changed_at,
+        registry_touched_at,
         (
             select rejections.last_rejected_at from rejections
             where rejections.lead_source_pk = attempted.lead_id
@@ -115,8 +127,8 @@ scheduled as (
             when last_rejected_at > last_attempt_at then last_rejected_at
             when
                 {{ retries_on_registry_change('last_fail_reason') }}
-                and registry_changed_at > last_attempt_at
-                then least(retry_at, registry_changed_at)
+                and registry_touched_at > last_attempt_at
+                then least(retry_at, registry_touched_at)
             else retry_at
         end as next_attempt_at
     from classified

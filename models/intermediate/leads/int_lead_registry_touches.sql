@@ -1,0 +1,190 @@
+{{ config(
+    materialized='incremental',
+    incremental_strategy='delete+insert',
+    unique_key='lead_source_pk',
+    on_schema_change='append_new_columns',
+    indexes=[
+        {'columns': ['lead_source_pk'], 'unique': true},
+    ],
+) }}
+
+{#- Which leads a registry change can cure: for each lead, when the build last loaded a
+    change of a person who holds, or held until that change, one of the lead's keys or a
+    document or phone one edit from it (`one_edit_neighbours`): the persons the
+    matcher's exact and one-edit lookups find for that lead, before and after. A person
+    counts as changed when `person_keys` loaded it since this model's last run with
+    another `identifiers_hash` than it replaced (its name or raw identifiers changed, or
+    it is new). The backlog view retries a failed lead when it was touched after its
+    last attempt; a change that touches no lead's keys retries nothing.
+
+    The row `lead_source_pk = '*'` stands for every lead: its `touched_at` is the newest
+    load of a build whose changes were not spelled out lead by lead, because this table
+    was built from scratch (`--full-refresh`, the first build: what was touched before
+    is not known) or more than `registry_touch_max_persons` persons changed at once (a
+    rebuilt registry, a bulk correction). Every failed lead attempted before it is then
+    due, as if every person had changed. Its `read_through` is the newest `person_keys`
+    load the last run read: the next run reads the persons loaded after it.
+
+    A deleted person touches no lead (its keys are gone): a lead it blocked waits for its
+    back-off, as it always did. -#}
+
+{%- set max_persons = var('registry_touch_max_persons') | int %}
+
+with
+
+person_keys as (
+    select * from {{ ref('person_keys') }}
+),
+
+lead_keys as (
+    select * from {{ ref('int_lead_identifiers__stored') }}
+),
+
+{% if is_incremental() -%}
+stored_every_lead as (
+    select
+        touched_at,
+        read_through
+    from {{ this }}
+    where lead_source_pk = '*'
+),
+{%- else %}
+stored_every_lead as (
+    select
+        null::timestamptz as touched_at,
+        null::timestamptz as read_through
+    where false
+),
+{%- endif %}
+
+-- the persons loaded since the last run, changed (every row of a person: its three keys)
+loaded as (
+    select person_keys.*
+    from person_keys
+    where
+        person_keys.loaded_at > coalesce(
+            (select stored_every_lead.read_through from stored_every_lead), '-infinity'
+        )
+        and person_keys.identifiers_hash is distinct from person_keys.previous_identifiers_hash
+),
+
+-- the changed persons' rows, counted up to the limit only (three rows a person)
+loaded_up_to_limit as (
+    select loaded.person_key
+    from loaded
+    limit {{ 3 * max_persons + 1 }}
+),
+
+-- spelled out lead by lead unless this table starts empty or too many persons changed
+run as (
+    select
+        (
+            (select stored_every_lead.read_through from stored_every_lead) is null
+            or (select count(*) from loaded_up_to_limit) > {{ 3 * max_persons }}
+        ) as is_wholesale,
+        coalesce(
+            (select max(person_keys.loaded_at) from person_keys), '-infinity'
+        ) as read_through
+),
+
+-- the keys the changed persons hold now and those they held before the change
+touching_keys as (
+    select
+        key_type,
+        key_value,
+        loaded_at
+    from loaded
+    where key_value is not null
+    union
+    select
+        key_type,
+        previous_key_value as key_value,
+        loaded_at
+    from loaded
+    where previous_key_value is not null
+),
+
+-- those keys, and every value one edit from a document or phone among them
+touching_values as (
+    select
+        key_type,
+        key_value,
+        loaded_at
+    from touching_keys
+    union all
+    select
+        touching_keys.key_type,
+        neighbours.key_value,
+        touching_keys.loaded_at
+    from touching_keys
+    cross join lateral (  -- noqa: ST05
+        {{ one_edit_neighbours('touching_keys.key_type', 'touching_keys.key_value') }}
+    ) as neighbours
+),
+
+touching as (
+    select
+        key_type,
+        key_value,
+        max(loaded_at) as loaded_at
+    from touching_values
+    group by key_type, key_value
+),
+
+lead_values as (
+    select
+        lead_id,
+        'phone' as key_type,
+        phone_key as key_value
+    from lead_keys
+    where phone_key is not null
+    union all
+    select
+        lead_id,
+        'document' as key_type,
+        document_key as key_value
+    from lead_keys
+    where document_key is not null
+    union all
+    select
+        lead_id,
+        'email' as key_type,
+        email_key as key_value
+    from lead_keys
+    where email_key is not null
+),
+
+touched_leads as (
+    select
+        lead_values.lead_id as lead_source_pk,
+        max(touching.loaded_at) as touched_at
+    from touching
+    inner join lead_values
+        on
+            lead_values.key_type = touching.key_type
+            and lead_values.key_value = touching.key_value
+    where
+        not (select run.is_wholesale from run)
+        and lead_values.lead_id <> '*'  -- a lead named so is every lead's row
+    group by lead_values.lead_id
+),
+
+final as (
+    select
+        touched_leads.lead_source_pk,
+        touched_leads.touched_at,
+        run.read_through
+    from touched_leads
+    cross join run
+    union all
+    select
+        '*' as lead_source_pk,
+        case
+            when run.is_wholesale then run.read_through
+            else (select stored_every_lead.touched_at from stored_every_lead)
+        end as touched_at,
+        run.read_through
+    from run
+)
+
+select * from final
