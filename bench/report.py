@@ -161,6 +161,19 @@ def _cycle_growth(outcomes: Sequence[tuple[str, Sequence[Step], dict[str, Any]]]
         line += "\nthe same hour after one new registry person (s): " + ", ".join(
             f"{size} {value:.1f}" for size, value in changed
         )
+    edited = [
+        (
+            size,
+            record["hourly_cycle_registry_edits_s"],
+            record.get("hourly_cycle_registry_edits_persons"),
+        )
+        for size, _, record in outcomes
+        if record.get("hourly_cycle_registry_edits_s")
+    ]
+    if edited:
+        line += "\nthe same hour after registry phones edited (s): " + ", ".join(
+            f"{size} {value:.1f} ({persons:,} persons)" for size, value, persons in edited
+        )
     return line
 
 

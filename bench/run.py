@@ -413,6 +413,10 @@ def incremental(
     )
 
 
+REGISTRY_EDIT_SHARE = 0.0005
+"""The registry persons whose phone the busier registry hour edits."""
+
+
 def hourly_cycle(
     main_db: database.BenchDatabase,
     settings: Settings,
@@ -423,8 +427,9 @@ def hourly_cycle(
     """The hour users schedule: another share of new leads, then ``kpi-red cycle`` (dbt
     build -> match -> repair origin -> dbt build of what the match changed, as cron runs
     it) as a child process: ``hourly_cycle_s``, and each of its steps. Then the same
-    after one new registry person (``hourly_cycle_registry_change_s``): what an hour
-    costs when another system wrote to the registry, as it does every hour."""
+    after one new registry person (``hourly_cycle_registry_change_s``), and after 0.05% of
+    the persons got a new phone (``hourly_cycle_registry_edits_s``): what an hour costs
+    when another system wrote to the registry, as it does every hour."""
     record = outcome.record
     argv = [str(database.BIN_DIR / "kpi-red"), "cycle", "--batch-size", str(batch_size), "--json"]
     # the previous hour's cycle, not timed: cron's cycle finds the manifest dbt saved an
@@ -460,6 +465,23 @@ def hourly_cycle(
         label="hourly, 1 registry person new",
     )
     record["hourly_cycle_registry_change_attempted"] = (summary.get("match") or {}).get("claimed")
+
+    # a busier registry hour: a CRM sync corrects the phone of 0.05% of the persons (1,000
+    # at `large`); each touches the failed leads holding its old or new number, or one
+    # edit from either (int_lead_registry_touches)
+    log(f"{REGISTRY_EDIT_SHARE:.2%} of the registry persons get a new phone, then kpi-red cycle")
+    edited = workload.edit_registry_phones(
+        main_db, settings, share=REGISTRY_EDIT_SHARE, seed=options.seed
+    )
+    summary = timed_cycle(
+        main_db,
+        argv,
+        outcome,
+        key="hourly_cycle_registry_edits",
+        label=f"hourly, {edited:,} registry phones edited",
+    )
+    record["hourly_cycle_registry_edits_persons"] = edited
+    record["hourly_cycle_registry_edits_attempted"] = (summary.get("match") or {}).get("claimed")
 
 
 def timed_cycle(

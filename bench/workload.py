@@ -64,6 +64,43 @@ def add_new_leads(database: BenchDatabase, settings: Settings, *, share: float, 
     return inserted
 
 
+EDIT_REGISTRY_PHONES = """
+with
+
+sampled as (
+    select person_key
+    from {registry}
+    order by md5(person_key || %(seed)s)
+    limit %(count)s
+)
+
+update {registry} as registry
+set
+    phone = '9' || lpad((abs(hashtextextended(registry.person_key || %(seed)s, 0))
+        %% 100000000)::text, 8, '0'),
+    updated_at = now()
+from sampled
+where registry.person_key = sampled.person_key
+"""
+
+
+def edit_registry_phones(
+    database: BenchDatabase, settings: Settings, *, share: float, seed: int
+) -> int:
+    """Give ``share`` of the registry persons a new mobile phone (a seeded random one, as
+    a CRM sync corrects numbers every hour), moving ``updated_at``. One statement; returns
+    the persons edited."""
+    registry = sql.Identifier(*settings.tables.registry)
+    with database.connect() as conn:
+        total = conn.execute(sql.SQL("select count(*) from {}").format(registry)).fetchone()
+        count = max(1, round((total[0] if total else 0) * share))
+        cursor = conn.execute(
+            sql.SQL(EDIT_REGISTRY_PHONES).format(registry=registry),
+            {"seed": str(seed), "count": count},
+        )
+        return cursor.rowcount
+
+
 def add_registry_person(database: BenchDatabase, settings: Settings, *, seed: int) -> str:
     """One new registry person, as another system adds people every hour: an email no lead
     and no person has (so it links nobody), every column set. Returns its key."""

@@ -14,16 +14,20 @@
     matcher's exact and one-edit lookups find for that lead, before and after. A person
     counts as changed when `person_keys` loaded it since this model's last run with
     another `identifiers_hash` than it replaced (its name or raw identifiers changed, or
-    it is new). The backlog view retries a failed lead when it was touched after its
-    last attempt; a change that touches no lead's keys retries nothing.
+    it is new). `touched_at` is that load's `loaded_at` (our clock: an upstream
+    `updated_at` dated in the past cannot hide a change). The backlog view retries a
+    failed lead touched after its last attempt; a change that touches no lead's keys
+    retries nothing.
 
-    The row `lead_source_pk = '*'` stands for every lead: its `touched_at` is the newest
-    load of a build whose changes were not spelled out lead by lead, because this table
-    was built from scratch (`--full-refresh`, the first build: what was touched before
-    is not known) or more than `registry_touch_max_persons` persons changed at once (a
-    rebuilt registry, a bulk correction). Every failed lead attempted before it is then
-    due, as if every person had changed. Its `read_through` is the newest `person_keys`
-    load the last run read: the next run reads the persons loaded after it.
+    The row `lead_source_pk = '*'` stands for every lead. Built from scratch (the first
+    build, `--full-refresh`), this table cannot know what was touched before: `*` takes
+    the registry's newest `changed_at`, the rule before this model (every failed lead
+    attempted before the newest registry change is due once), which a rebuild reaches
+    again from the same sources. When one run reads more than
+    `registry_touch_max_persons` changed persons (a rebuilt registry, a bulk
+    correction), `*` takes that load's `loaded_at` instead of spelling out their leads.
+    Its `loaded_at` (every row's: the writing run's transaction time) is the watermark:
+    the next run reads the persons `person_keys` loaded after it.
 
     A deleted person touches no lead (its keys are gone): a lead it blocked waits for its
     back-off, as it always did. -#}
@@ -44,7 +48,7 @@ lead_keys as (
 stored_every_lead as (
     select
         touched_at,
-        read_through
+        loaded_at
     from {{ this }}
     where lead_source_pk = '*'
 ),
@@ -52,7 +56,7 @@ stored_every_lead as (
 stored_every_lead as (
     select
         null::timestamptz as touched_at,
-        null::timestamptz as read_through
+        null::timestamptz as loaded_at
     where false
 ),
 {%- endif %}
@@ -63,7 +67,7 @@ loaded as (
     from person_keys
     where
         person_keys.loaded_at > coalesce(
-            (select stored_every_lead.read_through from stored_every_lead), '-infinity'
+            (select stored_every_lead.loaded_at from stored_every_lead), '-infinity'
         )
         and person_keys.identifiers_hash is distinct from person_keys.previous_identifiers_hash
 ),
@@ -78,13 +82,8 @@ loaded_up_to_limit as (
 -- spelled out lead by lead unless this table starts empty or too many persons changed
 run as (
     select
-        (
-            (select stored_every_lead.read_through from stored_every_lead) is null
-            or (select count(*) from loaded_up_to_limit) > {{ 3 * max_persons }}
-        ) as is_wholesale,
-        coalesce(
-            (select max(person_keys.loaded_at) from person_keys), '-infinity'
-        ) as read_through
+        (select stored_every_lead.loaded_at from stored_every_lead) is null as is_from_scratch,
+        (select count(*) from loaded_up_to_limit) > {{ 3 * max_persons }} as is_bulk
 ),
 
 -- the keys the changed persons hold now and those they held before the change
@@ -164,26 +163,27 @@ touched_leads as (
             lead_values.key_type = touching.key_type
             and lead_values.key_value = touching.key_value
     where
-        not (select run.is_wholesale from run)
+        not (select run.is_from_scratch or run.is_bulk from run)
         and lead_values.lead_id <> '*'  -- a lead named so is every lead's row
     group by lead_values.lead_id
 ),
 
 final as (
     select
-        touched_leads.lead_source_pk,
-        touched_leads.touched_at,
-        run.read_through
+        lead_source_pk,
+        touched_at,
+        now() as loaded_at
     from touched_leads
-    cross join run
     union all
     select
         '*' as lead_source_pk,
         case
-            when run.is_wholesale then run.read_through
+            when run.is_from_scratch
+                then (select max(person_keys.changed_at) from person_keys)
+            when run.is_bulk then (select max(loaded.loaded_at) from loaded)
             else (select stored_every_lead.touched_at from stored_every_lead)
         end as touched_at,
-        run.read_through
+        now() as loaded_at
     from run
 )
 
