@@ -130,27 +130,21 @@ touching as (
     group by key_type, key_value
 ),
 
+-- each lead's keys, one row a key (one scan: each import CTE is read once, so inlined)
 lead_values as (
     select
-        lead_id,
-        'phone' as key_type,
-        phone_key as key_value
+        lead_keys.lead_id,
+        lead_key_values.key_type,
+        lead_key_values.key_value
     from lead_keys
-    where phone_key is not null
-    union all
-    select
-        lead_id,
-        'document' as key_type,
-        document_key as key_value
-    from lead_keys
-    where document_key is not null
-    union all
-    select
-        lead_id,
-        'email' as key_type,
-        email_key as key_value
-    from lead_keys
-    where email_key is not null
+    cross join
+        lateral (
+            values
+            ('phone', lead_keys.phone_key),
+            ('document', lead_keys.document_key),
+            ('email', lead_keys.email_key)
+        ) as lead_key_values (key_type, key_value)
+    where lead_key_values.key_value is not null
 ),
 
 touched_leads as (
@@ -179,7 +173,7 @@ final as (
         '*' as lead_source_pk,
         case
             when run.is_from_scratch
-                then (select max(person_keys.changed_at) from person_keys)
+                then (select max(registry.changed_at) from {{ ref('person_keys') }} as registry)
             when run.is_bulk then (select max(loaded.loaded_at) from loaded)
             else (select stored_every_lead.touched_at from stored_every_lead)
         end as touched_at,
