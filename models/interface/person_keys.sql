@@ -78,10 +78,12 @@ unpivoted as (
     {{ unpivot_person_keys('persons') }}
 ),
 
--- what each rewritten row replaces (read before the delete+insert): the keys a person
--- held before this run
+-- what each rewritten row replaces, read before the delete+insert: the keys a person
+-- held before this run (probes of the unique index per written row, in the select list
+-- so PostgreSQL never joins the whole registry to this table for the few changed; read
+-- twice, so inlined by hand: a materialized copy would be the whole table)
 {% if is_incremental() -%}
-replaced as (
+replaced as not materialized (
     select * from {{ this }}
 ),
 {%- else %}
@@ -105,13 +107,19 @@ final as (
         unpivoted.changed_at,
         unpivoted.identifiers_hash,
         now() as loaded_at,
-        replaced.key_value as previous_key_value,
-        replaced.identifiers_hash as previous_identifiers_hash
+        (
+            select replaced.key_value from replaced
+            where
+                replaced.person_key = unpivoted.person_key
+                and replaced.key_type = unpivoted.key_type
+        ) as previous_key_value,
+        (
+            select replaced.identifiers_hash from replaced
+            where
+                replaced.person_key = unpivoted.person_key
+                and replaced.key_type = unpivoted.key_type
+        ) as previous_identifiers_hash
     from unpivoted
-    left join replaced
-        on
-            replaced.person_key = unpivoted.person_key
-            and replaced.key_type = unpivoted.key_type
 )
 
 select * from final
