@@ -12,7 +12,7 @@ pass looks up (``matcher.edits``) must be among the SQL's neighbours of the pers
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from conftest import PROJECT_DIR, Database
 from test_normalize import compile_inline
@@ -71,7 +71,8 @@ def registry_keys(database: Database) -> dict[str, tuple[str | None, frozenset[t
 
 def failed_curable(database: Database) -> dict[str, list[tuple[str, str]]]:
     """The failed leads a registry change may cure, with their keys (junk included)."""
-    rows = database.query(
+    return lead_keys(
+        database,
         "select queue.lead_source_pk, keys.phone_key, keys.document_key, keys.email_key"
         " from ops.cabinet_kpi_red_recovery_queue as queue"
         " join kpi_red_intermediate.int_lead_identifiers__stored as keys"
@@ -79,6 +80,16 @@ def failed_curable(database: Database) -> dict[str, list[tuple[str, str]]]:
         " where queue.status = 'failed' and queue.fail_reason = any(%s)",
         (list(CURABLE),),
     )
+
+
+def lead_keys(
+    database: Database,
+    statement: str = "select lead_id, phone_key, document_key, email_key"
+    " from kpi_red_intermediate.int_lead_identifiers__stored",
+    params: object = None,
+) -> dict[str, list[tuple[str, str]]]:
+    """Each lead's ``(key type, value)`` keys, from ``statement``'s rows."""
+    rows = database.query(statement, params)
     return {
         lead: [
             (key_type, value)
@@ -90,12 +101,16 @@ def failed_curable(database: Database) -> dict[str, list[tuple[str, str]]]:
 
 
 def touched(
-    leads: dict[str, list[tuple[str, str]]], person_keys: Iterable[tuple[str, str]]
+    leads: dict[str, list[tuple[str, str]]],
+    person_keys: Iterable[tuple[str, str]],
+    blocklist: Collection[tuple[str, str]],
 ) -> set[str]:
-    """The leads with a key equal or one edit from one of ``person_keys``."""
+    """The leads with a key equal or one edit from one of ``person_keys`` (a blocklisted
+    value is nobody's key)."""
     by_type: dict[str, set[str]] = {}
     for key_type, value in person_keys:
-        by_type.setdefault(key_type, set()).add(value)
+        if (key_type, value) not in blocklist:
+            by_type.setdefault(key_type, set()).add(value)
     return {
         lead
         for lead, keys in leads.items()
@@ -159,6 +174,19 @@ def test_a_registry_change_retries_only_the_failed_leads_it_touches(copy: Databa
     untouched_person = copy.scalar(
         "select person_key from canon.identity_registry order by person_key desc limit 1"
     )
+    # one of the persons holding a blocklisted email corrects the name: no lead's key
+    blocklist = {
+        (key_type, value)
+        for key_type in ("phone", "document", "email")
+        for value in copy.settings.vars[f"junk_{key_type}s"]
+    }
+    junk_holder, junk_email = copy.query(
+        "select person_key, key_value from kpi_red_interface.person_keys"
+        " where key_type = 'email' and key_value = any(%s) order by person_key limit 1",
+        ([value for key_type, value in blocklist if key_type == "email"],),
+    )[0]
+    all_leads = lead_keys(copy)
+    assert any(("email", junk_email) in keys for keys in all_leads.values())
     params = {
         "email": email,
         "kind": kind,
@@ -167,6 +195,7 @@ def test_a_registry_change_retries_only_the_failed_leads_it_touches(copy: Databa
         "dropped": dropped,
         "renamed": renamed,
         "untouched": untouched_person,
+        "junk_holder": junk_holder,
     }
     for statement in (
         "insert into canon.identity_registry"
@@ -184,7 +213,7 @@ def test_a_registry_change_retries_only_the_failed_leads_it_touches(copy: Databa
         " email = case when %(dropped)s = 'email' then null else email end,"
         " updated_at = now() where person_key = %(holder)s",
         "update canon.identity_registry set full_name = full_name || ' Corrected',"
-        " updated_at = now() where person_key = %(renamed)s",
+        " updated_at = now() where person_key in (%(renamed)s, %(junk_holder)s)",
         "update canon.identity_registry set updated_at = now() where person_key = %(untouched)s",
     ):
         copy.execute(statement, params)
@@ -197,7 +226,23 @@ def test_a_registry_change_retries_only_the_failed_leads_it_touches(copy: Databa
         if before.get(person) != after.get(person)
         for key in before.get(person, nobody)[1] | after.get(person, nobody)[1]
     ]
-    expected = touched(leads, changed_keys)
+    # every lead (linked ones too) the model says this build touched, and only those
+    expected_all = touched(all_leads, changed_keys, blocklist)
+    assert (
+        set(
+            row[0]
+            for row in copy.query(
+                "select lead_source_pk from kpi_red_intermediate.int_lead_registry_touches"
+                " where lead_source_pk <> '*'"
+                " and touched_at = (select max(loaded_at) from kpi_red_interface.person_keys)"
+            )
+        )
+        == expected_all
+    )
+    # the junk holder's email would have touched the leads typing it, were it a key
+    spared = touched(all_leads, changed_keys, set()) - expected_all
+    assert spared and all(("email", junk_email) in all_leads[lead] for lead in spared)
+    expected = touched(leads, changed_keys, blocklist)
     assert {new_email_lead, near_lead, conflict_lead, mismatch_lead} <= expected
     assert len(expected) < len(leads) / 4, "the changes touch a few of the failed leads"
     assert eligible(copy, leads) == expected

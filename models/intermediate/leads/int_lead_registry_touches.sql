@@ -29,8 +29,9 @@
     Its `loaded_at` (every row's: the writing run's transaction time) is the watermark:
     the next run reads the persons `person_keys` loaded after it.
 
-    A deleted person touches no lead (its keys are gone): a lead it blocked waits for its
-    back-off, as it always did. -#}
+    A blocklisted junk value (`junk_phones`, ...) touches nothing: it is never a lead's
+    key, whoever holds it. A deleted person touches no lead (its keys are gone): a lead
+    it blocked waits for its back-off, as it always did. -#}
 
 {%- set max_persons = var('registry_touch_max_persons') | int %}
 
@@ -86,8 +87,14 @@ run as (
         (select count(*) from loaded_up_to_limit) > {{ 3 * max_persons }} as is_bulk
 ),
 
+-- values blocklisted as junk are never a lead's key, whoever holds them
+blocklisted as (
+    select * from {{ ref('junk_keys') }}
+    where junk_reason = 'blocklist'
+),
+
 -- the keys the changed persons hold now and those they held before the change
-touching_keys as (
+changed_keys as (
     select
         key_type,
         key_value,
@@ -101,6 +108,17 @@ touching_keys as (
         loaded_at
     from loaded
     where previous_key_value is not null
+),
+
+touching_keys as (
+    select changed_keys.*
+    from changed_keys
+    where not exists (
+        select 1 from blocklisted
+        where
+            blocklisted.key_type = changed_keys.key_type
+            and blocklisted.key_value = changed_keys.key_value
+    )
 ),
 
 -- those keys, and every value one edit from a document or phone among them
