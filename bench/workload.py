@@ -44,6 +44,12 @@ select * from final
 """
 
 
+def share_of_rows(conn: Any, table: sql.Identifier, share: float) -> int:
+    """``share`` of ``table``'s rows, at least one."""
+    total = conn.execute(sql.SQL("select count(*) from {}").format(table)).fetchone()
+    return max(1, round((total[0] if total else 0) * share))
+
+
 def add_new_leads(database: BenchDatabase, settings: Settings, *, share: float, seed: int) -> int:
     """Add ``share`` of the current leads as new ones arriving within the last hour.
 
@@ -53,8 +59,7 @@ def add_new_leads(database: BenchDatabase, settings: Settings, *, share: float, 
     """
     leads = sql.Identifier(*settings.tables.leads)
     with database.connect() as conn:
-        total = conn.execute(sql.SQL("select count(*) from {}").format(leads)).fetchone()
-        count = max(1, round((total[0] if total else 0) * share))
+        count = share_of_rows(conn, leads, share)
         cursor = conn.execute(
             sql.SQL(NEW_LEADS).format(leads=leads),
             {"seed": str(seed), "count": count, "tag": str(seed)},
@@ -92,8 +97,7 @@ def edit_registry_phones(
     the persons edited."""
     registry = sql.Identifier(*settings.tables.registry)
     with database.connect() as conn:
-        total = conn.execute(sql.SQL("select count(*) from {}").format(registry)).fetchone()
-        count = max(1, round((total[0] if total else 0) * share))
+        count = share_of_rows(conn, registry, share)
         cursor = conn.execute(
             sql.SQL(EDIT_REGISTRY_PHONES).format(registry=registry),
             {"seed": str(seed), "count": count},
