@@ -31,9 +31,11 @@
 
     A blocklisted junk value (`junk_phones`, ...) touches nothing: it is never a lead's
     key, whoever holds it. A deleted person touches no lead (its keys are gone): a lead
-    it blocked waits for its back-off, as it always did. -#}
+    it blocked waits for its back-off (docs/operations.md, retries). -#}
 
-{%- set max_persons = var('registry_touch_max_persons') | int %}
+{%- set max_persons = sql_integer(
+    'registry_touch_max_persons', var('registry_touch_max_persons')
+) | trim | int %}
 
 with
 
