@@ -22,7 +22,8 @@
     `queue_lookback_minutes` (future-dated rows are ignored for the maximum, so they are
     re-read each run); a person with neither timestamp only when its identifiers hash
     (`lead_identifiers_hash` over the person's columns) differs from the stored one. The
-    post-hook `delete_removed_persons` drops the persons deleted from the registry. A
+    post-hook `delete_removed_persons` turns the persons deleted from the registry into
+    tombstones (keys null, the old ones in `previous_*`) and removes the last build's. A
     person inserted or edited with timestamps older than the watermark minus the look-back
     (a backdated row) is normalized at the next --full-refresh; until then the matcher's
     write, which checks each chosen person's live registry row, refuses any link that
