@@ -30,7 +30,8 @@
     rests on its stale keys. The unique index is the primary key, enforced as rows are
     written (its primary-key test reads the catalog); `(key_type, key_value)` serves
     the matcher's candidate lookups (exact, and every value one edit from a lead's),
-    `max(changed_at)` is the registry watermark of the backlog view (an index read), and
+    `max(changed_at)` is the registry's newest change (an index read: the touches' row
+    `*` when built from scratch), and
     `max(loaded_at)` (the writing run's transaction time) the build
     `person_keys_changed` reads changes after. `previous_key_value` and
     `previous_identifiers_hash` keep what each rewritten row replaced, so
