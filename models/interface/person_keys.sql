@@ -80,12 +80,11 @@ unpivoted as (
     {{ unpivot_person_keys('persons') }}
 ),
 
--- what each rewritten row replaces, read before the delete+insert: the keys a person
--- held before this run (probes of the unique index per written row, in the select list
--- so PostgreSQL never joins the whole registry to this table for the few changed; read
--- twice, so inlined by hand: a materialized copy would be the whole table)
+-- what each rewritten row replaces, read before the delete+insert: the key a person held
+-- before this run (one probe of the unique index per written row: a lateral with a limit,
+-- so PostgreSQL never joins the whole registry to this table for the few changed)
 {% if is_incremental() -%}
-replaced as not materialized (
+replaced as (
     select * from {{ this }}
 ),
 {%- else %}
@@ -109,19 +108,20 @@ final as (
         unpivoted.changed_at,
         unpivoted.identifiers_hash,
         now() as loaded_at,
-        (
-            select replaced.key_value from replaced
-            where
-                replaced.person_key = unpivoted.person_key
-                and replaced.key_type = unpivoted.key_type
-        ) as previous_key_value,
-        (
-            select replaced.identifiers_hash from replaced
-            where
-                replaced.person_key = unpivoted.person_key
-                and replaced.key_type = unpivoted.key_type
-        ) as previous_identifiers_hash
+        replaced_row.key_value as previous_key_value,
+        replaced_row.identifiers_hash as previous_identifiers_hash
     from unpivoted
+    left join lateral (
+        select
+            replaced.key_value,
+            replaced.identifiers_hash
+        from replaced
+        where
+            replaced.person_key = unpivoted.person_key
+            and replaced.key_type = unpivoted.key_type
+        order by replaced.key_type
+        limit 1
+    ) as replaced_row on true
 )
 
 select * from final
