@@ -13,10 +13,5 @@ select
     persons.changed_at,
     persons.identifiers_hash
 from {{ persons }} as persons
-cross join lateral (
-    values
-    ('phone', persons.phone_key),
-    ('document', persons.document_key),
-    ('email', persons.email_key)
-) as person_key_values (key_type, key_value)
+cross join {{ key_values('persons') }} as person_key_values (key_type, key_value)
 {%- endmacro %}

@@ -157,13 +157,7 @@ lead_values as (
         lead_key_values.key_type,
         lead_key_values.key_value
     from lead_keys
-    cross join
-        lateral (
-            values
-            ('phone', lead_keys.phone_key),
-            ('document', lead_keys.document_key),
-            ('email', lead_keys.email_key)
-        ) as lead_key_values (key_type, key_value)
+    cross join {{ key_values('lead_keys') }} as lead_key_values (key_type, key_value)
     where lead_key_values.key_value is not null
 ),
 
@@ -192,6 +186,8 @@ final as (
     select
         '*' as lead_source_pk,
         case
+            -- the table, not the import CTE: read twice, the CTE would be materialized
+            -- whole (six million rows at `large`); this is an index read
             when run.is_from_scratch
                 then (select max(registry.changed_at) from {{ ref('person_keys') }} as registry)
             when run.is_bulk then (select max(loaded.loaded_at) from loaded)
