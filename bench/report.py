@@ -152,28 +152,20 @@ def _cycle_growth(outcomes: Sequence[tuple[str, Sequence[Step], dict[str, Any]]]
     line = "hourly kpi-red cycle (s): " + ", ".join(f"{size} {value:.1f}" for size, value in cycles)
     if len(cycles) > 1:
         line += f"; growth {cycles[-1][1] / cycles[0][1]:.2f}x (target <= 1.5x medium -> large)"
-    changed = [
-        (size, record["hourly_cycle_registry_change_s"])
-        for size, _, record in outcomes
-        if record.get("hourly_cycle_registry_change_s")
-    ]
-    if changed:
-        line += "\nthe same hour after one new registry person (s): " + ", ".join(
-            f"{size} {value:.1f}" for size, value in changed
-        )
-    edited = [
-        (
-            size,
-            record["hourly_cycle_registry_edits_s"],
-            record.get("hourly_cycle_registry_edits_persons"),
-        )
-        for size, _, record in outcomes
-        if record.get("hourly_cycle_registry_edits_s")
-    ]
-    if edited:
-        line += "\nthe same hour after registry phones edited (s): " + ", ".join(
-            f"{size} {value:.1f} ({persons:,} persons)" for size, value, persons in edited
-        )
+    for key, what in (
+        ("hourly_cycle_registry_change", "one new registry person"),
+        ("hourly_cycle_registry_edits", "registry phones edited"),
+    ):
+        hours = [
+            (size, record[f"{key}_s"], record.get(f"{key}_persons"))
+            for size, _, record in outcomes
+            if record.get(f"{key}_s")
+        ]
+        if hours:
+            line += f"\nthe same hour after {what} (s): " + ", ".join(
+                f"{size} {value:.1f}" + (f" ({persons:,} persons)" if persons else "")
+                for size, value, persons in hours
+            )
     return line
 
 

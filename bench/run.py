@@ -452,9 +452,9 @@ def hourly_cycle(
     )
     record["hourly_cycle_new_leads"] = added
 
-    # the same hour when the registry changed: every failed lead whose reason a registry
-    # change may cure is due again at once (docs/operations.md, retries), whichever
-    # person changed
+    # the same hour when the registry changed: a failed lead whose reason a registry
+    # change may cure is due again when the change touches its keys (docs/operations.md,
+    # retries); this person's email is nobody's
     log("one new registry person, then kpi-red cycle (the hour another system wrote)")
     workload.add_registry_person(main_db, settings, seed=options.seed)
     summary = timed_cycle(
@@ -464,7 +464,7 @@ def hourly_cycle(
         key="hourly_cycle_registry_change",
         label="hourly, 1 registry person new",
     )
-    record["hourly_cycle_registry_change_attempted"] = (summary.get("match") or {}).get("claimed")
+    record["hourly_cycle_registry_change_attempted"] = cycle_claimed(summary)
 
     # a busier registry hour: a CRM sync corrects the phone of 0.05% of the persons (1,000
     # at `large`); each touches the failed leads holding its old or new number, or one
@@ -481,7 +481,12 @@ def hourly_cycle(
         label=f"hourly, {edited:,} registry phones edited",
     )
     record["hourly_cycle_registry_edits_persons"] = edited
-    record["hourly_cycle_registry_edits_attempted"] = (summary.get("match") or {}).get("claimed")
+    record["hourly_cycle_registry_edits_attempted"] = cycle_claimed(summary)
+
+
+def cycle_claimed(summary: dict[str, Any]) -> int | None:
+    """The leads a cycle's match step attempted, from the cycle's JSON summary."""
+    return (summary.get("match") or {}).get("claimed")
 
 
 def timed_cycle(
@@ -508,7 +513,7 @@ def timed_cycle(
         Step(
             f"kpi-red cycle ({label})",
             child.seconds,
-            rows=rows if rows is not None else (summary.get("match") or {}).get("claimed"),
+            rows=rows if rows is not None else cycle_claimed(summary),
             peak_rss_mb=child.peak_rss_mb,
             note=steps,
         )

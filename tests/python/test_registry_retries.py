@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Iterable
 
-from conftest import PROJECT_DIR, Database
+from conftest import Database
 from test_normalize import compile_inline
 
 from matcher.edits import insertion_values, one_edit_values
@@ -328,4 +328,3 @@ def test_the_sql_neighbours_hold_every_value_the_one_edit_pass_looks_up(
     missing = {(key_type, person, lead) for key_type, lead, person in pairs} - found
     assert not missing, sorted(missing)[:5]
     assert all(one_edit_apart(key_type, near, person) for key_type, person, near in found)
-    assert PROJECT_DIR.exists()
