@@ -1,6 +1,7 @@
 {#-
     `set role <dbt_role>` when the var `dbt_role` is set, else nothing: the pre-hook of
-    every model (outside its transaction, before anything is created). A build run by a
+    every model (first in its transaction, before anything is created; a `set role` made
+    in a transaction that commits stays for the session). A build run by a
     member of that role or a superuser then creates and replaces relations as that role,
     so they keep their owner and get its default privileges (the matcher's and the
     reader's access); a role that may not act as it fails here, before changing anything.

@@ -174,7 +174,17 @@ def built_days(scenario: Scenario) -> dict[str, object]:
     }
     load_day(scenario)
     scenario.build(as_of=DAY)
-    return {"before": before, "versions": scenario.queue_row_versions()}
+    analyzed = scenario.database.scalar(
+        "select (select max(loaded_at) from ops.cabinet_kpi_red_recovery_queue)"
+        " = any(most_common_vals::text::timestamptz[]) from pg_stats"
+        " where schemaname = 'ops' and tablename = 'cabinet_kpi_red_recovery_queue'"
+        " and attname = 'loaded_at'"
+    )
+    return {
+        "before": before,
+        "versions": scenario.queue_row_versions(),
+        "queue_loaded_at_analyzed": analyzed,
+    }
 
 
 def test_backlog_rises_when_inflow_exceeds_recovery_and_falls_when_not(
@@ -253,6 +263,14 @@ def test_incremental_queue_rewrites_only_changed_leads(built_days: dict[str, obj
     # exactly D's changes: the queue rebuilds the leads whose intervals, keys or attempts
     # dbt rewrote since its last write (no look-back re-reads an unchanged lead)
     assert rewritten == {"L01", "L06", "L11", "L12", "L13", "L14", "L19"}
+
+
+def test_a_models_post_hooks_run_in_its_transaction(built_days: dict[str, object]) -> None:
+    # D's build rewrote 7 of the queue's 19 rows, more than `analyze_when_changed`'s tenth:
+    # its post-hook analyzed the table only if it ran in the model's transaction (its
+    # `now()` is then the rows' `loaded_at`). A pre-hook outside the transaction made dbt
+    # send `commit;` itself, after which every statement committed alone: this failed.
+    assert built_days["queue_loaded_at_analyzed"] is True
 
 
 def test_rebuild_and_full_refresh_change_no_row(
