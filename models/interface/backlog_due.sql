@@ -9,7 +9,10 @@
     identifiers: then the other cases say all). Each of those leads is then read through
     the backlog view itself, one lead at a time (`offset 0` keeps the view a subquery, so
     PostgreSQL probes its indexes per lead instead of joining every lead), and kept when the
-    view says it is eligible: the rules live in the view only. A lead that became red
+    view says it is eligible: the rules live in the view only. When more than
+    `backlog_due_bulk_percent` of the queue's rows are due at the build (a drain), every
+    candidate is joined to the view at once instead: the same rows, one pass over every
+    lead (~4 us per lead against ~16 us per candidate). A lead that became red
     without such a trace (a link removed, a claim withdrawn, a lead inserted or edited with
     timestamps older than the look-back) is due at the next build. -#}
 
@@ -113,9 +116,21 @@ candidates as (
 ),
 -- noqa: enable=ST06
 
+-- a drain (most leads due at the build) joins every candidate to the backlog view at
+-- once, one pass over every lead; an hour's few read it one lead at a time. Decided once
+-- per query (an InitPlan): PostgreSQL runs only the branch whose filter holds
+is_bulk as (
+    select
+        (select count(*) from due_at_build) * 100
+        > {{ sql_integer('backlog_due_bulk_percent', var('backlog_due_bulk_percent')) }}
+        * greatest(tables.reltuples, 0) as is_bulk
+    from pg_class as tables
+    where tables.oid = '{{ ref('cabinet_kpi_red_recovery_queue').include(database=false) }}'::regclass
+),
+
 -- one lead at a time: `offset 0` keeps the view a subquery (sorted by its one row, for
 -- the linter), so PostgreSQL probes its indexes per lead instead of joining every lead
-due as (
+due_per_lead as (
     select backlog.*
     from candidates
     inner join lateral (
@@ -125,6 +140,25 @@ due as (
         order by backlog.lead_source_pk
         offset 0
     ) as backlog on backlog.is_eligible
+    where not (select is_bulk.is_bulk from is_bulk)
+),
+
+-- every candidate at once (hash joins): ~4 us per lead of the view against ~16 us per
+-- candidate above, at 500,000 leads
+due_in_bulk as (
+    select backlog.*
+    from candidates
+    inner join {{ ref('v_cabinet_kpi_red_backlog') }} as backlog
+        on backlog.lead_source_pk = candidates.lead_source_pk
+    where
+        backlog.is_eligible
+        and (select is_bulk.is_bulk from is_bulk)
+),
+
+due as (
+    select * from due_per_lead
+    union all
+    select * from due_in_bulk
 ),
 
 final as (
