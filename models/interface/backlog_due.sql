@@ -19,7 +19,7 @@
 with
 
 -- the queue as the last build left it: its leads due then, and those failed for want of
--- a person (each read once, so PostgreSQL inlines it and uses the queue's index)
+-- a person (inlined where each is read, so PostgreSQL uses the queue's indexes)
 due_at_build as (
     select * from {{ ref('cabinet_kpi_red_recovery_queue') }}
     where
@@ -27,7 +27,7 @@ due_at_build as (
         and next_attempt_at <= {{ as_of_ts() }}
 ),
 
-failed_at_build as (
+failed_at_build as not materialized (
     select * from {{ ref('cabinet_kpi_red_recovery_queue') }}
     where
         status = 'failed'
@@ -74,47 +74,61 @@ stored_since as (
 ),
 
 -- noqa: disable=ST06
-candidates as (
+-- every arm's leads, a lead in several arms more than once (materialized, then deduped
+-- by hashing: a sorted union made PostgreSQL read each arm in key order, by whole-index
+-- scans of the leads and the touches)
+candidate_rows as materialized (
     select due_at_build.lead_source_pk
     from due_at_build
-    union
+    union all
     -- the view retries these at once when a registry change touched them after the attempt
     select failed_at_build.lead_source_pk
     from failed_at_build
     inner join registry_touches
         on registry_touches.lead_source_pk = failed_at_build.lead_source_pk
     where failed_at_build.last_attempt_at < registry_touches.touched_at
-    union
+    union all
+    -- every failed lead attempted before the row '*' moved (the queue's index on
+    -- `(status, last_attempt_at)` finds none when it is older than every attempt)
     select failed_at_build.lead_source_pk
     from failed_at_build
     where
         failed_at_build.last_attempt_at < (
             select every_lead_touched.touched_at from every_lead_touched
         )
-    union
+    union all
     select recent_attempts.lead_source_pk
     from recent_attempts
-    union
+    union all
     select rejections.lead_source_pk
     from rejections
-    union
+    union all
     -- created or edited since the build: those the queue already holds with the same
-    -- identifiers are the arms above (a lead's own timestamp only says it may be new)
+    -- identifiers are the arms above (a lead's own timestamp only says it may be new).
+    -- Each probes the queue's key (a lateral with a limit: PostgreSQL cannot estimate
+    -- the timestamp filter, and hashed the whole queue for a few thousand leads)
     select leads.lead_id
     from leads
+    left join lateral (
+        select queued.identifiers_hash
+        from queued
+        where queued.lead_source_pk = leads.lead_id
+        order by queued.lead_source_pk
+        limit 1
+    ) as queued_lead on true
     where
         (
             leads.changed_at is null
             or leads.changed_at >= (select stored_since.changed_since from stored_since)
         )
-        and not exists (
-            select 1 from queued
-            where
-                queued.lead_source_pk = leads.lead_id
-                and queued.identifiers_hash = leads.identifiers_hash
-        )
+        and queued_lead.identifiers_hash is distinct from leads.identifiers_hash
 ),
 -- noqa: enable=ST06
+
+candidates as (
+    select distinct candidate_rows.lead_source_pk
+    from candidate_rows
+),
 
 -- a drain (most leads due at the build) joins every candidate to the backlog view at
 -- once, one pass over every lead; an hour's few read it one lead at a time. Decided once

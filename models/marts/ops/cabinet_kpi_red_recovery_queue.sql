@@ -5,6 +5,7 @@
     on_schema_change='append_new_columns',
     indexes=[
         {'columns': ['status', 'next_attempt_at']},
+        {'columns': ['status', 'last_attempt_at']},
         {'columns': ['loaded_at']},
     ],
     post_hook=[
