@@ -18,8 +18,9 @@
 
 with
 
--- the queue as the last build left it: its leads due then, and those failed for want of
--- a person (inlined where each is read, so PostgreSQL uses the queue's indexes)
+-- the queue as the last build left it: its leads due then (read twice, for the arms and
+-- for the choice below: computed once, by the queue's index), and those failed for want
+-- of a person (inlined in each arm that reads them, so each uses the queue's indexes)
 due_at_build as (
     select * from {{ ref('cabinet_kpi_red_recovery_queue') }}
     where
