@@ -56,7 +56,7 @@ def load_worklist(
     """Replace the worklist with eligible leads from dbt's live ``backlog_due`` and commit (a
     dbt build waits for this statement at most, never for a run): with ``limit``, the
     ``limit`` oldest after ``after`` (``(lead_created_at, lead_source_pk)``), else all of
-    them, unsorted. Returns how many."""
+    them, in lead order. Returns how many."""
     due = qualified(relations.DUE)
 
     def read() -> int:

@@ -25,7 +25,9 @@ create temp table if not exists kpi_red_worklist (
 truncate pg_temp.kpi_red_worklist restart identity
 
 -- name: all
--- the whole eligible backlog, in the order the server reads it (no sort)
+-- the whole eligible backlog, in lead order: a drain's candidates come hash-joined, in
+-- no order, and a `medium` drain then peaked at 133 MB instead of 101 MB (measured; the
+-- sort costs a few hundred ms of a drain)
 insert into pg_temp.kpi_red_worklist (
     lead_source_pk, lead_created_at, identifiers_hash, full_name, phone_key, document_key,
     email_key, max_attempt_id
@@ -40,6 +42,7 @@ select
     backlog.email_key,
     backlog.max_attempt_id
 from {due} as backlog
+order by backlog.lead_source_pk
 
 -- name: oldest
 -- the next `limit` eligible leads, oldest first, after the last one a run has read
