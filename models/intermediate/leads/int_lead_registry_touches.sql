@@ -30,8 +30,9 @@
     the next run reads the persons `person_keys` loaded after it.
 
     A blocklisted junk value (`junk_phones`, ...) touches nothing: it is never a lead's
-    key, whoever holds it. A deleted person touches no lead (its keys are gone): a lead
-    it blocked waits for its back-off (docs/operations.md, retries). -#}
+    key, whoever holds it. A deleted person touches the leads holding the keys it held:
+    `person_keys` keeps its rows for one build as a tombstone (keys and hash moved to
+    `previous_*`, `identifiers_hash` null), read here like any other change. -#}
 
 {%- set max_persons = sql_integer(
     'registry_touch_max_persons', var('registry_touch_max_persons')
