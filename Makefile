@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 SIZE ?= small
+TEST_WORKERS ?= 2
 
 .PHONY: demo install test test-browser postgresql lint format bench clean
 
@@ -27,8 +28,10 @@ install:  ## production: .venv with kpi-red, dbt and the panel (run it in the pr
 	$(BIN)/python -m pip install --quiet '.[serve]'
 	@rm -f $(VENV)/.installed-*
 
+# Two workers (pytest-xdist), each test file on one worker: a file's module fixtures (a
+# built and matched demo) are built once. Every test makes its own databases and roles.
 test: $(STAMP) postgresql  ## the whole suite: the embedded server, and Debian's oldest supported PostgreSQL
-	$(BIN)/pytest -m "not browser"
+	$(BIN)/pytest -m "not browser" -n $(TEST_WORKERS) --dist loadfile
 
 # The production suite also runs on the oldest supported PostgreSQL from Debian's package
 # (a throwaway cluster it starts itself). Installed when missing and we are root (CI);
