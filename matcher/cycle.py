@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 from matcher import agreement
 from matcher.connection import DbtTarget
+from matcher.dbt import DbtResult, NodeTime
 from matcher.project import PACKAGE_NAME
 from matcher.report import RunSummary
 from matcher.run import MatchOptions, run_match
@@ -79,10 +80,24 @@ class CycleReport:
     """ORIGIN_MISSING persons given an origin row (whoever linked them)."""
     dbt_failures: list[str] = field(default_factory=list)
     """Each failed dbt node (``name (type, status): first error line``), both builds."""
+    slowest: dict[int, tuple[NodeTime, ...]] = field(default_factory=dict)
+    """The slowest nodes of each dbt build that succeeded, by the build's index in
+    ``steps``: where an hour's build spends its time."""
 
     def to_json(self) -> dict[str, object]:
         return {
-            "steps": [{"step": name, "seconds": round(seconds, 3)} for name, seconds in self.steps],
+            "steps": [
+                {
+                    "step": name,
+                    "seconds": round(seconds, 3),
+                    **(
+                        {"slowest": [node.to_json() for node in self.slowest[index]]}
+                        if index in self.slowest
+                        else {}
+                    ),
+                }
+                for index, (name, seconds) in enumerate(self.steps)
+            ],
             "match": self.summary.to_json() if self.summary else None,
             "origins_repaired": self.origins_repaired,
             "dbt_failures": self.dbt_failures,
@@ -137,13 +152,17 @@ def run_cycle(
             on_step(name)
         clock = time.perf_counter()
         result = work()
+        if isinstance(result, DbtResult):
+            report.slowest[len(report.steps)] = result.slowest
         report.steps.append((name, time.perf_counter() - clock))
         return result
 
     # parsed once, by the first build: the second skips dbt's parse (~0.3 s)
     parsed: list[object] = []
 
-    def build(selection: Sequence[str], *extra: str, exclude: Sequence[str] = ()) -> None:
+    def build(
+        selection: Sequence[str], *extra: str, exclude: Sequence[str] = ()
+    ) -> DbtResult | None:
         try:
             if not parsed:
                 parsed.append(
@@ -153,7 +172,7 @@ def run_cycle(
                         target=dbt_target.target,
                     )
                 )
-            dbt.run(
+            return dbt.run(
                 ["build", *(["--select", *selection] if selection else []), *extra],
                 settings=settings,
                 profiles_dir=dbt_target.profiles_dir,
@@ -167,6 +186,7 @@ def run_cycle(
             report.dbt_failures.extend(exc.failures)
             if on_step is not None and report.summary is None:
                 on_step(str(exc))
+            return None
 
     with admin.cycle_lock(conninfo) as guard:
         if guard is None:

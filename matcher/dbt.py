@@ -24,10 +24,31 @@ class DbtError(Exception):
 
 
 @dataclass(frozen=True)
+class NodeTime:
+    """How long dbt spent executing one node (a model, test, seed or snapshot)."""
+
+    name: str
+    kind: str
+    seconds: float
+
+    def to_json(self) -> dict[str, object]:
+        return {"node": self.name, "kind": self.kind, "seconds": round(self.seconds, 3)}
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.seconds:.1f} s"
+
+
+SLOWEST_NODES = 3
+"""How many of a build's slowest nodes a result keeps (``DbtResult.slowest``)."""
+
+
+@dataclass(frozen=True)
 class DbtResult:
     command: str
     succeeded: bool
     failures: tuple[str, ...]
+    slowest: tuple[NodeTime, ...] = ()
+    """The nodes that took longest to execute, slowest first (at most ``SLOWEST_NODES``)."""
 
 
 def run(
@@ -65,16 +86,33 @@ def run(
     outcome = _invoke(argv, settings=settings, manifest=manifest)
     if outcome.exception is not None:
         raise DbtError(f"{command} could not run: {_first_line(outcome.exception)}")
+    results = getattr(outcome.result, "results", None) or ()
     failures = tuple(
         describe_failure(result)
-        for result in getattr(outcome.result, "results", None) or ()
+        for result in results
         if str(result.status) in {"error", "fail", "runtime error"}
     )
     if not outcome.success:
         detail = "; ".join(failures[:5]) or "see dbt's log"
         more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
         raise DbtError(f"{command} failed: {detail}{more}", failures=failures)
-    return DbtResult(command=command, succeeded=True, failures=failures)
+    return DbtResult(
+        command=command, succeeded=True, failures=failures, slowest=slowest_nodes(results)
+    )
+
+
+def slowest_nodes(results: Sequence[Any], count: int = SLOWEST_NODES) -> tuple[NodeTime, ...]:
+    """The ``count`` nodes of dbt's run results that took longest to execute."""
+    timed = [
+        NodeTime(
+            name=str(result.node.name),
+            kind=str(getattr(result.node, "resource_type", "node")),
+            seconds=float(result.execution_time or 0.0),
+        )
+        for result in results
+        if getattr(result, "node", None) is not None
+    ]
+    return tuple(sorted(timed, key=lambda node: -node.seconds)[:count])
 
 
 def parse(

@@ -264,8 +264,10 @@ def cycle(
     if as_json:
         echo_json(result.to_json())
     else:
-        for name, seconds in result.steps:
-            click.echo(f"{name:<13} {seconds:8.2f} s")
+        for index, (name, seconds) in enumerate(result.steps):
+            line = f"{name:<13} {seconds:8.2f} s"
+            slowest = ", ".join(str(node) for node in result.slowest.get(index, ()))
+            click.echo(f"{line}   slowest: {slowest}" if slowest else line)
         if result.origins_repaired:
             click.echo(f"origin rows added for {result.origins_repaired} ORIGIN_MISSING persons")
         if result.summary is not None:

@@ -72,6 +72,14 @@ def test_cycle_runs_green_and_drains_the_eligible_backlog(
     # the second build rebuilt what the match changed, not the registry's keys nor the
     # leads' stored keys; neither build ran unit tests
     first_results, second_results = builds
+    # each build's step names its slowest nodes, timed as its run results time them
+    build_steps = [step for step in report["steps"] if step["step"] == "dbt build"]
+    for step, results in zip(build_steps, builds, strict=True):
+        timed = sorted((float(str(result["execution_time"])) for result in results), reverse=True)
+        assert [node["seconds"] for node in step["slowest"]] == [round(t, 3) for t in timed[:3]]
+        names = {str(result["unique_id"]).split(".")[2] for result in results}
+        assert {node["node"] for node in step["slowest"]} <= names
+    assert "slowest" not in report["steps"][2]  # the match step
     first, second = (
         {str(result["unique_id"]) for result in results}
         for results in (first_results, second_results)
@@ -142,3 +150,41 @@ def test_the_second_build_selects_what_the_match_wrote_and_its_tests_run_there_o
     assert second == [f"package:kpi_red_recovery,{written}" for written in MATCH_WRITES]
     # a full refresh is the first build's alone: it rebuilds every model
     assert build_selections([], full_refresh=True).first_exclude == tests_of_what_the_match_writes
+
+
+def test_a_build_step_names_its_three_slowest_nodes() -> None:
+    from types import SimpleNamespace
+
+    from matcher import dbt
+    from matcher.cycle import CycleReport
+
+    timings = [
+        ("stg_cabinet__leads", "model", 0.2),
+        ("assert_backlog_view_rows", "test", 1.9),
+        ("person_keys", "model", 3.2),
+        ("skipped_model", "model", None),  # a skipped node has no time
+        ("int_backlog_intervals", "model", 1.7),
+    ]
+    results = [
+        SimpleNamespace(node=SimpleNamespace(name=name, resource_type=kind), execution_time=took)
+        for name, kind, took in timings
+    ]
+    slowest = dbt.slowest_nodes(results)
+    assert [str(node) for node in slowest] == [
+        "person_keys 3.2 s",
+        "assert_backlog_view_rows 1.9 s",
+        "int_backlog_intervals 1.7 s",
+    ]
+    report = CycleReport(steps=[("init", 0.0051), ("dbt build", 6.8291)], slowest={1: slowest})
+    assert report.to_json()["steps"] == [
+        {"step": "init", "seconds": 0.005},
+        {
+            "step": "dbt build",
+            "seconds": 6.829,
+            "slowest": [
+                {"node": "person_keys", "kind": "model", "seconds": 3.2},
+                {"node": "assert_backlog_view_rows", "kind": "test", "seconds": 1.9},
+                {"node": "int_backlog_intervals", "kind": "model", "seconds": 1.7},
+            ],
+        },
+    ]
