@@ -6,10 +6,15 @@
     backlog view, and with it the matcher, down until the next good build.
 
     Here the new definition is built as `<name>__dbt_tmp` too, then compared with the
-    existing view: when it keeps every existing column (same position, name and type;
-    new columns may follow), the view is replaced with `create or replace view`, which
-    keeps its dependent views, its owner and its grants. Otherwise (a column renamed,
-    retyped or removed), or when no view exists yet, it does what dbt's `view` does.
+    existing view. When it is the same view (`view_unchanged`: the same deparsed query
+    and columns, as in every build after the first of a release), nothing is replaced:
+    `create or replace view` takes an ACCESS EXCLUSIVE lock, which waits for every read
+    of the view in progress (a BI query, the matcher's) and makes every later read wait
+    behind it. When it keeps every existing column (same position, name and type; new
+    columns may follow), the view is replaced with `create or replace view`, which keeps
+    its dependent views, its owner and its grants. Otherwise (a column renamed, retyped or
+    removed), or when no view exists yet, it does what dbt's `view` does. Grants and
+    comments (`persist_docs`) are applied in every case; neither blocks a read.
 -#}
 {%- materialization view_in_place, adapter='postgres' -%}
     {%- set existing_relation = load_cached_relation(this) -%}
@@ -31,11 +36,17 @@
         {{ get_create_view_as_sql(intermediate_relation, sql) }}
     {%- endcall %}
 
-    {%- set in_place = existing_relation is not none
-        and existing_relation.is_view
-        and columns_compatible(existing_relation, intermediate_relation) %}
+    {%- set is_view = existing_relation is not none and existing_relation.is_view %}
+    {%- set unchanged = is_view and view_unchanged(existing_relation, intermediate_relation) %}
+    {%- set in_place = unchanged
+        or (is_view and columns_compatible(existing_relation, intermediate_relation)) %}
 
-    {%- if in_place %}
+    {%- if unchanged %}
+        {{ drop_relation_if_exists(intermediate_relation) }}
+        {%- call statement('main') -%}
+            select 1
+        {%- endcall %}
+    {%- elif in_place %}
         {{ drop_relation_if_exists(intermediate_relation) }}
         {%- call statement('main') -%}
             {{ get_replace_view_sql(target_relation, sql) }}

@@ -7,7 +7,8 @@
 - a hand-run ``kpi-red match`` next to the scheduled ``kpi-red cycle``: both succeed, every
   lead is attempted once;
 - ``kpi-red metrics`` (``--live`` too) while ``dbt build`` runs: every read succeeds;
-- reads of the metrics table while dbt refreshes it (a BI tool: no retry): none fails.
+- reads of the metrics table while dbt refreshes it (a BI tool: no retry): none fails;
+- a build of views that did not change while a BI query holds them: it never waits.
 
 (Two ``kpi-red cycle``s: the second exits 75, ``test_cycle.py``. Four matchers at once:
 ``test_concurrency.py``.) The matchers run as processes, paused after each
@@ -31,6 +32,7 @@ import pytest
 import reliability_support as support
 from click.testing import CliRunner
 from conftest import Database
+from psycopg import sql
 
 from matcher.cli import main
 from matcher.store.base import DatabaseError
@@ -178,6 +180,45 @@ def test_a_match_started_while_dbt_rebuilds_the_views_runs(
         )
         assert support.integrity_problems(database) == {}
         print(f"\n{len(finished)} matches started during one build, all exit 0")
+
+
+def test_a_build_of_unchanged_views_never_waits_for_a_reader(
+    make_database: Callable[..., Database],
+) -> None:
+    """A BI query holds its views (and every view they inline) until it ends. `create or
+    replace view` waits for it, and every read begun after waits behind that: one long
+    dashboard query stalled the hourly build and every reader of the backlog. A view whose
+    definition did not change is left as it is."""
+    with support.cloned(support.golden(make_database)) as database:
+        views = ("--select", "config.materialized:view_in_place")
+        database.dbt("run", *views)  # the views as this code defines them
+        built = threading.Event()
+        with database.connect() as reader:  # a transaction left open, as a long query
+            reader.execute("select count(*) from ops.v_cabinet_kpi_red_backlog")
+            locked = database.scalar(
+                "select count(*) from pg_locks where mode = 'AccessShareLock'"
+                " and relation = 'kpi_red_staging.stg_cabinet__leads'::regclass"
+            )
+            assert locked == 1
+            worker = threading.Thread(
+                target=lambda: database.dbt("run", *views) and built.set(), daemon=True
+            )
+            worker.start()
+            finished_first = built.wait(timeout=60)
+            reader.rollback()  # the reader ends: a blocked build finishes now
+        worker.join(timeout=60)
+        assert finished_first, "the build of unchanged views waited for the reader"
+        # a view whose definition differs from its model's (an older release's) is replaced
+        view = "'kpi_red_staging.stg_claims__lead_claims'::regclass"
+        current = database.scalar(f"select pg_get_viewdef({view})")
+        older = sql.SQL(
+            "create or replace view kpi_red_staging.stg_claims__lead_claims as"
+            " select * from ({}) as older where true"
+        ).format(sql.SQL(current.rstrip().rstrip(";")))
+        database.execute(older)
+        assert database.scalar(f"select pg_get_viewdef({view})") != current
+        database.dbt("run", *views)
+        assert database.scalar(f"select pg_get_viewdef({view})") == current
 
 
 def test_a_hand_run_match_next_to_the_scheduled_cycle(
