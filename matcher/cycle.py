@@ -19,9 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from matcher import agreement
+from matcher import agreement, dbt
 from matcher.connection import DbtTarget
-from matcher.dbt import DbtResult, NodeTime
 from matcher.project import PACKAGE_NAME
 from matcher.report import RunSummary
 from matcher.run import MatchOptions, run_match
@@ -80,7 +79,7 @@ class CycleReport:
     """ORIGIN_MISSING persons given an origin row (whoever linked them)."""
     dbt_failures: list[str] = field(default_factory=list)
     """Each failed dbt node (``name (type, status): first error line``), both builds."""
-    slowest: dict[int, tuple[NodeTime, ...]] = field(default_factory=dict)
+    slowest: dict[int, tuple[dbt.NodeTime, ...]] = field(default_factory=dict)
     """The slowest nodes of each dbt build that succeeded, by the build's index in
     ``steps``: where an hour's build spends its time."""
 
@@ -136,8 +135,6 @@ def run_cycle(
     Raises CycleBusyError at once when another cycle holds the lock; the lock is released
     at the end, or by the server when this process dies.
     """
-    from matcher import dbt
-
     report = CycleReport(steps=[])
     selections = build_selections(
         list(select) or ([f"package:{PACKAGE_NAME}"] if settings.is_package else []),
@@ -152,7 +149,7 @@ def run_cycle(
             on_step(name)
         clock = time.perf_counter()
         result = work()
-        if isinstance(result, DbtResult):
+        if isinstance(result, dbt.DbtResult):
             report.slowest[len(report.steps)] = result.slowest
         report.steps.append((name, time.perf_counter() - clock))
         return result
@@ -162,7 +159,7 @@ def run_cycle(
 
     def build(
         selection: Sequence[str], *extra: str, exclude: Sequence[str] = ()
-    ) -> DbtResult | None:
+    ) -> dbt.DbtResult | None:
         try:
             if not parsed:
                 parsed.append(

@@ -41,15 +41,10 @@
     {%- set in_place = unchanged
         or (is_view and columns_compatible(existing_relation, intermediate_relation)) %}
 
-    {%- if unchanged %}
+    {%- if in_place %}
         {{ drop_relation_if_exists(intermediate_relation) }}
         {%- call statement('main') -%}
-            select 1
-        {%- endcall %}
-    {%- elif in_place %}
-        {{ drop_relation_if_exists(intermediate_relation) }}
-        {%- call statement('main') -%}
-            {{ get_replace_view_sql(target_relation, sql) }}
+            {{ 'select 1' if unchanged else get_replace_view_sql(target_relation, sql) }}
         {%- endcall %}
     {%- else %}
         {%- call statement('main') -%}
