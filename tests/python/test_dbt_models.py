@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pytest
 from conftest import Database
 from psycopg import sql
@@ -463,6 +464,62 @@ def test_queue_test_fails_on_each_way_the_queue_can_leave_the_intervals(
         assert demo_built.dbt("test", "--select", "assert_queue_one_row_per_red_lead").succeeded
     finally:
         demo_built.execute("drop table public.queue_before")
+
+
+def open_interval_indexes(database: Database) -> list[str]:
+    """The partial unique indexes that allow one open interval per lead."""
+    return [
+        row[0]
+        for row in database.query(
+            "select pg_get_indexdef(indexrelid) from pg_index"
+            " where indrelid = 'kpi_red_intermediate.int_backlog_intervals'::regclass"
+            " and indisunique and pg_get_expr(indpred, indrelid) = '(left_at IS NULL)'"
+        )
+    ]
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("matcher.demo") is None, reason="matcher/demo.py not there yet"
+)
+def test_one_open_interval_per_lead_is_enforced_and_tested_without_the_index_too(
+    demo_built: Database,
+) -> None:
+    # PostgreSQL refuses a second open interval for a lead (the post-hook's partial unique
+    # index), so the test reads the catalog; without the index it reads the rows and
+    # fails on one; a --full-refresh keeps exactly one such index
+    (definition,) = open_interval_indexes(demo_built)
+    assert "(lead_source_pk) WHERE (left_at IS NULL)" in definition
+    second_open = (
+        "insert into kpi_red_intermediate.int_backlog_intervals"
+        " (lead_source_pk, interval_number, entered_at, left_at, entry_kind, is_open)"
+        " select lead_source_pk, 99, entered_at + interval '1 second', null, entry_kind, true"
+        " from kpi_red_intermediate.int_backlog_intervals where is_open"
+        " order by lead_source_pk limit 1"
+    )
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        demo_built.execute(second_open)
+    test = ["test", "--select", "int_backlog_intervals,test_name:at_most_one_open"]
+    assert demo_built.dbt(*test).succeeded
+    index_name = demo_built.scalar(
+        "select indexrelid::regclass::text from pg_index"
+        " where indrelid = 'kpi_red_intermediate.int_backlog_intervals'::regclass"
+        " and pg_get_expr(indpred, indrelid) = '(left_at IS NULL)'"
+    )
+    demo_built.execute(f"drop index {index_name}")
+    demo_built.execute(second_open)
+    with pytest.raises(dbt.DbtError) as failed:
+        demo_built.dbt(*test)
+    assert any("at_most_one_open" in line for line in failed.value.failures)
+    demo_built.execute(
+        "delete from kpi_red_intermediate.int_backlog_intervals where interval_number = 99"
+    )
+    for _ in range(2):
+        assert demo_built.dbt(
+            "run", "--full-refresh", "--select", "int_backlog_intervals"
+        ).succeeded
+        assert len(open_interval_indexes(demo_built)) == 1
+    assert demo_built.dbt("build", "--select", "int_backlog_intervals").succeeded
+    assert len(open_interval_indexes(demo_built)) == 1
 
 
 @pytest.mark.skipif(

@@ -12,6 +12,7 @@
     ],
     post_hook=[
         "{{ delete_stale_backlog_intervals(this) }}",
+        "{{ unique_open_index(this, 'lead_source_pk', 'left_at') }}",
         '{{ analyze_when_changed(this) }}',
     ],
 ) }}
