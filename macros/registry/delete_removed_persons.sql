@@ -5,9 +5,7 @@
 
     1. The tombstones an earlier run left are deleted (the touches have read them; a
        partial index on `loaded_at` finds them, created here when this table has none:
-       dbt's index config cannot say `where`). PostgreSQL names it: in a `--full-refresh`
-       the table being replaced still holds its index until dbt drops it after the
-       commit, so a fixed name was taken and `create index if not exists` skipped it.
+       `partial_index`).
     2. The rows of persons no longer in the registry become tombstones: their keys and
        hash move to `previous_key_value` and `previous_identifiers_hash`, `key_value`,
        `full_name` and `identifiers_hash` are nulled (no lookup finds them: every reader
@@ -16,19 +14,7 @@
        is stored), so a build with no deletion reads two counts and changes nothing.
 -#}
 {%- macro delete_removed_persons(relation) -%}
-{%- set regclass = sql_literal(relation.include(database=false).render()) %}
-do $tombstones$
-begin
-    if not exists (
-        select 1 from pg_catalog.pg_index
-        where
-            indrelid = to_regclass({{ regclass }})
-            and pg_catalog.pg_get_expr(indpred, indrelid) = '(identifiers_hash IS NULL)'
-    ) then
-        create index on {{ relation }} (loaded_at) where identifiers_hash is null;
-    end if;
-end
-$tombstones$;
+{{ partial_index(relation, ['loaded_at'], '(identifiers_hash IS NULL)') }};
 
 delete from {{ relation }}
 where identifiers_hash is null and loaded_at < now();

@@ -11,23 +11,7 @@
 with
 
 open_index as (
-    select count(*) > 0 as is_enforced
-    from pg_catalog.pg_index as indexes
-    where
-        indexes.indrelid = to_regclass({{ relation }})
-        and indexes.indisunique
-        and indexes.indisvalid
-        and indexes.indexprs is null
-        and indexes.indnkeyatts = 1
-        and pg_catalog.pg_get_expr(indexes.indpred, indexes.indrelid)
-        = {{ sql_literal('(' ~ column ~ ' IS NULL)') }}
-        and (
-            select attributes.attname::text
-            from pg_catalog.pg_attribute as attributes
-            where
-                attributes.attrelid = indexes.indrelid
-                and attributes.attnum = indexes.indkey[0]
-        ) = {{ sql_literal(key) }}
+    {{ unique_index_enforces(relation, [key], '(' ~ column ~ ' IS NULL)') | indent(4) }}
 ),
 
 final as (

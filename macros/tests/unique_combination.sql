@@ -16,24 +16,7 @@
 with
 
 key_index as (
-    select count(*) > 0 as is_enforced
-    from pg_catalog.pg_index as indexes
-    where
-        indexes.indrelid = to_regclass({{ relation }})
-        and indexes.indisunique
-        and indexes.indisvalid
-        and indexes.indpred is null
-        and indexes.indexprs is null
-        and indexes.indnkeyatts = {{ columns | length }}
-        and (
-            select array_agg(attributes.attname::text order by attributes.attname::text)
-            from pg_catalog.pg_attribute as attributes
-            where
-                attributes.attrelid = indexes.indrelid
-                and attributes.attnum = any(indexes.indkey::smallint [])
-        ) = array[
-            {%- for column in columns | sort %}{{ sql_literal(column) }}{{ ', ' if not loop.last }}{% endfor -%}
-        ]::text []
+    {{ unique_index_enforces(relation, columns) | indent(4) }}
 ),
 
 not_null_columns as (

@@ -43,6 +43,18 @@ class Database:
         with self.connect() as conn:
             return conn.execute(statement, params).fetchall()
 
+    def partial_indexes(self, table: str, predicate: str) -> list[str]:
+        """The definitions of ``table``'s indexes whose predicate is ``predicate`` (as
+        PostgreSQL deparses it, e.g. ``(left_at IS NULL)``)."""
+        return [
+            definition
+            for (definition,) in self.query(
+                "select pg_get_indexdef(indexrelid) from pg_index"
+                " where indrelid = %s::regclass and pg_get_expr(indpred, indrelid) = %s",
+                (table, predicate),
+            )
+        ]
+
     def scalar(self, statement: str, params: Any = None) -> Any:
         rows = self.query(statement, params)
         return rows[0][0] if rows else None

@@ -467,15 +467,10 @@ def test_queue_test_fails_on_each_way_the_queue_can_leave_the_intervals(
 
 
 def open_interval_indexes(database: Database) -> list[str]:
-    """The partial unique indexes that allow one open interval per lead."""
-    return [
-        row[0]
-        for row in database.query(
-            "select pg_get_indexdef(indexrelid) from pg_index"
-            " where indrelid = 'kpi_red_intermediate.int_backlog_intervals'::regclass"
-            " and indisunique and pg_get_expr(indpred, indrelid) = '(left_at IS NULL)'"
-        )
-    ]
+    """The partial indexes that allow one open interval per lead."""
+    return database.partial_indexes(
+        "kpi_red_intermediate.int_backlog_intervals", "(left_at IS NULL)"
+    )
 
 
 @pytest.mark.skipif(
@@ -488,6 +483,7 @@ def test_one_open_interval_per_lead_is_enforced_and_tested_without_the_index_too
     # index), so the test reads the catalog; without the index it reads the rows and
     # fails on one; a --full-refresh keeps exactly one such index
     (definition,) = open_interval_indexes(demo_built)
+    assert "CREATE UNIQUE INDEX" in definition
     assert "(lead_source_pk) WHERE (left_at IS NULL)" in definition
     second_open = (
         "insert into kpi_red_intermediate.int_backlog_intervals"
@@ -500,12 +496,8 @@ def test_one_open_interval_per_lead_is_enforced_and_tested_without_the_index_too
         demo_built.execute(second_open)
     test = ["test", "--select", "int_backlog_intervals,test_name:at_most_one_open"]
     assert demo_built.dbt(*test).succeeded
-    index_name = demo_built.scalar(
-        "select indexrelid::regclass::text from pg_index"
-        " where indrelid = 'kpi_red_intermediate.int_backlog_intervals'::regclass"
-        " and pg_get_expr(indpred, indrelid) = '(left_at IS NULL)'"
-    )
-    demo_built.execute(f"drop index {index_name}")
+    index_name = definition.split(" ON ")[0].removeprefix("CREATE UNIQUE INDEX ")
+    demo_built.execute(f"drop index kpi_red_intermediate.{index_name}")
     demo_built.execute(second_open)
     with pytest.raises(dbt.DbtError) as failed:
         demo_built.dbt(*test)

@@ -295,14 +295,7 @@ def test_more_changed_persons_than_the_limit_retry_every_curable_failure(copy: D
 
 def tombstone_indexes(database: Database) -> list[str]:
     """The partial indexes that find ``person_keys``' tombstones."""
-    return [
-        row[0]
-        for row in database.query(
-            "select pg_get_indexdef(indexrelid) from pg_index"
-            " where indrelid = 'kpi_red_interface.person_keys'::regclass"
-            " and pg_get_expr(indpred, indrelid) = '(identifiers_hash IS NULL)'"
-        )
-    ]
+    return database.partial_indexes("kpi_red_interface.person_keys", "(identifiers_hash IS NULL)")
 
 
 def test_a_full_refresh_of_person_keys_keeps_the_index_that_finds_its_tombstones(
