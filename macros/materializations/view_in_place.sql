@@ -6,11 +6,11 @@
     backlog view, and with it the matcher, down until the next good build.
 
     Here the new definition is built as `<name>__dbt_tmp` too, then compared with the
-    existing view. When it is the same view (`view_unchanged`: the same deparsed query
-    and columns, as in every build after the first of a release), nothing is replaced:
-    `create or replace view` takes an ACCESS EXCLUSIVE lock, which waits for every read
-    of the view in progress (a BI query, the matcher's) and makes every later read wait
-    behind it. When it keeps every existing column (same position, name and type; new
+    existing view. When it is the same view (`view_unchanged`: the same deparsed query,
+    hence the same columns, as in every build after the first of a release), nothing is
+    replaced: `create or replace view` takes an ACCESS EXCLUSIVE lock, which waits for
+    every read of the view in progress (a BI query, the matcher's) and makes every later
+    read wait behind it. When it keeps every existing column (same position, name and type; new
     columns may follow), the view is replaced with `create or replace view`, which keeps
     its dependent views, its owner and its grants. Otherwise (a column renamed, retyped or
     removed), or when no view exists yet, it does what dbt's `view` does. Grants and
