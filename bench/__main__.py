@@ -113,6 +113,8 @@ def main(
         click.echo(report.table(name, outcome.steps, outcome.record))
         click.echo("")
         click.echo(report.verdict(outcome.record))
+        click.echo("\nCPU (both processes, every core; no targets):")
+        click.echo(report.cpu(outcome.record))
         if outcome.recall is not None:
             click.echo(f"\nagainst the ground truth (density {density:.2f}, default drain):")
             click.echo(recall.render(outcome.recall))

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,6 +185,56 @@ def drop(database: BenchDatabase) -> None:
 
 def database_size_mb(database: BenchDatabase) -> float:
     return float(database.scalar("select pg_database_size(current_database())")) / 2**20
+
+
+def reaped_server_cpu_s() -> float | None:
+    """User + system CPU seconds of every embedded-server process that has exited so far
+    (the postmaster's reaped children: sessions, their parallel workers, autovacuum
+    workers), from ``/proc``; None where there is none (not Linux) or no server."""
+    try:
+        pid_file = embedded_data_dir(PROJECT_DIR) / "postmaster.pid"
+        postmaster = int(pid_file.read_text().split()[0])
+        # the fields after the command name, which may hold spaces: state is field 3
+        fields = Path(f"/proc/{postmaster}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class ServerCpu:
+    seconds: float | None = None
+    """None until the block ends, and when it cannot be measured."""
+
+
+@contextmanager
+def server_cpu(database: BenchDatabase, *, wait_s: float = 10.0) -> Iterator[ServerCpu]:
+    """The server's CPU for what the block runs on ``database``: the sessions (and their
+    parallel workers) that end within it, counted once they have exited. Each session of
+    the block must end in it: a child process's end with the child, a connection's when
+    it is closed. Autovacuum workers that end meanwhile count too (the benchmark vacuums
+    first, so few run). A ``time.clock_gettime`` of the backends themselves is not
+    possible from outside; ``pg_stat_statements`` needs a preloaded library."""
+    measured = ServerCpu()
+    before = reaped_server_cpu_s()
+    yield measured
+    if before is None:
+        return
+    with psycopg.connect(embedded.conninfo(database.socket, "postgres"), autocommit=True) as conn:
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            sessions = conn.execute(
+                "select count(*) from pg_stat_activity where datname = %s"
+                " and backend_type in ('client backend', 'parallel worker')"
+                " and pid <> pg_backend_pid()",
+                [database.name],
+            ).fetchone()
+            if not sessions or not sessions[0]:
+                break
+            time.sleep(0.02)
+    time.sleep(0.05)  # the postmaster reaps an exited session at once; give it a moment
+    after = reaped_server_cpu_s()
+    measured.seconds = None if after is None else after - before
 
 
 def bench_name(size: str) -> str:

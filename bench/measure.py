@@ -31,12 +31,14 @@ class Clock:
 
 @dataclass(frozen=True)
 class ChildResult:
-    """A finished child process: its wall time and its own peak resident memory."""
+    """A finished child process: its wall time, its own peak resident memory and CPU."""
 
     argv: tuple[str, ...]
     returncode: int
     seconds: float
     peak_rss_mb: float
+    cpu_s: float
+    """User + system CPU seconds of the child (and of its own children it waited for)."""
     stdout: str
     stderr: str
 
@@ -56,7 +58,7 @@ def run_child(
     cwd: Path | None = None,
     timeout_s: float | None = None,
 ) -> ChildResult:
-    """Run ``argv`` to completion; peak RSS comes from ``wait4`` for this child alone.
+    """Run ``argv`` to completion; peak RSS and CPU come from ``wait4`` for this child alone.
 
     ``getrusage(RUSAGE_CHILDREN)`` would report the maximum over every child ever waited
     for; ``wait4`` returns the rusage of exactly this process (Linux: ``ru_maxrss`` in KiB).
@@ -85,6 +87,7 @@ def run_child(
             returncode=process.returncode,
             seconds=seconds,
             peak_rss_mb=usage.ru_maxrss / 1024,
+            cpu_s=usage.ru_utime + usage.ru_stime,
             stdout=out.read().decode(errors="replace"),
             stderr=err.read().decode(errors="replace"),
         )
@@ -115,6 +118,10 @@ class Step:
     rows: int | None = None
     peak_rss_mb: float | None = None
     note: str = ""
+    cpu_s: float | None = None
+    """The step's own process's CPU seconds (a child's, from ``wait4``)."""
+    server_cpu_s: float | None = None
+    """The server's CPU seconds for the step (``database.server_cpu``)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

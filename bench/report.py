@@ -10,7 +10,8 @@ from typing import Any
 
 from bench.measure import Step
 
-HEADER = ("size", "step", "seconds", "rows", "rows/s", "peak MB", "x naive", "note")
+HEADER = ("size", "step", "seconds", "rows", "rows/s", "peak MB", "CPU s", "x naive", "note")
+"""``CPU s``: the step's own process + the server (``own+server``), when measured."""
 
 
 def _number(value: float | None, digits: int = 0) -> str:
@@ -34,6 +35,7 @@ def table(size: str, steps: Sequence[Step], record: dict[str, Any]) -> str:
                 _number(step.rows),
                 _number(speed),
                 _number(step.peak_rss_mb, 1),
+                _cpu(step),
                 ratio,
                 step.note,
             )
@@ -41,9 +43,17 @@ def table(size: str, steps: Sequence[Step], record: dict[str, Any]) -> str:
     return _grid([HEADER, *rows])
 
 
+def _cpu(step: Step) -> str:
+    if step.server_cpu_s is None:
+        return "" if step.cpu_s is None else f"{step.cpu_s:.1f}"
+    if step.cpu_s is None:  # the bound: one statement, on the server
+        return f"{step.server_cpu_s:.1f} server"
+    return f"{step.cpu_s:.1f}+{step.server_cpu_s:.1f}"
+
+
 def _grid(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(row[column])) for row in rows) for column in range(len(rows[0]))]
-    numeric = {2, 3, 4, 5, 6}
+    numeric = {2, 3, 4, 5, 6, 7}
     lines = []
     for index, row in enumerate(rows):
         cells = [
@@ -83,6 +93,42 @@ def verdict(record: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def cpu(record: dict[str, Any]) -> str:
+    """What the work costs in CPU, both processes on every core (no targets: the figures
+    the drain and build targets would be set on, less moved by a busy machine than wall
+    times)."""
+    lines = []
+    bound = record.get("bound_cpu_us_per_lead")
+    if bound is not None:
+        lines.append(f"  the bound: {bound:,.0f} us per lead (one statement, the server)")
+    for prefix, label in (("exact_matcher_", "--no-near drain"), ("matcher_", "default drain")):
+        per_lead = record.get(f"{prefix}cpu_us_per_lead")
+        if per_lead is None:
+            continue
+        ratio = record.get(f"{prefix}cpu_ratio_to_bound")
+        lines.append(
+            f"  {label}: {per_lead:,.0f} us per lead (matcher {record[f'{prefix}cpu_s']:.1f} s"
+            f" + server {record[f'{prefix}server_cpu_s']:.1f} s)"
+            + (f", the bound's per lead / this = {ratio:.2f}" if ratio is not None else "")
+        )
+    for prefix, label in (
+        ("dbt_full_", "dbt build full"),
+        ("dbt_incremental_", "dbt build incremental"),
+        ("hourly_cycle_", "hourly kpi-red cycle"),
+    ):
+        total = record.get(f"{prefix}total_cpu_s")
+        if total is None:
+            continue
+        line = (
+            f"  {label}: {total:.1f} s (its process {record[f'{prefix}cpu_s']:.1f}"
+            f" + server {record[f'{prefix}server_cpu_s']:.1f})"
+        )
+        if prefix == "dbt_incremental_" and record.get("dbt_incremental_cpu_ratio") is not None:
+            line += f", {record['dbt_incremental_cpu_ratio']:.0%} of the full build's"
+        lines.append(line)
+    return "\n".join(lines) if lines else "  CPU: not measured (no /proc)"
+
+
 def write_json(record: dict[str, Any], steps: Sequence[Step], *, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -97,6 +143,8 @@ def write_json(record: dict[str, Any], steps: Sequence[Step], *, out_dir: Path) 
                 "rows_per_s": round(step.rows_per_s, 1) if step.rows_per_s else None,
                 "peak_rss_mb": round(step.peak_rss_mb, 1) if step.peak_rss_mb else None,
                 "note": step.note,
+                "cpu_s": None if step.cpu_s is None else round(step.cpu_s, 2),
+                "server_cpu_s": None if step.server_cpu_s is None else round(step.server_cpu_s, 2),
             }
             for step in steps
         ],
@@ -152,6 +200,17 @@ def _cycle_growth(outcomes: Sequence[tuple[str, Sequence[Step], dict[str, Any]]]
     line = "hourly kpi-red cycle (s): " + ", ".join(f"{size} {value:.1f}" for size, value in cycles)
     if len(cycles) > 1:
         line += f"; growth {cycles[-1][1] / cycles[0][1]:.2f}x (target <= 1.5x medium -> large)"
+    spent = [
+        (size, record["hourly_cycle_total_cpu_s"])
+        for size, _, record in outcomes
+        if record.get("hourly_cycle_total_cpu_s")
+    ]
+    if spent:
+        line += "\nits CPU (s, kpi-red + server): " + ", ".join(
+            f"{size} {value:.1f}" for size, value in spent
+        )
+        if len(spent) > 1:
+            line += f"; growth {spent[-1][1] / spent[0][1]:.2f}x"
     for key, what in (
         ("hourly_cycle_registry_change", "one new registry person"),
         ("hourly_cycle_registry_edits", "registry phones edited"),
@@ -197,6 +256,8 @@ def load_json(path: Path) -> tuple[str, list[Step], dict[str, Any]]:
             rows=entry.get("rows"),
             peak_rss_mb=entry.get("peak_rss_mb"),
             note=entry.get("note") or "",
+            cpu_s=entry.get("cpu_s"),
+            server_cpu_s=entry.get("server_cpu_s"),
         )
         for entry in record.get("steps", [])
     ]

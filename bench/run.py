@@ -93,13 +93,20 @@ def run(options: Options) -> Outcome:
         log("dbt parse (not timed) and dbt build (full)")
         if options.incremental:  # the same warm start for the full and the later builds
             main_db.dbt("parse")
-        full = main_db.dbt("build")
+        with database.server_cpu(main_db) as server:
+            full = main_db.dbt("build")
         steps.append(
             Step(
-                "dbt build full", full.child.seconds, rows=leads, peak_rss_mb=full.child.peak_rss_mb
+                "dbt build full",
+                full.child.seconds,
+                rows=leads,
+                peak_rss_mb=full.child.peak_rss_mb,
+                cpu_s=full.child.cpu_s,
+                server_cpu_s=server.seconds,
             )
         )
         record["dbt_full_s"] = round(full.child.seconds, 2)
+        record.update(cpu_record("dbt_full_", full.child.cpu_s, server.seconds))
         record["dbt_full_node_s"] = round(full.node_seconds, 2)
         record["dbt_full_slowest_nodes"] = full.slowest()
         before = workload.counts(main_db, settings)
@@ -228,12 +235,19 @@ def references(
     )
 
     log("the bound: one statement for the rest of the backlog")
-    bound_result = bound.run(reference, settings)
+    with database.server_cpu(reference) as server:
+        bound_result = bound.run(reference, settings)
     record["bound_leads"] = bound_result.leads
     record["bound_matched"] = bound_result.matched
     record["bound_leads_per_s"] = round(bound_result.leads_per_s, 1)
+    record.update(cpu_record("bound_", None, server.seconds))
     outcome.steps.append(
-        Step("bound: one SQL statement", bound_result.seconds, rows=bound_result.leads)
+        Step(
+            "bound: one SQL statement",
+            bound_result.seconds,
+            rows=bound_result.leads,
+            server_cpu_s=server.seconds,
+        )
     )
 
 
@@ -319,8 +333,10 @@ def drain(target: database.BenchDatabase, batch_size: int, outcome: Outcome, *, 
     record = outcome.record
     prefix, label = ("", "kpi-red match drain") if near else ("exact_", "kpi-red match --no-near")
     log(f"{label}: {record['eligible']} eligible leads, batch {batch_size}")
-    child, summary = match_child.run(target, batch_size=batch_size, near=near)
+    with database.server_cpu(target) as server:
+        child, summary = match_child.run(target, batch_size=batch_size, near=near)
     claimed = int(summary.get("claimed") or 0)
+    record.update(cpu_record(f"{prefix}matcher_", child.cpu_s, server.seconds))
     record.update(
         {
             f"{prefix}matcher_leads": claimed,
@@ -344,6 +360,8 @@ def drain(target: database.BenchDatabase, batch_size: int, outcome: Outcome, *, 
             rows=claimed,
             peak_rss_mb=child.peak_rss_mb,
             note=f"matched {summary.get('matched')}",
+            cpu_s=child.cpu_s,
+            server_cpu_s=server.seconds,
         )
     )
 
@@ -397,8 +415,10 @@ def incremental(
     )
 
     log("dbt build (incremental, after 1% new leads and a matcher run)")
-    later = main_db.dbt("build")
+    with database.server_cpu(main_db) as server:
+        later = main_db.dbt("build")
     record["dbt_incremental_s"] = round(later.child.seconds, 2)
+    record.update(cpu_record("dbt_incremental_", later.child.cpu_s, server.seconds))
     record["dbt_incremental_node_s"] = round(later.node_seconds, 2)
     record["dbt_incremental_slowest_nodes"] = later.slowest()
     record["dbt_incremental_ratio"] = round(later.child.seconds / record["dbt_full_s"], 3)
@@ -409,6 +429,8 @@ def incremental(
             rows=added,
             peak_rss_mb=later.child.peak_rss_mb,
             note=f"{record['dbt_incremental_ratio']:.0%} of full",
+            cpu_s=later.child.cpu_s,
+            server_cpu_s=server.seconds,
         )
     )
 
@@ -501,10 +523,12 @@ def timed_cycle(
     """``kpi-red cycle`` as a child process: ``<key>_s`` and ``<key>_steps`` in the record,
     a step (its rows: ``rows``, else the leads the match attempted), and the cycle's JSON
     summary."""
-    child = run_child(argv, env=main_db.cli_env(), cwd=database.PROJECT_DIR, timeout_s=3600)
+    with database.server_cpu(main_db) as server:
+        child = run_child(argv, env=main_db.cli_env(), cwd=database.PROJECT_DIR, timeout_s=3600)
     child = child.check()
     summary = match_child.parse_summary(child.stdout)
     outcome.record[f"{key}_s"] = round(child.seconds, 2)
+    outcome.record.update(cpu_record(f"{key}_", child.cpu_s, server.seconds))
     outcome.record[f"{key}_steps"] = summary.get("steps")
     steps = ", ".join(
         f"{step['step']} {step['seconds']:.1f}" for step in summary.get("steps") or []
@@ -516,6 +540,8 @@ def timed_cycle(
             rows=rows if rows is not None else cycle_claimed(summary),
             peak_rss_mb=child.peak_rss_mb,
             note=steps,
+            cpu_s=child.cpu_s,
+            server_cpu_s=server.seconds,
         )
     )
     return summary
@@ -543,9 +569,45 @@ def panel(main_db: database.BenchDatabase, settings: Settings, outcome: Outcome)
     outcome.record["panel_backlog_count_explain"] = parts["explain"]
 
 
+def cpu_record(prefix: str, own_s: float | None, server_s: float | None) -> dict[str, Any]:
+    """``<prefix>cpu_s`` (the step's own process: the matcher, dbt, ``kpi-red cycle``),
+    ``<prefix>server_cpu_s`` and their sum ``<prefix>total_cpu_s`` (None when the server's
+    cannot be measured)."""
+    total = None if server_s is None else (own_s or 0.0) + server_s
+    return {
+        f"{prefix}cpu_s": None if own_s is None else round(own_s, 2),
+        f"{prefix}server_cpu_s": None if server_s is None else round(server_s, 2),
+        f"{prefix}total_cpu_s": None if total is None else round(total, 2),
+    }
+
+
+def cpu_ratios(record: dict[str, Any]) -> None:
+    """CPU per lead of the bound and of each drain (both processes, every core), and the
+    bound's against each drain's (``*cpu_ratio_to_bound``: 1.0 spends what the bound
+    spends per lead); the incremental build's CPU against the full build's. On a shared
+    machine these move less than wall times: a slow hour stretches the wall, not the work."""
+    per_lead = {}
+    for prefix, leads_key in (
+        ("bound_", "bound_leads"),
+        ("exact_matcher_", "exact_matcher_leads"),
+        ("matcher_", "matcher_leads"),
+    ):
+        total, leads = record.get(f"{prefix}total_cpu_s"), record.get(leads_key)
+        if total and leads:
+            per_lead[prefix] = total / leads * 1e6
+            record[f"{prefix}cpu_us_per_lead"] = round(per_lead[prefix], 1)
+    for prefix in ("exact_matcher_", "matcher_"):
+        if "bound_" in per_lead and prefix in per_lead:
+            record[f"{prefix}cpu_ratio_to_bound"] = round(per_lead["bound_"] / per_lead[prefix], 3)
+    full, later = record.get("dbt_full_total_cpu_s"), record.get("dbt_incremental_total_cpu_s")
+    if full and later:
+        record["dbt_incremental_cpu_ratio"] = round(later / full, 3)
+
+
 def ratios(record: dict[str, Any]) -> None:
     """``ratio_*``: the default matcher (with the one-edit pass); ``exact_ratio_*``: the
-    matcher with ``--no-near``, doing the bound's own work."""
+    matcher with ``--no-near``, doing the bound's own work. Then ``cpu_ratios``."""
+    cpu_ratios(record)
     for prefix, speed_key in (("", "leads_per_s"), ("exact_", "exact_leads_per_s")):
         speed = record.get(speed_key)
         for name, reference in (("bound", "bound_leads_per_s"), ("naive", "naive_leads_per_s")):

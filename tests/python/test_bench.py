@@ -72,6 +72,22 @@ def test_bench_demo_size_writes_the_json_contract(socket_dir: Path, tmp_path: Pa
         record["exact_leads_per_s"] / record["bound_leads_per_s"], rel=0.01
     )
     assert "explain_analyze" in record["matcher_trace"]["slowest"]
+    # CPU: each process's own (wait4) and the server's (its sessions, once ended)
+    if sys.platform == "linux":
+        assert record["bound_server_cpu_s"] is not None
+        for prefix in ("exact_matcher_", "matcher_", "dbt_full_"):
+            assert record[f"{prefix}cpu_s"] > 0 and record[f"{prefix}server_cpu_s"] > 0, prefix
+            assert record[f"{prefix}total_cpu_s"] == pytest.approx(
+                record[f"{prefix}cpu_s"] + record[f"{prefix}server_cpu_s"], abs=0.02
+            )
+        if record["bound_total_cpu_s"]:
+            bound_per_lead = record["bound_total_cpu_s"] / record["bound_leads"]
+            drain_per_lead = record["matcher_total_cpu_s"] / record["matcher_leads"]
+            assert record["matcher_cpu_ratio_to_bound"] == pytest.approx(
+                bound_per_lead / drain_per_lead, rel=0.02
+            )
+        steps = {step["step"]: step for step in record["steps"]}
+        assert steps["dbt build full"]["server_cpu_s"] == record["dbt_full_server_cpu_s"]
     # wrong links and recall against the ground truth, for both drains
     assert record["density"] == 0.33
     for key in ("recall", "recall_no_near"):
@@ -84,3 +100,19 @@ def test_bench_demo_size_writes_the_json_contract(socket_dir: Path, tmp_path: Pa
     # the table went to stdout, and the databases are gone
     assert "kpi-red match drain" in completed.stdout
     assert "error" not in record
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_server_cpu_counts_a_sessions_work_once_it_ends(socket_dir: Path) -> None:
+    """The server's CPU of a session that burns a known amount: at least most of the time
+    the statement took on the server (the rest of the machine can only add to it)."""
+    from bench.database import BenchDatabase, server_cpu
+
+    target = BenchDatabase(name="postgres", socket=socket_dir, home=PROJECT_DIR)
+    with server_cpu(target) as measured, target.connect() as conn:
+        plan = conn.execute(
+            "explain (analyze, format json) select count(*) from generate_series(1, 4000000)"
+        ).fetchone()[0]
+    executed_s = plan[0]["Execution Time"] / 1000
+    assert measured.seconds is not None
+    assert measured.seconds >= 0.6 * executed_s > 0.05
