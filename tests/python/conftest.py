@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 import pytest
@@ -24,6 +24,12 @@ from matcher.store import admin as store_admin
 from matcher.store import base as store_base
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+class PartialIndex(NamedTuple):
+    name: str
+    """Schema-qualified and quoted as needed (``regclass``): usable as is in SQL."""
+    definition: str
 
 
 @dataclass(frozen=True)
@@ -43,13 +49,13 @@ class Database:
         with self.connect() as conn:
             return conn.execute(statement, params).fetchall()
 
-    def partial_indexes(self, table: str, predicate: str) -> list[str]:
-        """The definitions of ``table``'s indexes whose predicate is ``predicate`` (as
-        PostgreSQL deparses it, e.g. ``(left_at IS NULL)``)."""
+    def partial_indexes(self, table: str, predicate: str) -> list[PartialIndex]:
+        """``table``'s indexes whose predicate is ``predicate`` (as PostgreSQL deparses it,
+        e.g. ``(left_at IS NULL)``): each one's name and definition."""
         return [
-            definition
-            for (definition,) in self.query(
-                "select pg_get_indexdef(indexrelid) from pg_index"
+            PartialIndex(name, definition)
+            for name, definition in self.query(
+                "select indexrelid::regclass::text, pg_get_indexdef(indexrelid) from pg_index"
                 " where indrelid = %s::regclass and pg_get_expr(indpred, indrelid) = %s",
                 (table, predicate),
             )

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
-from conftest import Database
+from conftest import Database, PartialIndex
 from psycopg import sql
 from scenario_support import SOURCE_DDL
 
@@ -466,7 +466,7 @@ def test_queue_test_fails_on_each_way_the_queue_can_leave_the_intervals(
         demo_built.execute("drop table public.queue_before")
 
 
-def open_interval_indexes(database: Database) -> list[str]:
+def open_interval_indexes(database: Database) -> list[PartialIndex]:
     """The partial indexes that allow one open interval per lead."""
     return database.partial_indexes(
         "kpi_red_intermediate.int_backlog_intervals", "(left_at IS NULL)"
@@ -482,7 +482,7 @@ def test_one_open_interval_per_lead_is_enforced_and_tested_without_the_index_too
     # PostgreSQL refuses a second open interval for a lead (the post-hook's partial unique
     # index), so the test reads the catalog; without the index it reads the rows and
     # fails on one; a --full-refresh keeps exactly one such index
-    (definition,) = open_interval_indexes(demo_built)
+    ((index_name, definition),) = open_interval_indexes(demo_built)
     assert "CREATE UNIQUE INDEX" in definition
     assert "(lead_source_pk) WHERE (left_at IS NULL)" in definition
     second_open = (
@@ -496,8 +496,7 @@ def test_one_open_interval_per_lead_is_enforced_and_tested_without_the_index_too
         demo_built.execute(second_open)
     test = ["test", "--select", "int_backlog_intervals,test_name:at_most_one_open"]
     assert demo_built.dbt(*test).succeeded
-    index_name = definition.split(" ON ")[0].removeprefix("CREATE UNIQUE INDEX ")
-    demo_built.execute(f"drop index kpi_red_intermediate.{index_name}")
+    demo_built.execute(f"drop index {index_name}")
     demo_built.execute(second_open)
     with pytest.raises(dbt.DbtError) as failed:
         demo_built.dbt(*test)

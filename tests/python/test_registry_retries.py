@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import Collection, Iterable
 
-from conftest import Database
+from conftest import Database, PartialIndex
 from test_normalize import compile_inline
 
 from matcher.edits import insertion_values, one_edit_values
@@ -293,7 +293,7 @@ def test_more_changed_persons_than_the_limit_retry_every_curable_failure(copy: D
     assert eligible(copy, leads) == set(leads)
 
 
-def tombstone_indexes(database: Database) -> list[str]:
+def tombstone_indexes(database: Database) -> list[PartialIndex]:
     """The partial indexes that find ``person_keys``' tombstones."""
     return database.partial_indexes("kpi_red_interface.person_keys", "(identifiers_hash IS NULL)")
 
@@ -306,7 +306,7 @@ def test_a_full_refresh_of_person_keys_keeps_the_index_that_finds_its_tombstones
     assert len(tombstone_indexes(copy)) == 1
     for _ in range(2):
         assert copy.dbt("run", "--full-refresh", "--select", "person_keys").succeeded
-        (definition,) = tombstone_indexes(copy)
+        ((_name, definition),) = tombstone_indexes(copy)
         assert "(loaded_at) WHERE (identifiers_hash IS NULL)" in definition
     assert copy.dbt("run", "--select", "person_keys").succeeded
     assert len(tombstone_indexes(copy)) == 1
