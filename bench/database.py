@@ -207,30 +207,40 @@ class ServerCpu:
     """None until the block ends, and when it cannot be measured."""
 
 
+SESSIONS = """
+select coalesce(array_agg(pid), '{}') from pg_stat_activity
+where
+    datname = %s
+    and backend_type in ('client backend', 'parallel worker')
+    and pid <> pg_backend_pid()
+"""
+
+
 @contextmanager
 def server_cpu(database: BenchDatabase, *, wait_s: float = 10.0) -> Iterator[ServerCpu]:
-    """The server's CPU for what the block runs on ``database``: the sessions (and their
-    parallel workers) that end within it, counted once they have exited. Each session of
-    the block must end in it: a child process's end with the child, a connection's when
-    it is closed. Autovacuum workers that end meanwhile count too (the benchmark vacuums
-    first, so few run). A ``time.clock_gettime`` of the backends themselves is not
-    possible from outside; ``pg_stat_statements`` needs a preloaded library."""
+    """The server's CPU for what the block runs on ``database``: what its sessions (and
+    their parallel workers) spent, counted once they have exited, so each must end within
+    the block (a child process's with the child, a connection's when closed). Sessions
+    open before the block are not waited for, nor counted unless they end in it;
+    autovacuum workers that end meanwhile count (the benchmark vacuums first, so few run).
+    None when a session of the block is still open ``wait_s`` after it, or without
+    ``/proc``. (``pg_stat_statements`` would need a preloaded library.)"""
     measured = ServerCpu()
     before = reaped_server_cpu_s()
+    admin = embedded.conninfo(database.socket, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        (already,) = conn.execute(SESSIONS, [database.name]).fetchone() or ([],)
     yield measured
     if before is None:
         return
-    with psycopg.connect(embedded.conninfo(database.socket, "postgres"), autocommit=True) as conn:
+    with psycopg.connect(admin, autocommit=True) as conn:
         deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            sessions = conn.execute(
-                "select count(*) from pg_stat_activity where datname = %s"
-                " and backend_type in ('client backend', 'parallel worker')"
-                " and pid <> pg_backend_pid()",
-                [database.name],
-            ).fetchone()
-            if not sessions or not sessions[0]:
+        while True:
+            (open_now,) = conn.execute(SESSIONS, [database.name]).fetchone() or ([],)
+            if not set(open_now) - set(already):
                 break
+            if time.monotonic() > deadline:
+                return
             time.sleep(0.02)
     time.sleep(0.05)  # the postmaster reaps an exited session at once; give it a moment
     after = reaped_server_cpu_s()

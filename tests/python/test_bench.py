@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psycopg
 import pytest
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -116,3 +117,27 @@ def test_server_cpu_counts_a_sessions_work_once_it_ends(socket_dir: Path) -> Non
     executed_s = plan[0]["Execution Time"] / 1000
     assert measured.seconds is not None
     assert measured.seconds >= 0.6 * executed_s > 0.05
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_server_cpu_ignores_sessions_open_before_and_gives_up_on_one_left_open(
+    socket_dir: Path,
+) -> None:
+    from bench.database import BenchDatabase, server_cpu
+
+    target = BenchDatabase(name="postgres", socket=socket_dir, home=PROJECT_DIR)
+    with target.connect() as idle:  # open before the block, not the block's
+        idle.execute("select 1")
+        with server_cpu(target) as measured, target.connect() as conn:
+            conn.execute("select count(*) from generate_series(1, 100000)")
+        assert measured.seconds is not None
+        # a session of the block still open after it: its CPU is not counted yet
+        opened: list[psycopg.Connection] = []
+        try:
+            with server_cpu(target, wait_s=0.2) as unfinished:
+                opened.append(target.connect())
+                opened[0].execute("select 1")
+            assert unfinished.seconds is None
+        finally:
+            for conn in opened:
+                conn.close()
