@@ -76,12 +76,16 @@ attempts as (
     select * from {{ ref('stg_kpi_red__match_attempts') }}
 ),
 
+-- every attempt of those leads: `= any(array(...))` is planned as a few values, so the
+-- log's `(lead_source_pk, attempt_id)` index is walked for them. The `in` it replaces
+-- hashed them and read the whole log: at `large`, 5,100 leads of an hour 230 ms -> 35 ms;
+-- the 375,000 of a drain 1.59 s -> 1.71 s.
 scoped_attempts as (
     select attempts.*
     from attempts
-    where attempts.lead_source_pk in (
+    where attempts.lead_source_pk = any(array(
         select new_attempts.lead_source_pk from new_attempts
-    )
+    ))
 ),
 
 {%- else %}
