@@ -6,7 +6,9 @@ in-process, with the profile ``connection.dbt_target`` gives it. The second buil
 rebuilds what the match changed: the models and tests downstream of the tables the
 cycle writes (``MATCH_WRITES``); their tests run there only, after the last rebuild of
 what they test, so every data test runs once a cycle; so do the models there that the
-match does not read (``REBUILT_AFTER_MATCH``: the daily metrics among them). Neither
+match does not read (``REBUILT_AFTER_MATCH``: the daily metrics among them). After a
+first build that succeeded, it folds into the backlog intervals only the leads the match
+attempted (``SECOND_BUILD_VARS``): the first compared every source a moment before. Neither
 runs dbt's unit tests, which test the models' code on fixed rows (CI's work, not the
 schedule's), unless ``DBT_EXCLUDE_RESOURCE_TYPES`` says otherwise.
 """
@@ -38,6 +40,13 @@ REBUILT_AFTER_MATCH = "tag:rebuilt_after_match"
 """The models downstream of ``MATCH_WRITES`` that neither the match nor the origin repair
 reads (the daily metrics, the causes view, ORIGIN_MISSING, ...): the first build skips
 them, since the second rebuilds them (``dbt_project.yml`` tags them)."""
+
+
+SECOND_BUILD_VARS: dict[str, object] = {"backlog_changes": "match"}
+"""The second build's vars: ``int_backlog_intervals`` recomputes only the leads whose
+attempts were folded since the first build (what the match wrote), not every lead whose
+sources changed: the first build compared those a moment before, and a change since is
+the next build's (``dbt_project.yml``, ``backlog_changes``)."""
 
 
 class BuildSelections(NamedTuple):
@@ -158,7 +167,10 @@ def run_cycle(
     parsed: list[object] = []
 
     def build(
-        selection: Sequence[str], *extra: str, exclude: Sequence[str] = ()
+        selection: Sequence[str],
+        *extra: str,
+        exclude: Sequence[str] = (),
+        dbt_vars: dict[str, object] | None = None,
     ) -> dbt.DbtResult | None:
         try:
             if not parsed:
@@ -177,6 +189,7 @@ def run_cycle(
                 exclude=exclude,
                 exclude_resource_types=no_unit_tests,
                 manifest=parsed[0],
+                dbt_vars=dbt_vars,
             )
         except dbt.DbtError as exc:
             errors.append(str(exc))
@@ -221,7 +234,10 @@ def run_cycle(
         report.origins_repaired = step(  # type: ignore[assignment]
             "repair origin", lambda: admin.repair_origin(guard, tables=settings.tables)
         )
-        step("dbt build", lambda: build(selections.second))
+        # after a first build that compared every source, the second folds what the
+        # match wrote (SECOND_BUILD_VARS); after a failed one, it compares every source
+        second_vars = None if errors else SECOND_BUILD_VARS
+        step("dbt build", lambda: build(selections.second, dbt_vars=second_vars))
     if errors:
         failed = "; ".join(dict.fromkeys(errors))  # the second build often fails the same
         raise CycleBuildError(f"{failed}; the match step ran on the last good build", report=report)

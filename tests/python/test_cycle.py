@@ -188,3 +188,91 @@ def test_a_build_step_names_its_three_slowest_nodes() -> None:
             ],
         },
     ]
+
+
+def test_the_second_build_folds_what_the_match_wrote_and_the_next_build_the_rest(
+    make_database: Callable[..., Database], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a claim lands between the cycle's builds on a red lead the match does not attempt:
+    # the second build folds the attempted leads only (SECOND_BUILD_VARS), so the claimed
+    # lead stays red in the intervals, every test passing; the next plain build closes it,
+    # and the intervals equal a full refresh's
+    from matcher import dbt, demo
+    from matcher.cycle import SECOND_BUILD_VARS
+
+    database = make_database()
+    demo.load(database.conninfo, database.settings, size="demo", seed=11)
+    calls: list[dict[str, object] | None] = []
+    claimed: list[str] = []
+    real_run = dbt.run
+
+    def run_claiming_before_the_second(*args: object, **kwargs: object) -> object:
+        calls.append(kwargs.get("dbt_vars"))  # type: ignore[arg-type]
+        if len(calls) == 2:
+            # the newest red lead nobody attempted: the match takes the oldest first
+            (lead,) = database.query(
+                "select lead_source_pk from kpi_red_intermediate.int_backlog_intervals"
+                " where is_open and lead_source_pk not in"
+                " (select lead_source_pk from kpi_red.match_attempts)"
+                " order by lead_created_at desc, lead_source_pk desc limit 1"
+            )[0]
+            database.execute(
+                "insert into claims.lead_claims values ('C-between', %s, now())", (lead,)
+            )
+            claimed.append(lead)
+        return real_run(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dbt, "run", run_claiming_before_the_second)
+    result = CliRunner().invoke(
+        main, ["cycle", "--limit", "20", "--json"], env=cycle_env(database, tmp_path)
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["dbt_failures"] == []
+    assert calls == [None, SECOND_BUILD_VARS]
+    (lead,) = claimed
+
+    def intervals() -> list[tuple[object, ...]]:
+        return database.query(
+            "select lead_source_pk, interval_number, entered_at, left_at, exit_kind,"
+            " entry_kind, is_open, inputs_hash"
+            " from kpi_red_intermediate.int_backlog_intervals order by 1, 2"
+        )
+
+    def is_open(lead_source_pk: str) -> bool:
+        return bool(
+            database.scalar(
+                "select bool_or(is_open) from kpi_red_intermediate.int_backlog_intervals"
+                " where lead_source_pk = %s",
+                (lead_source_pk,),
+            )
+        )
+
+    # what the match wrote is folded: no lead it linked is red in the intervals
+    linked = [
+        lead_source_pk
+        for (lead_source_pk,) in database.query(
+            "select lead_source_pk from kpi_red.match_attempts where outcome = 'matched'"
+        )
+    ]
+    assert linked and not any(is_open(lead_source_pk) for lead_source_pk in linked)
+    # the claim made meanwhile is the next build's
+    assert is_open(lead)
+    assert not database.scalar(
+        "select count(*) from ops.v_cabinet_kpi_red_backlog where lead_source_pk = %s", (lead,)
+    )
+    monkeypatch.setattr(dbt, "run", real_run)
+    assert database.dbt("build", "--exclude-resource-type", "unit_test").succeeded
+    assert not is_open(lead)
+    incremental = intervals()
+    assert database.dbt("run", "--full-refresh", "--select", "int_backlog_intervals").succeeded
+    assert intervals() == incremental
+
+
+def test_an_unknown_backlog_changes_value_fails_the_build_by_name(demo_copy: Database) -> None:
+    from matcher import dbt
+
+    with pytest.raises(dbt.DbtError) as failed:
+        demo_copy.dbt(
+            "build", "--select", "int_backlog_intervals", dbt_vars={"backlog_changes": "some"}
+        )
+    assert "backlog_changes must be 'all' or 'match', not 'some'" in str(failed.value)

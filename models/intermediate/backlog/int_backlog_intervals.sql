@@ -19,6 +19,13 @@
 
 -- depends_on: {{ ref('int_lead_attempts__stored') }}
 
+{%- set backlog_changes = var('backlog_changes') | string %}
+{%- if backlog_changes not in ('all', 'match') %}
+    {{ exceptions.raise_compiler_error(
+        "var backlog_changes must be 'all' or 'match', not '" ~ backlog_changes ~ "'"
+    ) }}
+{%- endif %}
+
 {#- Incremental (delete+insert on `lead_source_pk`), exact by construction: a lead's
     intervals are a function of its inputs (`backlog_lead_inputs`: creation, current
     link, first claim, matched attempts, review links, logged link removals), and each
@@ -28,6 +35,10 @@
     lead: each source compared whole with what is stored (no timestamp trusted, so a
     late row of any age, a backdated or removed link or claim is seen), and the leads
     whose attempts `int_lead_attempts__stored` re-folded since this table's last write.
+    With the var `backlog_changes: match` (the second build of `kpi-red cycle`, right
+    after its first build compared every source) a run takes only those re-folded leads:
+    what the match wrote. An upstream change made since the first build is the next
+    build's, as one made after the cycle is.
     A run recomputes those whose hash changed, and the leads with no stored row that
     have an interval now; a lead that was never red (linked or claimed at its creation)
     and stays so is compared again each run, and not stored. A recomputed lead with no
@@ -110,8 +121,10 @@ logged as (
 ),
 
 -- the leads whose inputs can differ from the stored ones, each source compared whole
--- with what the rows store (a lead deleted upstream among them)
+-- with what the rows store (a lead deleted upstream among them); with `backlog_changes:
+-- match`, only the leads whose attempts were re-folded since (the last arm)
 candidates as (
+    {%- if backlog_changes == 'all' %}
     select coalesce(all_leads.lead_id, stored.lead_source_pk) as lead_id
     from all_leads
     full outer join stored
@@ -157,7 +170,8 @@ candidates as (
         (logged.last_review_id, logged.last_removal_id)
         is distinct from (stored.last_review_id, stored.last_removal_id)
     union
-    select folds.lead_source_pk
+    {%- endif %}
+    select folds.lead_source_pk as lead_id
     from {{ ref('int_lead_attempts__stored') }} as folds
     where folds.loaded_at > (select watermark.loaded_since from watermark)
 ),
