@@ -95,18 +95,17 @@ def run(options: Options) -> Outcome:
             main_db.dbt("parse")
         with database.server_cpu(main_db) as server:
             full = main_db.dbt("build")
-        steps.append(
-            Step(
-                "dbt build full",
-                full.child.seconds,
-                rows=leads,
-                peak_rss_mb=full.child.peak_rss_mb,
-                cpu_s=full.child.cpu_s,
-                server_cpu_s=server.seconds,
-            )
+        step = Step(
+            "dbt build full",
+            full.child.seconds,
+            rows=leads,
+            peak_rss_mb=full.child.peak_rss_mb,
+            cpu_s=full.child.cpu_s,
+            server_cpu_s=server.seconds,
         )
+        steps.append(step)
         record["dbt_full_s"] = round(full.child.seconds, 2)
-        record.update(cpu_record("dbt_full_", full.child.cpu_s, server.seconds))
+        record.update(cpu_record("dbt_full_", step))
         record["dbt_full_node_s"] = round(full.node_seconds, 2)
         record["dbt_full_slowest_nodes"] = full.slowest()
         before = workload.counts(main_db, settings)
@@ -240,15 +239,14 @@ def references(
     record["bound_leads"] = bound_result.leads
     record["bound_matched"] = bound_result.matched
     record["bound_leads_per_s"] = round(bound_result.leads_per_s, 1)
-    record.update(cpu_record("bound_", None, server.seconds))
-    outcome.steps.append(
-        Step(
-            "bound: one SQL statement",
-            bound_result.seconds,
-            rows=bound_result.leads,
-            server_cpu_s=server.seconds,
-        )
+    step = Step(
+        "bound: one SQL statement",
+        bound_result.seconds,
+        rows=bound_result.leads,
+        server_cpu_s=server.seconds,
     )
+    outcome.steps.append(step)
+    record.update(cpu_record("bound_", step))
 
 
 def trace_matcher(
@@ -336,7 +334,6 @@ def drain(target: database.BenchDatabase, batch_size: int, outcome: Outcome, *, 
     with database.server_cpu(target) as server:
         child, summary = match_child.run(target, batch_size=batch_size, near=near)
     claimed = int(summary.get("claimed") or 0)
-    record.update(cpu_record(f"{prefix}matcher_", child.cpu_s, server.seconds))
     record.update(
         {
             f"{prefix}matcher_leads": claimed,
@@ -353,17 +350,17 @@ def drain(target: database.BenchDatabase, batch_size: int, outcome: Outcome, *, 
             matcher_matched_by_rule=summary.get("matched_by_rule"),
             matcher_reported_leads_per_s=summary.get("leads_per_s"),
         )
-    outcome.steps.append(
-        Step(
-            f"{label} (batch {batch_size})",
-            child.seconds,
-            rows=claimed,
-            peak_rss_mb=child.peak_rss_mb,
-            note=f"matched {summary.get('matched')}",
-            cpu_s=child.cpu_s,
-            server_cpu_s=server.seconds,
-        )
+    step = Step(
+        f"{label} (batch {batch_size})",
+        child.seconds,
+        rows=claimed,
+        peak_rss_mb=child.peak_rss_mb,
+        note=f"matched {summary.get('matched')}",
+        cpu_s=child.cpu_s,
+        server_cpu_s=server.seconds,
     )
+    outcome.steps.append(step)
+    record.update(cpu_record(f"{prefix}matcher_", step))
 
 
 def incremental(
@@ -418,21 +415,20 @@ def incremental(
     with database.server_cpu(main_db) as server:
         later = main_db.dbt("build")
     record["dbt_incremental_s"] = round(later.child.seconds, 2)
-    record.update(cpu_record("dbt_incremental_", later.child.cpu_s, server.seconds))
     record["dbt_incremental_node_s"] = round(later.node_seconds, 2)
     record["dbt_incremental_slowest_nodes"] = later.slowest()
     record["dbt_incremental_ratio"] = round(later.child.seconds / record["dbt_full_s"], 3)
-    outcome.steps.append(
-        Step(
-            "dbt build incremental (1%)",
-            later.child.seconds,
-            rows=added,
-            peak_rss_mb=later.child.peak_rss_mb,
-            note=f"{record['dbt_incremental_ratio']:.0%} of full",
-            cpu_s=later.child.cpu_s,
-            server_cpu_s=server.seconds,
-        )
+    step = Step(
+        "dbt build incremental (1%)",
+        later.child.seconds,
+        rows=added,
+        peak_rss_mb=later.child.peak_rss_mb,
+        note=f"{record['dbt_incremental_ratio']:.0%} of full",
+        cpu_s=later.child.cpu_s,
+        server_cpu_s=server.seconds,
     )
+    outcome.steps.append(step)
+    record.update(cpu_record("dbt_incremental_", step))
 
 
 REGISTRY_EDIT_SHARE = 0.0005
@@ -528,22 +524,21 @@ def timed_cycle(
     child = child.check()
     summary = match_child.parse_summary(child.stdout)
     outcome.record[f"{key}_s"] = round(child.seconds, 2)
-    outcome.record.update(cpu_record(f"{key}_", child.cpu_s, server.seconds))
     outcome.record[f"{key}_steps"] = summary.get("steps")
     steps = ", ".join(
-        f"{step['step']} {step['seconds']:.1f}" for step in summary.get("steps") or []
+        f"{part['step']} {part['seconds']:.1f}" for part in summary.get("steps") or []
     )
-    outcome.steps.append(
-        Step(
-            f"kpi-red cycle ({label})",
-            child.seconds,
-            rows=rows if rows is not None else cycle_claimed(summary),
-            peak_rss_mb=child.peak_rss_mb,
-            note=steps,
-            cpu_s=child.cpu_s,
-            server_cpu_s=server.seconds,
-        )
+    step = Step(
+        f"kpi-red cycle ({label})",
+        child.seconds,
+        rows=rows if rows is not None else cycle_claimed(summary),
+        peak_rss_mb=child.peak_rss_mb,
+        note=steps,
+        cpu_s=child.cpu_s,
+        server_cpu_s=server.seconds,
     )
+    outcome.steps.append(step)
+    outcome.record.update(cpu_record(f"{key}_", step))
     return summary
 
 
@@ -569,10 +564,11 @@ def panel(main_db: database.BenchDatabase, settings: Settings, outcome: Outcome)
     outcome.record["panel_backlog_count_explain"] = parts["explain"]
 
 
-def cpu_record(prefix: str, own_s: float | None, server_s: float | None) -> dict[str, Any]:
-    """``<prefix>cpu_s`` (the step's own process: the matcher, dbt, ``kpi-red cycle``),
-    ``<prefix>server_cpu_s`` and their sum ``<prefix>total_cpu_s`` (None when the server's
-    cannot be measured)."""
+def cpu_record(prefix: str, step: Step) -> dict[str, Any]:
+    """A step's CPU for the record: ``<prefix>cpu_s`` (its own process: the matcher, dbt,
+    ``kpi-red cycle``), ``<prefix>server_cpu_s`` and their sum ``<prefix>total_cpu_s``
+    (None when the server's cannot be measured)."""
+    own_s, server_s = step.cpu_s, step.server_cpu_s
     total = None if server_s is None else (own_s or 0.0) + server_s
     return {
         f"{prefix}cpu_s": None if own_s is None else round(own_s, 2),
@@ -606,7 +602,7 @@ def cpu_ratios(record: dict[str, Any]) -> None:
 
 def ratios(record: dict[str, Any]) -> None:
     """``ratio_*``: the default matcher (with the one-edit pass); ``exact_ratio_*``: the
-    matcher with ``--no-near``, doing the bound's own work. Then ``cpu_ratios``."""
+    matcher with ``--no-near``, doing the bound's own work; and ``cpu_ratios``."""
     cpu_ratios(record)
     for prefix, speed_key in (("", "leads_per_s"), ("exact_", "exact_leads_per_s")):
         speed = record.get(speed_key)
