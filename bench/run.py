@@ -442,14 +442,17 @@ def hourly_cycle(
     batch_size: int,
     outcome: Outcome,
 ) -> None:
-    """The hour users schedule: another share of new leads, then ``kpi-red cycle`` (dbt
-    build -> match -> repair origin -> dbt build of what the match changed, as cron runs
-    it) as a child process: ``hourly_cycle_s``, and each of its steps. Then the same
-    after one new registry person (``hourly_cycle_registry_change_s``), and after 0.05% of
-    the persons got a new phone (``hourly_cycle_registry_edits_s``): what an hour costs
-    when another system wrote to the registry, as it does every hour."""
+    """The hour users schedule: another share of new leads, then ``kpi-red cycle
+    --skip-history-tests`` (dbt build -> match -> repair origin -> dbt build of what the
+    match changed, as the hourly cron line runs it) as a child process:
+    ``hourly_cycle_s``, and each of its steps. Then the same after one new registry
+    person (``hourly_cycle_registry_change_s``), and after 0.05% of the persons got a new
+    phone (``hourly_cycle_registry_edits_s``): what an hour costs when another system
+    wrote to the registry, as it does every hour. Last, another share of new leads and
+    the day's cycle, every data test in (``daily_cycle_s``)."""
     record = outcome.record
-    argv = [str(database.BIN_DIR / "kpi-red"), "cycle", "--batch-size", str(batch_size), "--json"]
+    daily = [str(database.BIN_DIR / "kpi-red"), "cycle", "--batch-size", str(batch_size), "--json"]
+    argv = [*daily, "--skip-history-tests"]
     # the previous hour's cycle, not timed: cron's cycle finds the manifest dbt saved an
     # hour before for the same project and profile (partial parsing: "nothing changed"),
     # where the first cycle on a database parses the whole project (~2.5 s here)
@@ -500,6 +503,21 @@ def hourly_cycle(
     )
     record["hourly_cycle_registry_edits_persons"] = edited
     record["hourly_cycle_registry_edits_attempted"] = cycle_claimed(summary)
+
+    # the day's cycle (the daily cron line): the same hour with every data test, those
+    # that read the whole history included
+    log(f"adding {options.new_share:.0%} new leads again, then the day's kpi-red cycle")
+    added = workload.add_new_leads(
+        main_db, settings, share=options.new_share, seed=options.seed + 2
+    )
+    timed_cycle(
+        main_db,
+        daily,
+        outcome,
+        key="daily_cycle",
+        label=f"daily, {options.new_share:.0%} new, every data test",
+        rows=added,
+    )
 
 
 def cycle_claimed(summary: dict[str, Any]) -> int | None:

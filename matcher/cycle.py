@@ -8,7 +8,9 @@ cycle writes (``MATCH_WRITES``); their tests run there only, after the last rebu
 what they test, so every data test runs once a cycle; so do the models there that the
 match does not read (``REBUILT_AFTER_MATCH``: the daily metrics among them). After a
 first build that succeeded, it folds into the backlog intervals only the leads the match
-attempted (``SECOND_BUILD_VARS``): the first compared every source a moment before. Neither
+attempted (``SECOND_BUILD_VARS``): the first compared every source a moment before. With
+``skip_history_tests`` neither build runs the data tests that read the whole history
+(``HISTORY_TESTS``): the hourly schedule's, with one cycle a day that runs them. Neither
 runs dbt's unit tests, which test the models' code on fixed rows (CI's work, not the
 schedule's), unless ``DBT_EXCLUDE_RESOURCE_TYPES`` says otherwise.
 """
@@ -49,6 +51,16 @@ sources changed: the first build compared those a moment before, and a change si
 the next build's (``dbt_project.yml``, ``backlog_changes``)."""
 
 
+HISTORY_TESTS = "tag:whole_history"
+"""The data tests that read a whole source, stored table or live view (every lead, link,
+attempt or interval ever): their cost grows with the history, not with the hour's
+changes (``whole_history`` in the YAML that declares each). ``kpi-red cycle
+--skip-history-tests`` leaves them out of both builds; the schedule runs them once a day
+(docs/operations.md). The tests it keeps read the catalog (a key or a NOT NULL that
+PostgreSQL enforces as rows are written), fixed values, or tables of one row per day or
+setting."""
+
+
 class BuildSelections(NamedTuple):
     first: list[str]
     """The first build's ``--select``: the given selection (every node when empty)."""
@@ -58,14 +70,19 @@ class BuildSelections(NamedTuple):
     second: list[str]
     """The second build's ``--select``: the part of the selection downstream of
     ``MATCH_WRITES``, tests included."""
+    second_exclude: list[str]
+    """Its ``--exclude``: ``HISTORY_TESTS`` when skipped, else nothing."""
 
 
-def build_selections(select: Sequence[str], *, full_refresh: bool = False) -> BuildSelections:
+def build_selections(
+    select: Sequence[str], *, full_refresh: bool = False, history_tests: bool = True
+) -> BuildSelections:
     """The two builds' node selections (dbt's ``a,b`` is an intersection, a space a
     union). A test downstream of ``MATCH_WRITES`` would judge in the first build a model
     the second build replaces; it runs in the second only (the first build's verdicts
     never stop the match: see ``run_cycle``). So do the models ``REBUILT_AFTER_MATCH``,
-    except in a full refresh, which only the first build does."""
+    except in a full refresh, which only the first build does. Without ``history_tests``
+    both builds leave out ``HISTORY_TESTS``."""
     first = list(select)
     second = [f"{given},{written}" for given in first for written in MATCH_WRITES] or list(
         MATCH_WRITES
@@ -73,7 +90,8 @@ def build_selections(select: Sequence[str], *, full_refresh: bool = False) -> Bu
     first_exclude = [f"{written},resource_type:test" for written in MATCH_WRITES]
     if not full_refresh:
         first_exclude.append(REBUILT_AFTER_MATCH)
-    return BuildSelections(first, first_exclude, second)
+    second_exclude = [] if history_tests else [HISTORY_TESTS]
+    return BuildSelections(first, [*first_exclude, *second_exclude], second, second_exclude)
 
 
 class CycleBusyError(Exception):
@@ -129,6 +147,7 @@ def run_cycle(
     options: MatchOptions,
     full_refresh: bool = False,
     select: Sequence[str] = (),
+    skip_history_tests: bool = False,
     on_step: Callable[[str], None] | None = None,
 ) -> CycleReport:
     """``init`` → ``dbt build`` → match → repair origin → ``dbt build`` under a session
@@ -136,7 +155,8 @@ def run_cycle(
 
     ``select`` (dbt node selection) narrows both builds; in a host project it defaults to
     this package alone. The second build takes the part of it that the match changed
-    (``build_selections``). A failed build does not stop the cycle when the relations the
+    (``build_selections``); ``skip_history_tests`` leaves ``HISTORY_TESTS`` out of both.
+    A failed build does not stop the cycle when the relations the
     matcher reads are there (built by the last good build; the views are replaced in
     place, so they survive a failure elsewhere): it matches on them, runs the second
     build, then raises CycleBuildError naming the failed nodes.
@@ -148,6 +168,7 @@ def run_cycle(
     selections = build_selections(
         list(select) or ([f"package:{PACKAGE_NAME}"] if settings.is_package else []),
         full_refresh=full_refresh,
+        history_tests=not skip_history_tests,
     )
     # the schedule runs no unit tests (a user's DBT_EXCLUDE_RESOURCE_TYPES wins)
     no_unit_tests = () if "DBT_EXCLUDE_RESOURCE_TYPES" in os.environ else ("unit_test",)
@@ -237,7 +258,12 @@ def run_cycle(
         # after a first build that compared every source, the second folds what the
         # match wrote (SECOND_BUILD_VARS); after a failed one, it compares every source
         second_vars = None if errors else SECOND_BUILD_VARS
-        step("dbt build", lambda: build(selections.second, dbt_vars=second_vars))
+        step(
+            "dbt build",
+            lambda: build(
+                selections.second, exclude=selections.second_exclude, dbt_vars=second_vars
+            ),
+        )
     if errors:
         failed = "; ".join(dict.fromkeys(errors))  # the second build often fails the same
         raise CycleBuildError(f"{failed}; the match step ran on the last good build", report=report)

@@ -201,6 +201,12 @@ def repair_origin(ctx: Context, dry_run: bool, as_json: bool) -> None:
     help="dbt node selection for both builds (repeatable) [default: in a host project,"
     " package:kpi_red_recovery; else everything].",
 )
+@click.option(
+    "--skip-history-tests",
+    is_flag=True,
+    help="Leave out the data tests that read the whole history (tag:whole_history): for"
+    " the hourly cycles, with one cycle a day without this flag.",
+)
 @json_option
 @click.pass_obj
 @handle_errors
@@ -210,6 +216,7 @@ def cycle(
     batch_size: int,
     full_refresh: bool,
     select: tuple[str, ...],
+    skip_history_tests: bool,
     as_json: bool,
 ) -> None:
     """One scheduled step: init, dbt build, match, repair origin, dbt build.
@@ -224,7 +231,9 @@ def cycle(
     exits 1 at the end.
 
     \b
-    cron:  17 * * * *  cd /srv/kpi-red && .venv/bin/kpi-red cycle --json >> cycle.log
+    cron, from the project's directory (hourly; every data test once a day):
+      17 * * * *  .venv/bin/kpi-red cycle --skip-history-tests --json >> cycle.log
+      47 4 * * *  .venv/bin/kpi-red cycle --json >> cycle.log
     Example: kpi-red cycle --limit 20000
     """
     import os
@@ -254,6 +263,7 @@ def cycle(
                 options=MatchOptions(limit=limit or None, batch_size=batch_size),
                 full_refresh=full_refresh,
                 select=select,
+                skip_history_tests=skip_history_tests,
                 on_step=on_step,
             )
         except cycles.CycleBusyError as exc:

@@ -139,17 +139,22 @@ def test_a_second_cycle_exits_at_once_with_75(demo_copy: Database, tmp_path: Pat
 
 
 def test_the_second_build_selects_what_the_match_wrote_and_its_tests_run_there_only() -> None:
-    from matcher.cycle import MATCH_WRITES, REBUILT_AFTER_MATCH, build_selections
+    from matcher.cycle import HISTORY_TESTS, MATCH_WRITES, REBUILT_AFTER_MATCH, build_selections
 
     tests_of_what_the_match_writes = [f"{written},resource_type:test" for written in MATCH_WRITES]
     first_exclude = [*tests_of_what_the_match_writes, REBUILT_AFTER_MATCH]
-    assert build_selections([]) == ([], first_exclude, list(MATCH_WRITES))
-    first, exclude, second = build_selections(["package:kpi_red_recovery"])
+    assert build_selections([]) == ([], first_exclude, list(MATCH_WRITES), [])
+    first, exclude, second, second_exclude = build_selections(["package:kpi_red_recovery"])
     assert first == ["package:kpi_red_recovery"]
     assert exclude == first_exclude
     assert second == [f"package:kpi_red_recovery,{written}" for written in MATCH_WRITES]
+    assert second_exclude == []
     # a full refresh is the first build's alone: it rebuilds every model
     assert build_selections([], full_refresh=True).first_exclude == tests_of_what_the_match_writes
+    # the hourly cycle leaves the tests of the whole history out of both builds
+    hourly = build_selections([], history_tests=False)
+    assert hourly.first_exclude == [*first_exclude, HISTORY_TESTS]
+    assert hourly.second_exclude == [HISTORY_TESTS]
 
 
 def test_a_build_step_names_its_three_slowest_nodes() -> None:
@@ -276,3 +281,64 @@ def test_an_unknown_backlog_changes_value_fails_the_build_by_name(demo_copy: Dat
             "build", "--select", "int_backlog_intervals", dbt_vars={"backlog_changes": "some"}
         )
     assert "backlog_changes must be 'all' or 'match', not 'some'" in str(failed.value)
+
+
+def test_the_hourly_cycle_leaves_the_whole_history_tests_to_the_days_cycle(
+    make_database: Callable[..., Database], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `--skip-history-tests` runs every data test but those tagged whole_history, in
+    # both builds; a fault only such a test sees passes the hour and fails the day's cycle
+    from matcher import dbt, demo
+    from matcher.cycle import HISTORY_TESTS
+
+    database = make_database()
+    demo.load(database.conninfo, database.settings, size="demo", seed=5)
+    builds: list[set[str]] = []
+    real_run = dbt.run
+
+    def run_and_keep_results(*args: object, **kwargs: object) -> object:
+        try:
+            return real_run(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            results = json.loads((tmp_path / "target" / "run_results.json").read_text())
+            builds.append({str(result["unique_id"]) for result in results["results"]})
+
+    monkeypatch.setattr(dbt, "run", run_and_keep_results)
+    env = cycle_env(database, tmp_path)
+    hourly = CliRunner().invoke(main, ["cycle", "--skip-history-tests", "--json"], env=env)
+    assert hourly.exit_code == 0, hourly.output
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    data_tests = {
+        unique_id: node
+        for unique_id, node in manifest["nodes"].items()
+        if node["resource_type"] == "test" and node["package_name"] == "kpi_red_recovery"
+    }
+    tag = HISTORY_TESTS.removeprefix("tag:")
+    history = {unique_id for unique_id, node in data_tests.items() if tag in node["tags"]}
+    names = {unique_id.split(".")[2] for unique_id in history}
+    assert {
+        "assert_backlog_view_rows",
+        "assert_queue_one_row_per_red_lead",
+        "unique_int_lead_attempts_lead_source_pk",
+        "unique_int_lead_identifiers_lead_id",
+        "unique_combination_v_identity_origin_missing_person_key",
+        "unique_combination_person_keys_changed_person_key__key_type",
+    } <= names
+    ran = [unique_id for build in builds for unique_id in build if unique_id.startswith("test.")]
+    assert sorted(ran) == sorted(set(data_tests) - history)  # each other test, once
+
+    # a failed attempt with a reason nobody knows: only the log's accepted_values sees it
+    (lead,) = database.query("select lead_id from cabinet.leads order by lead_id limit 1")[0]
+    database.execute(
+        "insert into kpi_red.match_attempts (run_id, lead_source_pk, outcome, fail_reason,"
+        " identifiers_hash, started_at, attempted_at)"
+        " values (gen_random_uuid(), %s, 'failed', 'cosmic_ray', 'x', now(), now())",
+        (lead,),
+    )
+    builds.clear()
+    hourly = CliRunner().invoke(main, ["cycle", "--skip-history-tests", "--json"], env=env)
+    assert hourly.exit_code == 0, hourly.output
+    daily = CliRunner().invoke(main, ["cycle", "--json"], env=env)
+    assert daily.exit_code == 1
+    (failure,) = json.loads(daily.stdout)["dbt_failures"]  # the error line is stderr's
+    assert failure.startswith("source_accepted_values_kpi_red_match_attempts_fail_reason")
