@@ -113,7 +113,8 @@ def cpu(record: dict[str, Any]) -> str:
         )
     for prefix, label in (
         ("dbt_full_", "dbt build full"),
-        ("dbt_incremental_", "dbt build incremental"),
+        ("dbt_incremental_", "dbt build incremental (hourly tests)"),
+        ("dbt_history_tests_", "the whole-history tests (daily)"),
         ("hourly_cycle_", "hourly kpi-red cycle"),
         ("daily_cycle_", "the day's kpi-red cycle (every data test)"),
     ):
