@@ -56,9 +56,9 @@ HISTORY_TESTS = "tag:whole_history"
 attempt or interval ever): their cost grows with the history, not with the hour's
 changes (``whole_history`` in the YAML that declares each). ``kpi-red cycle
 --skip-history-tests`` leaves them out of both builds; the schedule runs them once a day
-(docs/operations.md). The tests it keeps read the catalog (a key or a NOT NULL that
-PostgreSQL enforces as rows are written), fixed values, or tables of one row per day or
-setting."""
+(docs/operations.md). The tests it keeps cost the same at any size: they read the
+catalog (a key or a NOT NULL that PostgreSQL enforces as rows are written), fixed values,
+or tables of one row per day or setting."""
 
 
 class BuildSelections(NamedTuple):
