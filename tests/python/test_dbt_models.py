@@ -466,6 +466,65 @@ def test_queue_test_fails_on_each_way_the_queue_can_leave_the_intervals(
         demo_built.execute("drop table public.queue_before")
 
 
+def test_the_hours_backlog_view_check_fails_on_the_leads_the_last_build_wrote(
+    demo_built: Database,
+) -> None:
+    # an interval the last build wrote, closed or reopened by hand: the hour's check
+    # fails, as the whole one does; the same fault on a lead an earlier build wrote is the
+    # whole check's (once a day) alone
+    hourly, whole = "assert_backlog_view_rows_last_written", "assert_backlog_view_rows"
+    red, out = demo_built.query(
+        "select min(lead_source_pk) filter (where is_open),"
+        " min(lead_source_pk) filter (where not is_open and interval_number = 1"
+        " and lead_source_pk not in (select lead_source_pk"
+        " from kpi_red_intermediate.int_backlog_intervals where is_open))"
+        " from kpi_red_intermediate.int_backlog_intervals"
+    )[0]
+    assert red and out
+
+    def failing(*tests: str) -> set[str]:
+        try:
+            demo_built.dbt("test", "--select", *tests)
+        except dbt.DbtError as error:
+            return {test for test in tests if any(f"{test} (" in line for line in error.failures)}
+        return set()
+
+    demo_built.execute(
+        "create table public.intervals_before as"
+        " select * from kpi_red_intermediate.int_backlog_intervals"
+    )
+    close = (
+        "update kpi_red_intermediate.int_backlog_intervals"
+        " set left_at = entered_at, is_open = false, exit_kind = 'other'"
+        " where lead_source_pk = %s and is_open"
+    )
+    reopen = (
+        "update kpi_red_intermediate.int_backlog_intervals"
+        " set left_at = null, is_open = true, exit_kind = null"
+        " where lead_source_pk = %s and interval_number = (select max(interval_number)"
+        " from kpi_red_intermediate.int_backlog_intervals where lead_source_pk = %s)"
+    )
+    try:
+        for corruption, arguments in ((close, (red,)), (reopen, (out, out))):
+            demo_built.execute(corruption, arguments)
+            assert failing(hourly, whole) == {hourly, whole}
+            # the same fault on a lead an earlier build wrote
+            demo_built.execute(
+                "update kpi_red_intermediate.int_backlog_intervals"
+                " set loaded_at = loaded_at - interval '1 hour' where lead_source_pk = %s",
+                (arguments[0],),
+            )
+            assert failing(hourly, whole) == {whole}
+            demo_built.execute("delete from kpi_red_intermediate.int_backlog_intervals")
+            demo_built.execute(
+                "insert into kpi_red_intermediate.int_backlog_intervals"
+                " select * from public.intervals_before"
+            )
+        assert not failing(hourly, whole)
+    finally:
+        demo_built.execute("drop table public.intervals_before")
+
+
 def open_interval_indexes(database: Database) -> list[PartialIndex]:
     """The partial indexes that allow one open interval per lead."""
     return database.partial_indexes(

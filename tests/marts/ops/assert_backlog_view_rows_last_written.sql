@@ -1,0 +1,137 @@
+-- The hour's share of `assert_backlog_view_rows` (which reads the whole view, once a
+-- day: tag `whole_history`): the leads whose intervals the last build wrote (the newest
+-- `loaded_at`: an hour's new, matched or changed leads), each read through the live
+-- backlog view. Each is in the view once at most, with a known reason bucket; and each
+-- whose inputs are still the ones its intervals were built from (`inputs_hash`) is in the
+-- view exactly when it is open. A lead changed since (a link written after the build)
+-- is the next build's.
+{%- set known_reasons = ["'pending_match'"] %}
+{%- for reason in fail_reasons() %}{% do known_reasons.append(sql_literal(reason)) %}{% endfor %}
+{%- set known_bucket = "backlog.reason_bucket in (" ~ known_reasons | join(", ") ~ ")" %}
+
+with
+
+-- read three times: `not materialized` keeps each read on the table's indexes
+intervals as not materialized (
+    select * from {{ ref('int_backlog_intervals') }}
+),
+
+written as (
+    select
+        lead_source_pk,
+        bool_or(is_open) as is_open
+    from intervals
+    where loaded_at = (select max(newest.loaded_at) from intervals as newest)
+    group by lead_source_pk
+),
+
+-- after a drain or a full build (most leads written) every lead at once, one pass of the
+-- view; an hour's few one lead at a time. Decided once per query (an InitPlan), with
+-- `backlog_due`'s threshold: PostgreSQL runs only the branch whose filter holds
+is_bulk as (
+    select
+        (select count(*) from written) * 100
+        > {{ sql_integer('backlog_due_bulk_percent', var('backlog_due_bulk_percent')) }}
+        * greatest(tables.reltuples, 0) as is_bulk
+    from pg_class as tables
+    where tables.oid = '{{ ref('int_backlog_intervals').include(database=false) }}'::regclass
+),
+
+-- one lead at a time: `offset 0` keeps the view a subquery, so PostgreSQL probes its
+-- indexes per lead (as `backlog_due` does) instead of evaluating every lead
+in_view_per_lead as (
+    select
+        written.lead_source_pk,
+        written.is_open,
+        count(backlog.lead_source_pk) as view_rows,
+        bool_and({{ known_bucket }}) as is_bucket_known
+    from written
+    left join lateral (
+        select
+            backlog.lead_source_pk,
+            backlog.reason_bucket
+        from {{ ref('v_cabinet_kpi_red_backlog') }} as backlog
+        where backlog.lead_source_pk = written.lead_source_pk
+        order by backlog.lead_source_pk
+        offset 0
+    ) as backlog on true
+    where not (select is_bulk.is_bulk from is_bulk)
+    group by written.lead_source_pk, written.is_open
+),
+
+in_view_in_bulk as (
+    select
+        written.lead_source_pk,
+        written.is_open,
+        count(backlog.lead_source_pk) as view_rows,
+        bool_and({{ known_bucket }}) as is_bucket_known
+    from written
+    left join {{ ref('v_cabinet_kpi_red_backlog') }} as backlog
+        on backlog.lead_source_pk = written.lead_source_pk
+    where (select is_bulk.is_bulk from is_bulk)
+    group by written.lead_source_pk, written.is_open
+),
+
+in_view as (
+    select * from in_view_per_lead
+    union all
+    select * from in_view_in_bulk
+),
+
+view_problems as (
+    select
+        lead_source_pk as key_value,
+        case
+            when view_rows > 1 then 'backlog: lead_source_pk is not unique'
+            when view_rows = 1 and not coalesce(is_bucket_known, false)
+                then 'backlog: unknown or null reason_bucket'
+        end as problem
+    from in_view
+),
+
+-- red in one of the view and the intervals only: usually none, or the few changed since
+disagreeing as (
+    select lead_source_pk
+    from in_view
+    where (view_rows = 1) <> is_open
+),
+
+-- `= any(array(...))`: planned as a few leads, so each is an index probe
+compared_leads as (
+    select
+        lead_id,
+        created_at
+    from {{ ref('stg_cabinet__leads') }}
+    where lead_id = any(array(select disagreeing.lead_source_pk from disagreeing))
+),
+
+live_inputs as (
+    {{ backlog_lead_inputs('compared_leads') }}
+),
+
+membership_problems as (
+    select
+        intervals.lead_source_pk as key_value,
+        'an unchanged lead is red in one of the view and the intervals only' as problem
+    from intervals
+    inner join live_inputs
+        on
+            live_inputs.lead_id = intervals.lead_source_pk
+            and live_inputs.inputs_hash = intervals.inputs_hash
+    where intervals.interval_number = 1
+),
+
+final as (
+    select
+        problem,
+        key_value
+    from view_problems
+    where problem is not null
+    union all
+    select
+        problem,
+        key_value
+    from membership_problems
+)
+
+select * from final
