@@ -12,14 +12,18 @@ Order (all on the same generated data):
 5. ``kpi-red match --limit 0 --no-near`` draining a copy, then ``kpi-red match --limit 0``
    draining another copy (the rest of the run continues on it), as child processes;
 6. ``dbt build`` after the drain; 1% new leads (one statement); the matcher on them;
-   ``dbt build`` again: the incremental build, compared with the full one;
-7. the panel's read, median of 5, without and with ``--live``.
+   ``dbt build --exclude tag:whole_history`` again: the incremental build as an hourly
+   schedule runs it, compared with the full one; then those tests alone;
+7. the hourly ``kpi-red cycle --skip-history-tests`` (new leads, a registry person,
+   registry phones), then the day's cycle with every data test;
+8. the panel's read, median of 5, without and with ``--live``.
 """
 
 from __future__ import annotations
 
 import platform
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,7 +79,6 @@ def run(options: Options) -> Outcome:
     workdir = options.workdir or Path(tempfile.mkdtemp(prefix="kpi-red-bench-"))
     name = database.bench_name(options.size)
     outcome = Outcome()
-    steps = outcome.steps
     record = outcome.record
     record.update(
         size=options.size,
@@ -94,21 +97,7 @@ def run(options: Options) -> Outcome:
         log("dbt parse (not timed) and dbt build (full)")
         if options.incremental:  # the same warm start for the full and the later builds
             main_db.dbt("parse")
-        with database.server_cpu(main_db) as server:
-            full = main_db.dbt("build")
-        step = Step(
-            "dbt build full",
-            full.child.seconds,
-            rows=leads,
-            peak_rss_mb=full.child.peak_rss_mb,
-            cpu_s=full.child.cpu_s,
-            server_cpu_s=server.seconds,
-        )
-        steps.append(step)
-        record["dbt_full_s"] = round(full.child.seconds, 2)
-        record.update(cpu_record("dbt_full_", step))
-        record["dbt_full_node_s"] = round(full.node_seconds, 2)
-        record["dbt_full_slowest_nodes"] = full.slowest()
+        timed_dbt(main_db, outcome, "dbt_full", "dbt build full", ["build"], rows=leads)
         before = workload.counts(main_db, settings)
         record["backlog"] = before["backlog"]
         record["eligible"] = before["eligible"]
@@ -416,39 +405,57 @@ def incremental(
     # scheduled hourly leaves out those of the whole history, as `kpi-red cycle
     # --skip-history-tests` does); then those tests alone, what the day's build adds
     log("dbt build (incremental, after 1% new leads and a matcher run, hourly tests)")
-    with database.server_cpu(main_db) as server:
-        later = main_db.dbt("build", "--exclude", HISTORY_TESTS)
-    record["dbt_incremental_s"] = round(later.child.seconds, 2)
-    record["dbt_incremental_node_s"] = round(later.node_seconds, 2)
-    record["dbt_incremental_slowest_nodes"] = later.slowest()
-    record["dbt_incremental_ratio"] = round(later.child.seconds / record["dbt_full_s"], 3)
-    step = Step(
+    timed_dbt(
+        main_db,
+        outcome,
+        "dbt_incremental",
         "dbt build incremental (1%)",
-        later.child.seconds,
+        ["build", "--exclude", HISTORY_TESTS],
         rows=added,
-        peak_rss_mb=later.child.peak_rss_mb,
-        note=f"{record['dbt_incremental_ratio']:.0%} of full; hourly tests",
-        cpu_s=later.child.cpu_s,
-        server_cpu_s=server.seconds,
+        note=lambda seconds: f"{seconds / record['dbt_full_s']:.0%} of full; hourly tests",
     )
-    outcome.steps.append(step)
-    record.update(cpu_record("dbt_incremental_", step))
-
+    record["dbt_incremental_ratio"] = round(record["dbt_incremental_s"] / record["dbt_full_s"], 3)
     log("dbt build --select tag:whole_history (the day's tests of the whole history)")
-    with database.server_cpu(main_db) as server:
-        history = main_db.dbt("build", "--select", HISTORY_TESTS)
-    record["dbt_history_tests_s"] = round(history.child.seconds, 2)
-    record["dbt_history_tests_slowest_nodes"] = history.slowest()
-    step = Step(
+    timed_dbt(
+        main_db,
+        outcome,
+        "dbt_history_tests",
         "dbt build: the whole-history tests",
-        history.child.seconds,
-        peak_rss_mb=history.child.peak_rss_mb,
-        note=f"{len(history.nodes)} tests, once a day",
-        cpu_s=history.child.cpu_s,
+        ["build", "--select", HISTORY_TESTS],
+        note=lambda _: "once a day",
+    )
+
+
+def timed_dbt(
+    main_db: database.BenchDatabase,
+    outcome: Outcome,
+    key: str,
+    name: str,
+    args: list[str],
+    *,
+    rows: int | None = None,
+    note: Callable[[float], str] | None = None,
+) -> None:
+    """``dbt <args>`` as a child process, a step ``name`` (``note`` made from its seconds)
+    with its CPU and the server's, and in the record ``<key>_s``, ``<key>_node_s``,
+    ``<key>_slowest_nodes`` and the CPU figures (``cpu_record``)."""
+    with database.server_cpu(main_db) as server:
+        result = main_db.dbt(*args)
+    seconds = result.child.seconds
+    outcome.record[f"{key}_s"] = round(seconds, 2)
+    outcome.record[f"{key}_node_s"] = round(result.node_seconds, 2)
+    outcome.record[f"{key}_slowest_nodes"] = result.slowest()
+    step = Step(
+        name,
+        seconds,
+        rows=rows,
+        peak_rss_mb=result.child.peak_rss_mb,
+        note=note(seconds) if note else "",
+        cpu_s=result.child.cpu_s,
         server_cpu_s=server.seconds,
     )
     outcome.steps.append(step)
-    record.update(cpu_record("dbt_history_tests_", step))
+    outcome.record.update(cpu_record(f"{key}_", step))
 
 
 REGISTRY_EDIT_SHARE = 0.0005
@@ -479,19 +486,24 @@ def hourly_cycle(
     log("kpi-red cycle (the previous hour's, not timed)")
     warmup = run_child(argv, env=main_db.cli_env(), cwd=database.PROJECT_DIR, timeout_s=3600)
     record["hourly_cycle_previous_s"] = round(warmup.check().seconds, 2)
-    log(f"adding {options.new_share:.0%} new leads again, then kpi-red cycle (the hourly job)")
-    added = workload.add_new_leads(
-        main_db, settings, share=options.new_share, seed=options.seed + 1
+
+    def new_leads_cycle(argv: list[str], *, seed: int, key: str, label: str) -> int:
+        """Another share of new leads, then the cycle ``argv``; the leads added."""
+        log(f"adding {options.new_share:.0%} new leads again, then kpi-red cycle ({label})")
+        added = workload.add_new_leads(main_db, settings, share=options.new_share, seed=seed)
+        timed_cycle(
+            main_db,
+            argv,
+            outcome,
+            key=key,
+            label=f"{label}, {options.new_share:.0%} new",
+            rows=added,
+        )
+        return added
+
+    record["hourly_cycle_new_leads"] = new_leads_cycle(
+        argv, seed=options.seed + 1, key="hourly_cycle", label="hourly"
     )
-    timed_cycle(
-        main_db,
-        argv,
-        outcome,
-        key="hourly_cycle",
-        label=f"hourly, {options.new_share:.0%} new",
-        rows=added,
-    )
-    record["hourly_cycle_new_leads"] = added
 
     # the same hour when the registry changed: a failed lead whose reason a registry
     # change may cure is due again when the change touches its keys (docs/operations.md,
@@ -526,18 +538,7 @@ def hourly_cycle(
 
     # the day's cycle (the daily cron line): the same hour with every data test, those
     # that read the whole history included
-    log(f"adding {options.new_share:.0%} new leads again, then the day's kpi-red cycle")
-    added = workload.add_new_leads(
-        main_db, settings, share=options.new_share, seed=options.seed + 2
-    )
-    timed_cycle(
-        main_db,
-        daily,
-        outcome,
-        key="daily_cycle",
-        label=f"daily, {options.new_share:.0%} new, every data test",
-        rows=added,
-    )
+    new_leads_cycle(daily, seed=options.seed + 2, key="daily_cycle", label="daily, every data test")
 
 
 def cycle_claimed(summary: dict[str, Any]) -> int | None:

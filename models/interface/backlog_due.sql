@@ -135,12 +135,7 @@ candidates as (
 -- once, one pass over every lead; an hour's few read it one lead at a time. Decided once
 -- per query (an InitPlan): PostgreSQL runs only the branch whose filter holds
 is_bulk as (
-    select
-        (select count(*) from due_at_build) * 100
-        > {{ sql_integer('backlog_due_bulk_percent', var('backlog_due_bulk_percent')) }}
-        * greatest(tables.reltuples, 0) as is_bulk
-    from pg_class as tables
-    where tables.oid = '{{ ref('cabinet_kpi_red_recovery_queue').include(database=false) }}'::regclass
+    {{ is_bulk_share('due_at_build', ref('cabinet_kpi_red_recovery_queue')) }}
 ),
 
 -- one lead at a time: `offset 0` keeps the view a subquery (sorted by its one row, for

@@ -29,24 +29,16 @@ written as (
 -- view; an hour's few one lead at a time. Decided once per query (an InitPlan), with
 -- `backlog_due`'s threshold: PostgreSQL runs only the branch whose filter holds
 is_bulk as (
-    select
-        (select count(*) from written) * 100
-        > {{ sql_integer('backlog_due_bulk_percent', var('backlog_due_bulk_percent')) }}
-        * greatest(tables.reltuples, 0) as is_bulk
-    from pg_class as tables
-    where tables.oid = '{{ ref('int_backlog_intervals').include(database=false) }}'::regclass
+    {{ is_bulk_share('written', ref('int_backlog_intervals')) }}
 ),
 
--- one lead at a time: `offset 0` keeps the view a subquery, so PostgreSQL probes its
--- indexes per lead (as `backlog_due` does) instead of evaluating every lead
-in_view_per_lead as (
-    select
-        written.lead_source_pk,
-        written.is_open,
-        count(backlog.lead_source_pk) as view_rows,
-        bool_and({{ known_bucket }}) as is_bucket_known
+-- materialized: each branch runs once, not once per written lead of the join below
+view_rows as materialized (
+    -- one lead at a time: `offset 0` keeps the view a subquery, so PostgreSQL probes its
+    -- indexes per lead (as `backlog_due` does) instead of evaluating every lead
+    select backlog.*
     from written
-    left join lateral (
+    inner join lateral (
         select
             backlog.lead_source_pk,
             backlog.reason_bucket
@@ -56,26 +48,26 @@ in_view_per_lead as (
         offset 0
     ) as backlog on true
     where not (select is_bulk.is_bulk from is_bulk)
-    group by written.lead_source_pk, written.is_open
+    union all
+    select
+        backlog.lead_source_pk,
+        backlog.reason_bucket
+    from written
+    inner join {{ ref('v_cabinet_kpi_red_backlog') }} as backlog
+        on backlog.lead_source_pk = written.lead_source_pk
+    where (select is_bulk.is_bulk from is_bulk)
 ),
 
-in_view_in_bulk as (
+in_view as (
     select
         written.lead_source_pk,
         written.is_open,
         count(backlog.lead_source_pk) as view_rows,
         bool_and({{ known_bucket }}) as is_bucket_known
     from written
-    left join {{ ref('v_cabinet_kpi_red_backlog') }} as backlog
+    left join view_rows as backlog
         on backlog.lead_source_pk = written.lead_source_pk
-    where (select is_bulk.is_bulk from is_bulk)
     group by written.lead_source_pk, written.is_open
-),
-
-in_view as (
-    select * from in_view_per_lead
-    union all
-    select * from in_view_in_bulk
 ),
 
 view_problems as (
