@@ -20,3 +20,14 @@
         {%- endfor -%}
     )
 {%- endmacro %}
+
+{#- True when `reason_bucket` (a SQL expression) is a bucket the backlog view knows: a
+    fail reason, or `pending_match` (not attempted since a change). -#}
+{%- macro is_known_reason_bucket(reason_bucket) -%}
+    {{ reason_bucket }} in (
+        'pending_match'
+        {%- for reason in fail_reasons() -%}
+            , {{ sql_literal(reason) }}
+        {%- endfor -%}
+    )
+{%- endmacro %}

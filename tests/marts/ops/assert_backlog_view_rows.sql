@@ -14,13 +14,10 @@ backlog as (
     select * from {{ ref('v_cabinet_kpi_red_backlog') }}
 ),
 
--- read twice: `not materialized` keeps the whole table from being copied first (each
--- read takes its own rows, the stored inputs by the table's unique index)
-intervals as not materialized (
+intervals as (
     select * from {{ ref('int_backlog_intervals') }}
 ),
 
--- only the columns used: the CTE is read twice, so PostgreSQL materializes it
 leads as (
     select
         lead_id,
@@ -69,13 +66,7 @@ backlog_problems as (
             when not is_lead then 'backlog: not a lead of stg_cabinet__leads'
             when reason_bucket is null then 'backlog: reason_bucket is null'
             -- a bucket is a fail reason, or pending_match (not attempted since a change)
-            when
-                reason_bucket not in (
-                    'pending_match'
-                    {%- for reason in fail_reasons() %},
-                    {{ sql_literal(reason) }}
-                    {%- endfor %}
-                )
+            when not {{ is_known_reason_bucket('reason_bucket') }}
                 then 'backlog: unknown reason_bucket ' || reason_bucket
             when is_linked then 'backlog: the lead has a cabinet link'
             when is_claimed then 'backlog: the lead has a claim'
@@ -89,14 +80,6 @@ open_leads as (
     where is_open
 ),
 
-stored_inputs as (
-    select
-        lead_source_pk,
-        inputs_hash
-    from intervals
-    where interval_number = 1
-),
-
 -- the leads red in one of them only (a lead red in both, or in neither, agrees), with
 -- their inputs now: usually the few that changed since the build
 disagreeing_leads as (
@@ -107,37 +90,8 @@ disagreeing_leads as (
     where open_leads.lead_source_pk is null or backlog_rows.lead_source_pk is null
 ),
 
-compared_leads as (
-    select
-        leads.lead_id,
-        leads.created_at
-    from leads
-    where leads.lead_id in (
-        select disagreeing_leads.lead_source_pk from disagreeing_leads
-    )
-),
-
-live_inputs as (
-    {{ backlog_lead_inputs('compared_leads') }}
-),
-
--- the comparison is a column, filtered last, so no join is planned on a guess of its
--- result
-compared_inputs as (
-    select
-        live_inputs.lead_id as lead_source_pk,
-        coalesce(stored_inputs.inputs_hash = live_inputs.inputs_hash, false) as is_unchanged
-    from live_inputs
-    left join stored_inputs
-        on stored_inputs.lead_source_pk = live_inputs.lead_id
-),
-
 membership_problems as (
-    select
-        lead_source_pk as key_value,
-        'an unchanged lead is red in one of the view and the intervals only' as problem
-    from compared_inputs
-    where is_unchanged
+    {{ unchanged_membership_problems('disagreeing_leads') }}
 ),
 
 final as (

@@ -5,13 +5,10 @@
 -- whose inputs are still the ones its intervals were built from (`inputs_hash`) is in the
 -- view exactly when it is open. A lead changed since (a link written after the build)
 -- is the next build's.
-{%- set known_reasons = ["'pending_match'"] %}
-{%- for reason in fail_reasons() %}{% do known_reasons.append(sql_literal(reason)) %}{% endfor %}
-{%- set known_bucket = "backlog.reason_bucket in (" ~ known_reasons | join(", ") ~ ")" %}
 
 with
 
--- read three times: `not materialized` keeps each read on the table's indexes
+-- read twice: `not materialized` keeps each read on the table's indexes
 intervals as not materialized (
     select * from {{ ref('int_backlog_intervals') }}
 ),
@@ -63,7 +60,7 @@ in_view as (
         written.lead_source_pk,
         written.is_open,
         count(backlog.lead_source_pk) as view_rows,
-        bool_and({{ known_bucket }}) as is_bucket_known
+        bool_and({{ is_known_reason_bucket('backlog.reason_bucket') }}) as is_bucket_known
     from written
     left join view_rows as backlog
         on backlog.lead_source_pk = written.lead_source_pk
@@ -88,29 +85,8 @@ disagreeing as (
     where (view_rows = 1) <> is_open
 ),
 
--- `= any(array(...))`: planned as a few leads, so each is an index probe
-compared_leads as (
-    select
-        lead_id,
-        created_at
-    from {{ ref('stg_cabinet__leads') }}
-    where lead_id = any(array(select disagreeing.lead_source_pk from disagreeing))
-),
-
-live_inputs as (
-    {{ backlog_lead_inputs('compared_leads') }}
-),
-
 membership_problems as (
-    select
-        intervals.lead_source_pk as key_value,
-        'an unchanged lead is red in one of the view and the intervals only' as problem
-    from intervals
-    inner join live_inputs
-        on
-            live_inputs.lead_id = intervals.lead_source_pk
-            and live_inputs.inputs_hash = intervals.inputs_hash
-    where intervals.interval_number = 1
+    {{ unchanged_membership_problems('disagreeing') }}
 ),
 
 final as (
