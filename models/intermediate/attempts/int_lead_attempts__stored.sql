@@ -7,6 +7,8 @@
         {'columns': ['lead_source_pk'], 'unique': true},
         {'columns': ['max_attempt_id']},
         {'columns': ['last_attempt_at']},
+        {'columns': ['loaded_at']},
+        {'columns': ['loaded_xmin']},
     ],
     post_hook=['{{ analyze_when_changed(this) }}'],
 ) }}
