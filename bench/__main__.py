@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from bench import recall, report
-from bench.run import SIZES, Options, run
+from bench import database, recall, report
+from bench.run import SIZES, Options, Outcome, interleaved_hours, run
 from matcher.settings import DEFAULT_BATCH_SIZE
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -92,11 +92,14 @@ def main(
     unknown = [name for name in chosen if name not in SIZES]
     if unknown:
         raise click.BadParameter(f"unknown size(s): {', '.join(unknown)}", param_hint="--sizes")
+    # with several sizes, each keeps its drained database for the interleaved hours
+    hold = incremental and len(chosen) > 1
     outcomes = []
-    for name in chosen:
-        click.echo(f"== {name} ==")
-        outcome = run(
-            Options(
+    held: list[tuple[Options, Outcome, Path]] = []
+    try:
+        for name in chosen:
+            click.echo(f"== {name} ==")
+            options = Options(
                 size=name,
                 seed=seed,
                 density=density,
@@ -106,24 +109,45 @@ def main(
                 incremental=incremental,
                 explain_bound=explain_bound,
                 keep=keep,
+                hold=hold,
             )
-        )
-        path = report.write_json(outcome.record, outcome.steps, out_dir=out_dir)
-        click.echo("")
-        click.echo(report.table(name, outcome.steps, outcome.record))
-        click.echo("")
-        click.echo(report.verdict(outcome.record))
-        click.echo("\nCPU (both processes, every core; no targets):")
-        click.echo(report.cpu(outcome.record))
-        if outcome.recall is not None:
-            click.echo(f"\nagainst the ground truth (density {density:.2f}, default drain):")
-            click.echo(recall.render(outcome.recall))
-        click.echo(f"\nwrote {path}\n")
-        outcomes.append((name, outcome.steps, outcome.record))
+            outcome = run(options)
+            path = report.write_json(outcome.record, outcome.steps, out_dir=out_dir)
+            _print_size(name, outcome, density, path)
+            outcomes.append((name, outcome.steps, outcome.record))
+            if outcome.held is not None:
+                held.append((options, outcome, path))
+        if len(held) > 1 and len(held) == len(chosen):
+            click.echo("== the hourly cycle of every size, interleaved ==")
+            interleaved_hours([(options, outcome) for options, outcome, _ in held])
+            for _, outcome, path in held:
+                report.write_json(outcome.record, outcome.steps, path=path)
+    finally:
+        for _, outcome, _ in held:
+            if outcome.held is None:
+                continue
+            if keep:
+                click.echo(f"kept database {outcome.held.name}")
+            else:
+                database.drop(outcome.held)
     if len(outcomes) > 1:
         click.echo(report.growth(outcomes))
     if any("error" in record for _, _, record in outcomes):
         raise SystemExit(1)
+
+
+def _print_size(name: str, outcome: Outcome, density: float, path: Path) -> None:
+    """One size's table, verdict, CPU and recall, as it finishes."""
+    click.echo("")
+    click.echo(report.table(name, outcome.steps, outcome.record))
+    click.echo("")
+    click.echo(report.verdict(outcome.record))
+    click.echo("\nCPU (both processes, every core; no targets):")
+    click.echo(report.cpu(outcome.record))
+    if outcome.recall is not None:
+        click.echo(f"\nagainst the ground truth (density {density:.2f}, default drain):")
+        click.echo(recall.render(outcome.recall))
+    click.echo(f"\nwrote {path}\n")
 
 
 if __name__ == "__main__":

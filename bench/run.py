@@ -21,10 +21,11 @@ Order (all on the same generated data):
 
 from __future__ import annotations
 
+import os
 import platform
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,9 @@ class Options:
     incremental: bool = True
     explain_bound: bool = False
     keep: bool = False
+    hold: bool = False
+    """Leave the drained database to the caller (``Outcome.held``) for the interleaved
+    hours of a run of several sizes (``interleaved_hours``), which drops it."""
     workdir: Path | None = None
 
 
@@ -68,6 +72,10 @@ class Outcome:
     """The matcher's slowest statement, explained again in the hourly steady state."""
     recall: recall.Recall | None = None
     """Right, wrong and missed links of the default drain, against the ground truth."""
+    held: database.BenchDatabase | None = None
+    """The drained database after the run, with ``Options.hold``."""
+    hourly_argv: list[str] = field(default_factory=list)
+    """The hourly cycle's command line, as the run timed it."""
 
 
 def log(message: str) -> None:
@@ -156,7 +164,9 @@ def run(options: Options) -> Outcome:
     finally:
         ratios(record)
         for made in created:
-            if options.keep:
+            if options.hold and made is main_db and outcome.hourly_argv:
+                outcome.held = main_db  # the caller's: its interleaved hours, then dropped
+            elif options.keep:
                 log(f"kept database {made.name}")
             else:
                 database.drop(made)
@@ -461,6 +471,19 @@ def timed_dbt(
 REGISTRY_EDIT_SHARE = 0.0005
 """The registry persons whose phone the busier registry hour edits."""
 
+INTERLEAVED_ROUNDS = 3
+"""Hours of each size in a run of several sizes, alternating sizes (``interleaved_hours``)."""
+
+
+@dataclass(frozen=True)
+class CycleRun:
+    """One timed ``kpi-red cycle``: its seconds, its JSON summary and its step."""
+
+    seconds: float
+    summary: dict[str, Any]
+    step: Step
+    added: int | None = None
+
 
 def hourly_cycle(
     main_db: database.BenchDatabase,
@@ -487,37 +510,28 @@ def hourly_cycle(
     warmup = run_child(argv, env=main_db.cli_env(), cwd=database.PROJECT_DIR, timeout_s=3600)
     record["hourly_cycle_previous_s"] = round(warmup.check().seconds, 2)
 
-    def new_leads_cycle(argv: list[str], *, seed: int, key: str, label: str) -> int:
-        """Another share of new leads, then the cycle ``argv``; the leads added."""
+    def new_leads_cycle(argv: list[str], *, seed: int, label: str) -> CycleRun:
+        """Another share of new leads, then the cycle ``argv``."""
         log(f"adding {options.new_share:.0%} new leads again, then kpi-red cycle ({label})")
         added = workload.add_new_leads(main_db, settings, share=options.new_share, seed=seed)
-        timed_cycle(
-            main_db,
-            argv,
-            outcome,
-            key=key,
-            label=f"{label}, {options.new_share:.0%} new",
-            rows=added,
+        run = timed_cycle(
+            main_db, argv, outcome, label=f"{label}, {options.new_share:.0%} new", rows=added
         )
-        return added
+        return replace(run, added=added)
 
-    record["hourly_cycle_new_leads"] = new_leads_cycle(
-        argv, seed=options.seed + 1, key="hourly_cycle", label="hourly"
-    )
+    outcome.hourly_argv = argv
+    run = new_leads_cycle(argv, seed=options.seed + 1, label="hourly")
+    record_cycle(outcome, "hourly_cycle", run)
+    record["hourly_cycle_new_leads"] = run.added
 
     # the same hour when the registry changed: a failed lead whose reason a registry
     # change may cure is due again when the change touches its keys (docs/operations.md,
     # retries); this person's email is nobody's
     log("one new registry person, then kpi-red cycle (the hour another system wrote)")
     workload.add_registry_person(main_db, settings, seed=options.seed)
-    summary = timed_cycle(
-        main_db,
-        argv,
-        outcome,
-        key="hourly_cycle_registry_change",
-        label="hourly, 1 registry person new",
-    )
-    record["hourly_cycle_registry_change_attempted"] = cycle_claimed(summary)
+    run = timed_cycle(main_db, argv, outcome, label="hourly, 1 registry person new")
+    record_cycle(outcome, "hourly_cycle_registry_change", run)
+    record["hourly_cycle_registry_change_attempted"] = cycle_claimed(run.summary)
 
     # a busier registry hour: a CRM sync corrects the phone of 0.05% of the persons (1,000
     # at `large`); each touches the failed leads holding its old or new number, or one
@@ -526,19 +540,69 @@ def hourly_cycle(
     edited = workload.edit_registry_phones(
         main_db, settings, share=REGISTRY_EDIT_SHARE, seed=options.seed
     )
-    summary = timed_cycle(
-        main_db,
-        argv,
-        outcome,
-        key="hourly_cycle_registry_edits",
-        label=f"hourly, {edited:,} registry phones edited",
-    )
+    run = timed_cycle(main_db, argv, outcome, label=f"hourly, {edited:,} registry phones edited")
+    record_cycle(outcome, "hourly_cycle_registry_edits", run)
     record["hourly_cycle_registry_edits_persons"] = edited
-    record["hourly_cycle_registry_edits_attempted"] = cycle_claimed(summary)
+    record["hourly_cycle_registry_edits_attempted"] = cycle_claimed(run.summary)
 
     # the day's cycle (the daily cron line): the same hour with every data test, those
     # that read the whole history included
-    new_leads_cycle(daily, seed=options.seed + 2, key="daily_cycle", label="daily, every data test")
+    run = new_leads_cycle(daily, seed=options.seed + 2, label="daily, every data test")
+    record_cycle(outcome, "daily_cycle", run)
+
+
+def interleaved_hours(held: list[tuple[Options, Outcome]]) -> None:
+    """The growth of the hour, measured in one phase of the machine: with several sizes,
+    each size's drained database (``Options.hold``) gets ``INTERLEAVED_ROUNDS`` more hours
+    (an untimed cycle with nothing new, then another share of new leads and the timed
+    hourly cycle), the sizes alternating, so every size's hours fall in the same minutes.
+    ``hourly_cycle_interleaved_s`` is each size's median hour,
+    ``hourly_cycle_interleaved_runs_s`` all of them, in order. One hour per size, minutes
+    apart, moved the growth ratio by +-0.3 between runs of the same code: the machine is
+    shared, and a slow phase lasts minutes."""
+    settings = load_settings(database.PROJECT_DIR)
+    runs: dict[str, list[float]] = {options.size: [] for options, _ in held}
+    # the larger sizes' database copies leave gigabytes for the kernel and the server to
+    # write out: written before the first hour, so that no size's hours pay for them
+    log("sync and checkpoint (not timed)")
+    os.sync()
+    _, first = held[0]
+    assert first.held is not None
+    first.held.execute("checkpoint", autocommit=True)
+    for round_number in range(1, INTERLEAVED_ROUNDS + 1):
+        for options, outcome in held:
+            assert outcome.held is not None
+            log(
+                f"{options.size}: a cycle (not timed), {options.new_share:.0%} new leads, then"
+                f" kpi-red cycle (interleaved hour {round_number} of {INTERLEAVED_ROUNDS})"
+            )
+            # first an hour with nothing new, not timed: the other size's hour filled the
+            # server's shared buffers with its own pages, and a size's hour follows its own
+            run_child(
+                outcome.hourly_argv,
+                env=outcome.held.cli_env(),
+                cwd=database.PROJECT_DIR,
+                timeout_s=3600,
+            ).check()
+            added = workload.add_new_leads(
+                outcome.held,
+                settings,
+                share=options.new_share,
+                seed=options.seed + 10 + round_number,
+            )
+            run = timed_cycle(
+                outcome.held,
+                outcome.hourly_argv,
+                outcome,
+                label=f"hourly, interleaved {round_number}/{INTERLEAVED_ROUNDS}, "
+                f"{options.new_share:.0%} new",
+                rows=added,
+            )
+            runs[options.size].append(round(run.seconds, 2))
+    for options, outcome in held:
+        seconds = runs[options.size]
+        outcome.record["hourly_cycle_interleaved_runs_s"] = seconds
+        outcome.record["hourly_cycle_interleaved_s"] = sorted(seconds)[len(seconds) // 2]
 
 
 def cycle_claimed(summary: dict[str, Any]) -> int | None:
@@ -551,19 +615,15 @@ def timed_cycle(
     argv: list[str],
     outcome: Outcome,
     *,
-    key: str,
     label: str,
     rows: int | None = None,
-) -> dict[str, Any]:
-    """``kpi-red cycle`` as a child process: ``<key>_s`` and ``<key>_steps`` in the record,
-    a step (its rows: ``rows``, else the leads the match attempted), and the cycle's JSON
-    summary."""
+) -> CycleRun:
+    """``kpi-red cycle`` as a child process; its step (its rows: ``rows``, else the leads
+    the match attempted) goes in the table."""
     with database.server_cpu(main_db) as server:
         child = run_child(argv, env=main_db.cli_env(), cwd=database.PROJECT_DIR, timeout_s=3600)
     child = child.check()
     summary = match_child.parse_summary(child.stdout)
-    outcome.record[f"{key}_s"] = round(child.seconds, 2)
-    outcome.record[f"{key}_steps"] = summary.get("steps")
     steps = ", ".join(
         f"{part['step']} {part['seconds']:.1f}" for part in summary.get("steps") or []
     )
@@ -577,8 +637,14 @@ def timed_cycle(
         server_cpu_s=server.seconds,
     )
     outcome.steps.append(step)
-    outcome.record.update(cpu_record(f"{key}_", step))
-    return summary
+    return CycleRun(child.seconds, summary, step)
+
+
+def record_cycle(outcome: Outcome, key: str, run: CycleRun) -> None:
+    """``<key>_s``, ``<key>_steps`` and the CPU of ``run`` in the record."""
+    outcome.record[f"{key}_s"] = round(run.seconds, 2)
+    outcome.record[f"{key}_steps"] = run.summary.get("steps")
+    outcome.record.update(cpu_record(f"{key}_", run.step))
 
 
 def panel(main_db: database.BenchDatabase, settings: Settings, outcome: Outcome) -> None:

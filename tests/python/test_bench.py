@@ -141,3 +141,34 @@ def test_server_cpu_ignores_sessions_open_before_and_gives_up_on_one_left_open(
         finally:
             for conn in opened:
                 conn.close()
+
+
+def test_growth_compares_the_sizes_interleaved_hours_when_every_size_has_them() -> None:
+    from bench import report
+
+    medium = {
+        "hourly_cycle_s": 7.7,
+        "hourly_cycle_interleaved_s": 8.0,
+        "hourly_cycle_interleaved_runs_s": [8.3, 7.8, 8.0],
+    }
+    large = {
+        "hourly_cycle_s": 11.6,
+        "hourly_cycle_interleaved_s": 10.7,
+        "hourly_cycle_interleaved_runs_s": [10.7, 10.2, 10.9],
+    }
+    text = report.growth([("medium", [], medium), ("large", [], large)])
+    assert (
+        "hourly kpi-red cycle, the sizes' hours interleaved (s, median): medium 8.0, large 10.7;"
+        " growth 1.34x (target <= 1.5x medium -> large)"
+    ) in text
+    assert "its hours, in order (s): medium 8.3, 7.8, 8.0; large 10.7, 10.2, 10.9" in text
+    assert "each size's own run, one hour (s): medium 7.7, large 11.6; growth 1.51x" in text
+    # sizes run apart (--compare of older results, or one size stopped early): each
+    # size's own hour carries the target
+    del medium["hourly_cycle_interleaved_s"]
+    text = report.growth([("medium", [], medium), ("large", [], large)])
+    assert (
+        "hourly kpi-red cycle (s): medium 7.7, large 11.6; growth 1.51x"
+        " (target <= 1.5x medium -> large)"
+    ) in text
+    assert "interleaved" not in text
