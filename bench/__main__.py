@@ -119,7 +119,12 @@ def main(
                 held.append((options, outcome, path))
         if len(held) > 1 and len(held) == len(chosen):
             click.echo("== the hourly cycle of every size, interleaved ==")
-            interleaved_hours([(options, outcome) for options, outcome, _ in held])
+            try:
+                interleaved_hours([(options, outcome) for options, outcome, _ in held])
+            except Exception as exc:  # each size's own figures stand, its own hour included
+                for _, outcome, _ in held:
+                    outcome.record["error"] = f"interleaved hours: {exc.__class__.__name__}: {exc}"
+                click.echo(f"STOPPED: {outcome.record['error']}")
             for _, outcome, path in held:
                 report.write_json(outcome.record, outcome.steps, path=path)
     finally:
