@@ -25,13 +25,13 @@ import os
 import platform
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bench import bound, database, match_child, naive, recall, trace, workload
-from bench.measure import Clock, Step, median_ms, run_child
+from bench.measure import ChildResult, Clock, Step, median_ms, run_child
 from matcher.cycle import HISTORY_TESTS
 from matcher.settings import DEFAULT_BATCH_SIZE, Settings, load_settings
 
@@ -482,7 +482,6 @@ class CycleRun:
     seconds: float
     summary: dict[str, Any]
     step: Step
-    added: int | None = None
 
 
 def hourly_cycle(
@@ -507,22 +506,14 @@ def hourly_cycle(
     # hour before for the same project and profile (partial parsing: "nothing changed"),
     # where the first cycle on a database parses the whole project (~2.5 s here)
     log("kpi-red cycle (the previous hour's, not timed)")
-    warmup = run_child(argv, env=main_db.cli_env(), cwd=database.PROJECT_DIR, timeout_s=3600)
-    record["hourly_cycle_previous_s"] = round(warmup.check().seconds, 2)
-
-    def new_leads_cycle(argv: list[str], *, seed: int, label: str) -> CycleRun:
-        """Another share of new leads, then the cycle ``argv``."""
-        log(f"adding {options.new_share:.0%} new leads again, then kpi-red cycle ({label})")
-        added = workload.add_new_leads(main_db, settings, share=options.new_share, seed=seed)
-        run = timed_cycle(
-            main_db, argv, outcome, label=f"{label}, {options.new_share:.0%} new", rows=added
-        )
-        return replace(run, added=added)
+    record["hourly_cycle_previous_s"] = round(untimed_cycle(main_db, argv).seconds, 2)
 
     outcome.hourly_argv = argv
-    run = new_leads_cycle(argv, seed=options.seed + 1, label="hourly")
+    run = new_leads_cycle(
+        main_db, settings, options, outcome, argv, seed=options.seed + 1, label="hourly"
+    )
     record_cycle(outcome, "hourly_cycle", run)
-    record["hourly_cycle_new_leads"] = run.added
+    record["hourly_cycle_new_leads"] = run.step.rows
 
     # the same hour when the registry changed: a failed lead whose reason a registry
     # change may cure is due again when the change touches its keys (docs/operations.md,
@@ -547,7 +538,15 @@ def hourly_cycle(
 
     # the day's cycle (the daily cron line): the same hour with every data test, those
     # that read the whole history included
-    run = new_leads_cycle(daily, seed=options.seed + 2, label="daily, every data test")
+    run = new_leads_cycle(
+        main_db,
+        settings,
+        options,
+        outcome,
+        daily,
+        seed=options.seed + 2,
+        label="daily, every data test",
+    )
     record_cycle(outcome, "daily_cycle", run)
 
 
@@ -572,37 +571,48 @@ def interleaved_hours(held: list[tuple[Options, Outcome]]) -> None:
     for round_number in range(1, INTERLEAVED_ROUNDS + 1):
         for options, outcome in held:
             assert outcome.held is not None
-            log(
-                f"{options.size}: a cycle (not timed), {options.new_share:.0%} new leads, then"
-                f" kpi-red cycle (interleaved hour {round_number} of {INTERLEAVED_ROUNDS})"
-            )
             # first an hour with nothing new, not timed: the other size's hour filled the
             # server's shared buffers with its own pages, and a size's hour follows its own
-            run_child(
-                outcome.hourly_argv,
-                env=outcome.held.cli_env(),
-                cwd=database.PROJECT_DIR,
-                timeout_s=3600,
-            ).check()
-            added = workload.add_new_leads(
+            log(f"{options.size}: kpi-red cycle with nothing new (not timed)")
+            untimed_cycle(outcome.held, outcome.hourly_argv)
+            run = new_leads_cycle(
                 outcome.held,
                 settings,
-                share=options.new_share,
-                seed=options.seed + 10 + round_number,
-            )
-            run = timed_cycle(
-                outcome.held,
-                outcome.hourly_argv,
+                options,
                 outcome,
-                label=f"hourly, interleaved {round_number}/{INTERLEAVED_ROUNDS}, "
-                f"{options.new_share:.0%} new",
-                rows=added,
+                outcome.hourly_argv,
+                seed=options.seed + 10 + round_number,
+                label=f"hourly, interleaved {round_number}/{INTERLEAVED_ROUNDS}",
             )
             runs[options.size].append(round(run.seconds, 2))
     for options, outcome in held:
         seconds = runs[options.size]
         outcome.record["hourly_cycle_interleaved_runs_s"] = seconds
         outcome.record["hourly_cycle_interleaved_s"] = sorted(seconds)[len(seconds) // 2]
+
+
+def untimed_cycle(main_db: database.BenchDatabase, argv: list[str]) -> ChildResult:
+    """``kpi-red cycle`` as a child process, not in the table (it must succeed)."""
+    return run_child(argv, env=main_db.cli_env(), cwd=database.PROJECT_DIR, timeout_s=3600).check()
+
+
+def new_leads_cycle(
+    main_db: database.BenchDatabase,
+    settings: Settings,
+    options: Options,
+    outcome: Outcome,
+    argv: list[str],
+    *,
+    seed: int,
+    label: str,
+) -> CycleRun:
+    """Another share of new leads, then the timed cycle ``argv`` (its step's rows: the
+    leads added)."""
+    log(f"adding {options.new_share:.0%} new leads again, then kpi-red cycle ({label})")
+    added = workload.add_new_leads(main_db, settings, share=options.new_share, seed=seed)
+    return timed_cycle(
+        main_db, argv, outcome, label=f"{label}, {options.new_share:.0%} new", rows=added
+    )
 
 
 def cycle_claimed(summary: dict[str, Any]) -> int | None:
