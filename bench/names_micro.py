@@ -28,7 +28,7 @@ from rapidfuzz import fuzz, process
 
 from matcher import demo, match, names, records
 from matcher.normalize import normalize_name
-from matcher.run import tuned_interpreter
+from matcher.pipeline import tuned_interpreter
 
 BATCH = 2000
 

@@ -4,7 +4,8 @@ The eligible leads are copied into the run's worklist (a short statement on the 
 backlog view; a run with ``--limit`` copies the oldest it still needs, again when other
 matchers took some), a thread streams the worklist with the registry persons of its keys
 (dbt's stored keys, except the persons changed since the build, read as they are now),
-another decides in pure Python; each runs a batch or two ahead of the next stage. Writers
+another decides in pure Python (two with the one-edit pass: one decides while the other
+waits for its lookup); each runs a batch or two ahead of the next stage. Writers
 (two by default, a connection each) make each batch one transaction: stage its
 decisions, lock its leads (others' locked leads are skipped), then one statement checks
 every lead against the live sources and writes links, origin and the attempts log;
@@ -13,16 +14,15 @@ commit. A crash rolls the batch back and its locks vanish with the connection.
 
 from __future__ import annotations
 
-import gc
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 
 from matcher import edits, match, near, pipeline
 from matcher.edits import KeyShapes
@@ -65,6 +65,13 @@ class MatchOptions:
     writers: int = DEFAULT_WRITERS
     """Batches written at once, each on its own connection (PostgreSQL works on one
     while Python prepares the other)."""
+
+    @property
+    def deciders(self) -> int:
+        """Batches decided at once, each on its own connection: with the near pass, two
+        (one waits for its lookup on the server while the other decides in Python);
+        without it, deciding is Python alone and one is as fast."""
+        return 2 if self.near else 1
 
     def name_rules(self, weights: TokenWeights) -> match.NameRules:
         return match.NameRules(
@@ -295,31 +302,6 @@ def near_pass(
     return decided, {row[2]: row[4] for row in found}
 
 
-@contextmanager
-def tuned_interpreter() -> Iterator[None]:
-    """The interpreter set for a run, restored after.
-
-    - Collect rarely: a run allocates millions of short-lived objects that reference
-      counting frees; a batch keeps tens of thousands alive, so the cyclic collector's
-      default threshold (700 net allocations) ran it dozens of times per batch: measured,
-      40% of the decision time. Memory stays flat: nothing cyclic is made per lead.
-    - Switch threads often: a stage waiting on PostgreSQL gets the GIL back only when the
-      running stage yields it, by default every 5 ms, and a batch makes several round
-      trips. Measured on a 100k-lead drain: 5.8 s with 5 ms, 4.5 s with 0.2 ms.
-    """
-    thresholds = gc.get_threshold()
-    switch_interval = sys.getswitchinterval()
-    gc.freeze()  # what exists before the run is never traversed again
-    gc.set_threshold(200_000, 20, 100)
-    sys.setswitchinterval(0.0002)
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(switch_interval)
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
-
-
 def run_match(
     conninfo: str,
     *,
@@ -332,8 +314,9 @@ def run_match(
 
     Stages run at once, each a batch or two ahead of the next, so PostgreSQL and Python
     work on both cores: a thread streams leads with their candidates (``found_batches``),
-    another decides (``decided_batches``), ``options.writers`` threads claim and write, each
-    on its own connection, a transaction per batch.
+    ``options.deciders`` threads decide (``decided_batches``, each with its connection for
+    the one-edit lookups), ``options.writers`` threads claim and write, each on its own
+    connection, a transaction per batch.
     """
     run_id = run_id or new_run_id()
     options = replace(
@@ -379,7 +362,10 @@ def run_match(
             ledger=ledger,
             settings=settings,
         )
-        with tuned_interpreter(), pipeline.ahead(found, name="kpi-red-find") as found_ahead:
+        with (
+            pipeline.tuned_interpreter(),
+            pipeline.ahead(found, name="kpi-red-find") as found_ahead,
+        ):
             # read while the stream copies the worklist
             try:
                 live = LiveRegistry.from_rows(
@@ -393,16 +379,18 @@ def run_match(
             registry.set_result(live)
             summary.persons_read_live = len(live.changed)
             names = options.name_rules(TokenWeights.from_names(stream.sample_names(conn)))
-            decided = decided_batches(
-                found_ahead,
-                conninfo,
+            decide = partial(
+                decided_batches,
+                conninfo=conninfo,
                 rules=rules,
                 live=live,
                 names=names,
                 options=options,
                 shapes=KeyShapes.from_rows(stream.load_key_shapes(conn)).with_values(live.holders),
             )
-            with pipeline.ahead(decided, name="kpi-red-decide") as batches:
+            with pipeline.ahead(
+                found_ahead, stage=decide, workers=options.deciders, name="kpi-red-decide"
+            ) as batches:
                 # a failed writer (or an interrupt) closes the ledger: the stream stops
                 # reading, so the other writers run out instead of waiting for a batch
                 pipeline.fan_out(

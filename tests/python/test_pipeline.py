@@ -1,5 +1,6 @@
-"""``matcher.pipeline.ahead``: order kept, errors raised in the consumer, early exit closes
-the producer in its own thread."""
+"""``matcher.pipeline``: ``ahead`` keeps the order, raises errors in the consumer, closes the
+producer in its own thread on an early exit, runs a stage in several threads;
+``fan_out`` hands each item to one worker."""
 
 from __future__ import annotations
 
@@ -54,6 +55,52 @@ def test_stages_chain() -> None:
         pipeline.ahead(doubled(first)) as second,
     ):
         assert list(second) == [number * 2 for number in range(10)]
+
+
+def test_a_stage_in_several_threads_takes_each_item_once() -> None:
+    """The matcher's deciders: each worker runs the stage over its share of the items
+    and closes it in its own thread (its connection); the last one closes the items."""
+    closed_in: list[str] = []
+    source_closed_in: list[str] = []
+
+    def numbers() -> Iterator[int]:
+        try:
+            yield from range(200)
+        finally:
+            source_closed_in.append(threading.current_thread().name)
+
+    def doubled(items: Iterator[int]) -> Iterator[tuple[str, int]]:
+        try:
+            for item in items:
+                time.sleep(0.001)  # each worker gets some of them
+                yield threading.current_thread().name, item * 2
+        finally:
+            closed_in.append(threading.current_thread().name)
+
+    with pipeline.ahead(numbers(), stage=doubled, workers=2, name="decide") as outputs:
+        seen = list(outputs)
+    assert sorted(value for _, value in seen) == [item * 2 for item in range(200)]
+    assert {name for name, _ in seen} == {"decide-1", "decide-2"}
+    assert sorted(closed_in) == ["decide-1", "decide-2"]
+    assert len(source_closed_in) == 1
+    assert source_closed_in[0] in {"decide-1", "decide-2"}
+
+
+def test_a_stage_error_in_one_thread_is_raised_and_stops_the_others() -> None:
+    def failing(items: Iterator[int]) -> Iterator[int]:
+        for item in items:
+            if item == 50:
+                raise ValueError("lookup failed")
+            yield item
+
+    taken: list[int] = []
+    with (
+        pytest.raises(ValueError, match="lookup failed"),
+        pipeline.ahead(range(1_000_000), stage=failing, workers=2) as outputs,
+    ):
+        for item in outputs:
+            taken.append(item)
+    assert len(taken) < 1_000_000
 
 
 def test_fan_out_hands_each_item_to_exactly_one_worker() -> None:
