@@ -15,7 +15,7 @@ import queue
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -50,22 +50,27 @@ class _Failed:
         self.exc = exc
 
 
-@contextmanager
 def ahead(
+    items: Iterable[T], *, depth: int = 2, name: str = "kpi-red-ahead"
+) -> AbstractContextManager[Iterator[T]]:
+    """Iterate ``items`` in a thread, at most ``depth`` items ahead of the consumer."""
+    return stage_ahead(items, stage=iter, depth=depth, name=name)
+
+
+@contextmanager
+def stage_ahead(
     items: Iterable[T],
     *,
+    stage: Callable[[Iterator[T]], Iterator[U]],
+    workers: int = 1,
     depth: int = 2,
     name: str = "kpi-red-ahead",
-    stage: Callable[[Iterator[T]], Iterable[U]] | None = None,
-    workers: int = 1,
 ) -> Iterator[Iterator[U]]:
-    """Iterate ``items`` in a thread, at most ``depth`` items ahead of the consumer.
-
-    With ``stage``, each of ``workers`` threads runs ``stage`` over its share of ``items``
-    (one iterator, an item to whichever thread asks first) and the consumer gets their
-    outputs as they come: with more than one worker, not in the order of ``items``. The
-    first error is raised in the consumer; leaving the block stops every thread, closes
-    its stage in that thread, and the last thread closes ``items``."""
+    """Run ``stage`` in ``workers`` threads, each over its share of ``items`` (one
+    iterator, an item to whichever thread asks first), at most ``depth`` outputs ahead of
+    the consumer; with more than one worker, not in the order of ``items``. The first
+    error is raised in the consumer; leaving the block stops every thread, closes its
+    stage in that thread, and the last thread closes ``items``."""
     handoff: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
     source = iter(items)
@@ -83,7 +88,7 @@ def ahead(
 
     def produce() -> None:
         share = taking(source, lock=lock, stop=stop)
-        outputs = iter(stage(share) if stage is not None else share)
+        outputs = stage(share)
         finished = False
         try:
             for item in outputs:

@@ -388,7 +388,7 @@ def run_match(
                 options=options,
                 shapes=KeyShapes.from_rows(stream.load_key_shapes(conn)).with_values(live.holders),
             )
-            with pipeline.ahead(
+            with pipeline.stage_ahead(
                 found_ahead, stage=decide, workers=options.deciders, name="kpi-red-decide"
             ) as batches:
                 # a failed writer (or an interrupt) closes the ledger: the stream stops

@@ -1,6 +1,6 @@
 """``matcher.pipeline``: ``ahead`` keeps the order, raises errors in the consumer, closes the
-producer in its own thread on an early exit, runs a stage in several threads;
-``fan_out`` hands each item to one worker."""
+producer in its own thread on an early exit; ``stage_ahead`` runs a stage in several
+threads; ``fan_out`` hands each item to one worker."""
 
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def test_a_stage_in_several_threads_takes_each_item_once() -> None:
         finally:
             closed_in.append(threading.current_thread().name)
 
-    with pipeline.ahead(numbers(), stage=doubled, workers=2, name="decide") as outputs:
+    with pipeline.stage_ahead(numbers(), stage=doubled, workers=2, name="decide") as outputs:
         seen = list(outputs)
     assert sorted(value for _, value in seen) == [item * 2 for item in range(200)]
     assert {name for name, _ in seen} == {"decide-1", "decide-2"}
@@ -96,7 +96,7 @@ def test_a_stage_error_in_one_thread_is_raised_and_stops_the_others() -> None:
     taken: list[int] = []
     with (
         pytest.raises(ValueError, match="lookup failed"),
-        pipeline.ahead(range(1_000_000), stage=failing, workers=2) as outputs,
+        pipeline.stage_ahead(range(1_000_000), stage=failing, workers=2) as outputs,
     ):
         for item in outputs:
             taken.append(item)
