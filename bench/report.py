@@ -90,6 +90,9 @@ def verdict(record: dict[str, Any]) -> str:
             continue
         passed = {">=": value >= limit, "<": value < limit, "<=": value <= limit}[sign]
         lines.append(f"  {'ok ' if passed else 'MISS'} {label}: {value}")
+    inside = record.get("hourly_cycle_match_ratio_to_drain")
+    if inside is not None:
+        lines.append(f"  --   the hourly cycle's match, after its build (no target): {inside}")
     return "\n".join(lines)
 
 

@@ -514,6 +514,12 @@ def hourly_cycle(
     )
     record_cycle(outcome, "hourly_cycle", run)
     record["hourly_cycle_new_leads"] = run.step.rows
+    # its match step, after the build as the cron line runs it (``ratios``: its pace)
+    record["hourly_cycle_match_leads"] = (run.summary.get("match") or {}).get("claimed")
+    record["hourly_cycle_match_s"] = next(
+        (step["seconds"] for step in run.summary.get("steps") or () if step["step"] == "match"),
+        None,
+    )
 
     # the same hour when the registry changed: a failed lead whose reason a registry
     # change may cure is due again when the change touches its keys (docs/operations.md,
@@ -725,12 +731,17 @@ def ratios(record: dict[str, Any]) -> None:
             record[f"{prefix}ratio_to_{name}"] = (
                 round(speed / record[reference], 3) if speed and record.get(reference) else None
             )
-    # the hourly match: the new leads of an hour against the drain's pace
-    if record.get("match_new_s") and record.get("match_new_leads"):
-        hourly = record["match_new_leads"] / record["match_new_s"]
-        record["hourly_leads_per_s"] = round(hourly, 1)
-        speed = record.get("leads_per_s")
-        record["hourly_ratio_to_drain"] = round(hourly / speed, 3) if speed else None
+    # the hourly match: the new leads of an hour against the drain's pace (the target),
+    # and the same inside the hourly cycle, after its build (no target)
+    speed = record.get("leads_per_s")
+    for leads_key, seconds_key, prefix in (
+        ("match_new_leads", "match_new_s", "hourly_"),
+        ("hourly_cycle_match_leads", "hourly_cycle_match_s", "hourly_cycle_match_"),
+    ):
+        if record.get(seconds_key) and record.get(leads_key):
+            hourly = record[leads_key] / record[seconds_key]
+            record[f"{prefix}leads_per_s"] = round(hourly, 1)
+            record[f"{prefix}ratio_to_drain"] = round(hourly / speed, 3) if speed else None
 
 
 def machine() -> dict[str, Any]:

@@ -172,3 +172,25 @@ def test_growth_compares_the_sizes_interleaved_hours_when_every_size_has_them() 
         " (target <= 1.5x medium -> large)"
     ) in text
     assert "interleaved" not in text
+
+
+def test_the_hours_match_is_compared_with_the_drain_alone_and_inside_the_cycle() -> None:
+    """The target reads the match before the hour's build (``match_new_s``); the cycle's
+    match step, after its build, is printed beside it with no target."""
+    from bench import report
+    from bench.run import ratios
+
+    record = {
+        "leads_per_s": 7000.0,
+        "match_new_leads": 5000,
+        "match_new_s": 1.4,
+        "hourly_cycle_match_leads": 5050,
+        "hourly_cycle_match_s": 1.01,
+    }
+    ratios(record)
+    assert record["hourly_ratio_to_drain"] == pytest.approx(5000 / 1.4 / 7000, abs=0.001)
+    assert record["hourly_cycle_match_leads_per_s"] == 5000.0
+    assert record["hourly_cycle_match_ratio_to_drain"] == pytest.approx(0.714, abs=0.001)
+    text = report.verdict(record)
+    assert "ok  hourly match >= 0.5x the drain's leads/s: 0.51" in text
+    assert "--   the hourly cycle's match, after its build (no target): 0.714" in text
