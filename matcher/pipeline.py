@@ -75,7 +75,7 @@ def stage_ahead(
     stop = threading.Event()
     source = iter(items)
     lock = threading.Lock()
-    running = [workers]
+    running = workers
 
     def put(item: object) -> bool:
         while not stop.is_set():
@@ -87,6 +87,7 @@ def stage_ahead(
         return False
 
     def produce() -> None:
+        nonlocal running
         share = taking(source, lock=lock, stop=stop)
         outputs = stage(share)
         finished = False
@@ -102,8 +103,8 @@ def stage_ahead(
             # stopped early: the consumer has its own result or error to report
             close_quietly(outputs)
             with lock:
-                running[0] -= 1
-                last = running[0] == 0
+                running -= 1
+                last = running == 0
             if last:
                 close_quietly(source)
                 if finished:
