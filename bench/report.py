@@ -93,6 +93,18 @@ def verdict(record: dict[str, Any]) -> str:
     inside = record.get("hourly_cycle_match_ratio_to_drain")
     if inside is not None:
         lines.append(f"  --   the hourly cycle's match, after its build (no target): {inside}")
+    ceiling = record.get("hourly_ratio_ceiling")
+    if ceiling is not None:
+        lines.append(
+            f"  --   the hourly match's ceiling: {ceiling} (a run with nothing due takes"
+            f" {record['match_empty_s']} s, then the hour's leads at the drain's pace)"
+        )
+    floor = record.get("dbt_noop_ratio")
+    if floor is not None:
+        lines.append(
+            f"  --   the hourly build's floor: {floor} of full (the same build with nothing"
+            f" new, {record['dbt_noop_s']} s)"
+        )
     return "\n".join(lines)
 
 

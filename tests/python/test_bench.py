@@ -194,3 +194,32 @@ def test_the_hours_match_is_compared_with_the_drain_alone_and_inside_the_cycle()
     text = report.verdict(record)
     assert "ok  hourly match >= 0.5x the drain's leads/s: 0.51" in text
     assert "--   the hourly cycle's match, after its build (no target): 0.714" in text
+    assert "ceiling" not in text  # no run with nothing due measured
+
+
+def test_the_hourly_targets_floors_are_printed_beside_them() -> None:
+    """A match with nothing due caps the hourly match's ratio (its fixed part, then the
+    hour's leads at the drain's pace); a build with nothing new is the incremental
+    build's floor."""
+    from bench import report
+    from bench.run import ratios
+
+    record = {
+        "leads_per_s": 7000.0,
+        "match_new_leads": 5000,
+        "match_new_s": 1.4,
+        "match_empty_s": 0.5,
+        "dbt_noop_s": 7.5,
+        "dbt_noop_ratio": 0.115,
+    }
+    ratios(record)
+    # 5,000 leads at 7,000 a second take 0.714 s; with 0.5 s before them, 5,000 / 1.214 s
+    assert record["hourly_ratio_ceiling"] == pytest.approx(5000 / 1.214 / 7000, abs=0.001)
+    text = report.verdict(record)
+    assert (
+        "--   the hourly match's ceiling: 0.588 (a run with nothing due takes 0.5 s, then"
+        " the hour's leads at the drain's pace)"
+    ) in text
+    assert (
+        "--   the hourly build's floor: 0.115 of full (the same build with nothing new, 7.5 s)"
+    ) in text
