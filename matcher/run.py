@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -366,19 +366,23 @@ def run_match(
             pipeline.tuned_interpreter(),
             pipeline.ahead(found, name="kpi-red-find") as found_ahead,
         ):
-            # read while the stream copies the worklist
+            # read while the stream copies the worklist; the sample's words are counted
+            # (Python) while the server reads the persons changed since the build
             try:
-                live = LiveRegistry.from_rows(
-                    stream.load_changed_persons(conn, limit=CHANGED_PERSONS_LIMIT),
-                    junk=stream.load_junk(conn) | rules.blocklisted,
-                )
+                sample = stream.sample_names(conn)
+                with ThreadPoolExecutor(1, thread_name_prefix="kpi-red-names") as counting:
+                    weights = counting.submit(TokenWeights.from_names, sample)
+                    live = LiveRegistry.from_rows(
+                        stream.load_changed_persons(conn, limit=CHANGED_PERSONS_LIMIT),
+                        junk=stream.load_junk(conn) | rules.blocklisted,
+                    )
             except BaseException as exc:
                 registry.set_exception(exc)
                 ledger.close()
                 raise
             registry.set_result(live)
             summary.persons_read_live = len(live.changed)
-            names = options.name_rules(TokenWeights.from_names(stream.sample_names(conn)))
+            names = options.name_rules(weights.result())
             decide = partial(
                 decided_batches,
                 conninfo=conninfo,

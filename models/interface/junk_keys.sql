@@ -5,9 +5,8 @@
     ],
 ) }}
 
-{#- The unique index is the primary key, and it lets PostgreSQL drop the junk joins of
-    `int_lead_identifiers` from queries that read no key (the backlog view's count).
-    Counted incrementally: a value becomes shared only by gaining a holder, a person
+{#- The unique index is the primary key. `int_lead_identifiers` tests each lead's keys
+    against the values of one type (a subquery hashed once per statement). Counted incrementally: a value becomes shared only by gaining a holder, a person
     `person_keys` (re)loaded since the last count (its `loaded_at` after this table's:
     each build writes `person_keys` before this), and stops being junk only by losing
     one, so a build recounts those persons' values and the values already junk, each
