@@ -36,28 +36,16 @@ from (
         keyed.created_at,
         keyed.changed_at,
         keyed.full_name,
-        keyed.identifiers_hash,
+        {% for key_type in ['phone', 'document', 'email'] -%}
         case
-            when keyed.phone_key in (
+            when keyed.{{ key_type }}_key in (
                 select junk.key_value from {{ ref('junk_keys') }} as junk
-                where junk.key_type = 'phone'
+                where junk.key_type = '{{ key_type }}'
             ) then null
-            else keyed.phone_key
-        end as phone_key,
-        case
-            when keyed.document_key in (
-                select junk.key_value from {{ ref('junk_keys') }} as junk
-                where junk.key_type = 'document'
-            ) then null
-            else keyed.document_key
-        end as document_key,
-        case
-            when keyed.email_key in (
-                select junk.key_value from {{ ref('junk_keys') }} as junk
-                where junk.key_type = 'email'
-            ) then null
-            else keyed.email_key
-        end as email_key
+            else keyed.{{ key_type }}_key
+        end as {{ key_type }}_key,
+        {% endfor -%}
+        keyed.identifiers_hash
     from (
         select
             leads.lead_id,
