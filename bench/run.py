@@ -424,29 +424,24 @@ def incremental(
     # the hourly build: every model, the data tests of what changes (a plain `dbt build`
     # scheduled hourly leaves out those of the whole history, as `kpi-red cycle
     # --skip-history-tests` does); then those tests alone, what the day's build adds
+    def hourly_build(key: str, name: str, *, rows: int | None = None) -> None:
+        timed_dbt(
+            main_db,
+            outcome,
+            key,
+            name,
+            ["build", "--exclude", HISTORY_TESTS],
+            rows=rows,
+            note=lambda seconds: f"{seconds / record['dbt_full_s']:.0%} of full; hourly tests",
+        )
+        record[f"{key}_ratio"] = round(record[f"{key}_s"] / record["dbt_full_s"], 3)
+
     log("dbt build (incremental, after 1% new leads and a matcher run, hourly tests)")
-    timed_dbt(
-        main_db,
-        outcome,
-        "dbt_incremental",
-        "dbt build incremental (1%)",
-        ["build", "--exclude", HISTORY_TESTS],
-        rows=added,
-        note=lambda seconds: f"{seconds / record['dbt_full_s']:.0%} of full; hourly tests",
-    )
-    record["dbt_incremental_ratio"] = round(record["dbt_incremental_s"] / record["dbt_full_s"], 3)
+    hourly_build("dbt_incremental", "dbt build incremental (1%)", rows=added)
     # the same build again, with nothing new: what every hourly build costs (dbt's start,
     # each source compared whole, each node's own statements), the floor of that ratio
     log("dbt build again, nothing new (the hourly build's floor)")
-    timed_dbt(
-        main_db,
-        outcome,
-        "dbt_noop",
-        "dbt build, nothing new",
-        ["build", "--exclude", HISTORY_TESTS],
-        note=lambda seconds: f"{seconds / record['dbt_full_s']:.0%} of full; hourly tests",
-    )
-    record["dbt_noop_ratio"] = round(record["dbt_noop_s"] / record["dbt_full_s"], 3)
+    hourly_build("dbt_noop", "dbt build, nothing new")
     log("dbt build --select tag:whole_history (the day's tests of the whole history)")
     timed_dbt(
         main_db,

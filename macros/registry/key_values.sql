@@ -7,8 +7,8 @@
 {%- macro key_values(row) -%}
 lateral (
     values
-    ('phone', {{ row }}.phone_key),
-    ('document', {{ row }}.document_key),
-    ('email', {{ row }}.email_key)
+    {%- for key_type in key_types() %}
+    ('{{ key_type }}', {{ row }}.{{ key_type }}_key){{ ',' if not loop.last }}
+    {%- endfor %}
 )
 {%- endmacro %}

@@ -6,7 +6,8 @@
 ) }}
 
 {#- The unique index is the primary key. `int_lead_identifiers` tests each lead's keys
-    against the values of one type (a subquery hashed once per statement). Counted incrementally: a value becomes shared only by gaining a holder, a person
+    against the values of one type (a subquery hashed once per statement). Counted
+    incrementally: a value becomes shared only by gaining a holder, a person
     `person_keys` (re)loaded since the last count (its `loaded_at` after this table's:
     each build writes `person_keys` before this), and stops being junk only by losing
     one, so a build recounts those persons' values and the values already junk, each
@@ -15,7 +16,7 @@
 
 {#- a list, or one value given as text (`--vars '{junk_emails: a@b.co}'`) -#}
 {%- set blocklists = {} %}
-{%- for key_type in ['phone', 'document', 'email'] %}
+{%- for key_type in key_types() %}
 {%- set values = var('junk_' ~ key_type ~ 's', []) %}
 {%- do blocklists.update({key_type: [values] if values is string else (values or [])}) %}
 {%- endfor %}

@@ -36,7 +36,7 @@ from (
         keyed.created_at,
         keyed.changed_at,
         keyed.full_name,
-        {% for key_type in ['phone', 'document', 'email'] -%}
+        {% for key_type in key_types() -%}
         case
             when keyed.{{ key_type }}_key in (
                 select junk.key_value from {{ ref('junk_keys') }} as junk
