@@ -302,6 +302,12 @@ def near_pass(
     return decided, {row[2]: row[4] for row in found}
 
 
+def sampled_weights(conninfo: str) -> TokenWeights:
+    """The word weights of the registry's name sample (``stream.sample_names``)."""
+    with stream.session(conninfo) as conn:
+        return TokenWeights.from_names(stream.sample_names(conn))
+
+
 def run_match(
     conninfo: str,
     *,
@@ -366,23 +372,24 @@ def run_match(
             pipeline.tuned_interpreter(),
             pipeline.ahead(found, name="kpi-red-find") as found_ahead,
         ):
-            # read while the stream copies the worklist; the sample's words are counted
-            # (Python) while the server reads the persons changed since the build
+            # read while the stream copies the worklist; the name sample is read and its
+            # words counted (its own connection) while the server reads the persons
+            # changed since the build
             try:
-                sample = stream.sample_names(conn)
                 with ThreadPoolExecutor(1, thread_name_prefix="kpi-red-names") as counting:
-                    weights = counting.submit(TokenWeights.from_names, sample)
+                    sampled = counting.submit(sampled_weights, conninfo)
                     live = LiveRegistry.from_rows(
                         stream.load_changed_persons(conn, limit=CHANGED_PERSONS_LIMIT),
                         junk=stream.load_junk(conn) | rules.blocklisted,
                     )
+                    weights = sampled.result()
             except BaseException as exc:
                 registry.set_exception(exc)
                 ledger.close()
                 raise
             registry.set_result(live)
             summary.persons_read_live = len(live.changed)
-            names = options.name_rules(weights.result())
+            names = options.name_rules(weights)
             decide = partial(
                 decided_batches,
                 conninfo=conninfo,

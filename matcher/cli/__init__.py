@@ -8,6 +8,9 @@ added to ``main`` below.
 
 from __future__ import annotations
 
+import atexit
+import gc
+
 import click
 
 from matcher import __version__
@@ -15,7 +18,7 @@ from matcher.cli import lead, match, panel, review, setup
 from matcher.cli.common import Context
 from matcher.cli.match import CYCLE_BUSY_EXIT
 
-__all__ = ["CYCLE_BUSY_EXIT", "main"]
+__all__ = ["CYCLE_BUSY_EXIT", "main", "run"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -50,3 +53,13 @@ for command in (
     lead.unlink,
 ):
     main.add_command(command)
+
+
+def run() -> None:
+    """The ``kpi-red`` console script: ``main``, then an exit without a last traversal of
+    what the command left. Reference counting frees those objects as the process ends;
+    the interpreter's final collection would first walk them all (50-60 ms after a match
+    run, measured: a fifth of a run with nothing to do). Frozen (``gc.freeze``), they are
+    skipped."""
+    atexit.register(gc.freeze)
+    main()

@@ -82,12 +82,20 @@ candidate_rows as materialized (
     select due_at_build.lead_source_pk
     from due_at_build
     union all
-    -- the view retries these at once when a registry change touched them after the attempt
-    select failed_at_build.lead_source_pk
-    from failed_at_build
-    inner join registry_touches
-        on registry_touches.lead_source_pk = failed_at_build.lead_source_pk
-    where failed_at_build.last_attempt_at < registry_touches.touched_at
+    -- the view retries these at once when a registry change touched them after the
+    -- attempt: a probe of the queue's key per touched lead (a lateral with a limit; a
+    -- join hashed every failed lead of the queue, which grows with the history)
+    select registry_touches.lead_source_pk
+    from registry_touches
+    inner join lateral (
+        select failed_at_build.last_attempt_at
+        from failed_at_build
+        where
+            failed_at_build.lead_source_pk = registry_touches.lead_source_pk
+            and failed_at_build.last_attempt_at < registry_touches.touched_at
+        order by failed_at_build.lead_source_pk
+        limit 1
+    ) as touched_failure on true
     union all
     -- every failed lead attempted before the row '*' moved (the queue's index on
     -- `(status, last_attempt_at)` finds none when it is older than every attempt)
