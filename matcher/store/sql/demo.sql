@@ -952,11 +952,14 @@ rendered as (
             when intended.scenario = 'claimed' and not intended.uses_ghost then intended.person_key
         end as truth_person_key,
         intended.created_at,
+        -- a quarter edited within two days of creation, before the anchor: spread over
+        -- that span (clamped to the anchor, the edits of the last two days' leads piled
+        -- up on that one instant, inside every hour's look-back)
         case
-            when intended.update_roll % 100 < 25 then least(
-                intended.created_at + (intended.update_roll / 100 % 2880) * interval '1 minute',
-                intended.anchor_at
-            )
+            when intended.update_roll % 100 < 25 then intended.created_at
+                + (intended.update_roll / 100 % 2880) / 2880.0
+                * (least(intended.created_at + interval '2 days', intended.anchor_at)
+                    - intended.created_at)
         end as updated_at,
         case
             when intended.scenario = 'missing_identifiers' and intended.name_style % 100 < 15
@@ -1107,11 +1110,15 @@ select
     end as email,
     created_at,
     case
-        -- edited some time after creation, never later than a day before the first lead
-        when style / 100000 % 10 < 3 then greatest(created_at, least(
-            created_at + (style_2 / 10000 % 20000) * interval '1 hour',
-            (select anchor_at from demo_params) - interval '31 days'
-        ))
+        -- edited some time after creation, never later than a day before the first lead:
+        -- spread over that span (clamped to its end, 8% of the registry shared that one
+        -- instant, the newest change, so every build re-checked them within its look-back)
+        when style / 100000 % 10 < 3 then created_at
+            + (style_2 / 10000 % 20000) / 20000.0
+            * greatest(
+                (select anchor_at from demo_params) - interval '31 days' - created_at,
+                interval '0'
+            )
     end as updated_at
 from demo_persons
 where is_registered;
