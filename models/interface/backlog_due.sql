@@ -1,7 +1,7 @@
 {#- Live: the backlog view's eligible leads now, found without evaluating every lead.
     A lead can be due only if it was due at the last build (the queue's `next_attempt_at`,
     never later than the view's but for the two cases below), or something about it
-    changed since: it was attempted (`int_lead_attempts__recent`), a reviewer rejected a
+    changed since: it was attempted (`attempted_since_build`), a reviewer rejected a
     person for it, a registry change touched it after its failed attempt
     (`int_lead_registry_touches`), or it was created or
     edited since the build (its own timestamps, from the newest build that stored any
@@ -47,8 +47,12 @@ leads as (
     select * from {{ ref('stg_cabinet__leads') }}
 ),
 
-recent_attempts as (
-    select * from {{ ref('int_lead_attempts__recent') }}
+attempts as (
+    select * from {{ ref('stg_kpi_red__match_attempts') }}
+),
+
+stored_attempts as (
+    select * from {{ ref('int_lead_attempts__stored') }}
 ),
 
 rejections as (
@@ -106,8 +110,12 @@ candidate_rows as materialized (
             select every_lead_touched.touched_at from every_lead_touched
         )
     union all
-    select recent_attempts.lead_source_pk
-    from recent_attempts
+    -- attempted since the build: the leads only, by the log's primary key (their fold,
+    -- `int_lead_attempts__recent`, reads each one's every attempt: the whole log, hashed,
+    -- for an hour's few)
+    select attempts.lead_source_pk
+    from attempts
+    where {{ attempted_since_build('attempts.attempt_id', 'stored_attempts') }}
     union all
     select rejections.lead_source_pk
     from rejections
