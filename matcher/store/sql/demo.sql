@@ -1110,15 +1110,13 @@ select
     end as email,
     created_at,
     case
-        -- edited some time after creation, never later than a day before the first lead:
-        -- spread over that span (clamped to its end, 8% of the registry shared that one
-        -- instant, the newest change, so every build re-checked them within its look-back)
+        -- edited some time after creation (itself at least 31 days before the anchor),
+        -- never later than a day before the first lead: spread over that span (clamped to
+        -- its end, 8% of the registry shared that one instant, the newest change, so every
+        -- build re-checked them within its look-back)
         when style / 100000 % 10 < 3 then created_at
             + (style_2 / 10000 % 20000) / 20000.0
-            * greatest(
-                (select anchor_at from demo_params) - interval '31 days' - created_at,
-                interval '0'
-            )
+            * ((select anchor_at from demo_params) - interval '31 days' - created_at)
     end as updated_at
 from demo_persons
 where is_registered;
